@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Every test azbook has: formatting, lints, unit tests, end-to-end tests of both binaries
+# against azsim, and the demo itself. CI runs exactly this (.ci/run).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n== %s\n' "$*" >&2; }
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy (warnings are errors)"
+cargo clippy --locked --all-targets -- -D warnings
+
+step "cargo test (unit and end-to-end)"
+cargo test --locked --all-targets
+
+step "the README's demo (scripts/demo.sh)"
+demo_out=$(scripts/demo.sh 2>&1) || { printf '%s\n' "$demo_out" >&2; echo "scripts/demo.sh failed" >&2; exit 1; }
+# The demo fleet has both compliant and noncompliant resources of every kind; the demo must
+# show them, so a demo that silently printed nothing fails here.
+for expect in "noncompliant  storage-account-mmk" "compliant     sql-server-tde-protector-mmk" "skipped       sql-database-tde-mmk"; do
+  if ! grep -qF -- "$expect" <<<"$demo_out"; then
+    printf '%s\n' "$demo_out" >&2
+    echo "the demo output lacks: $expect" >&2
+    exit 1
+  fi
+done
+
+step "all tests passed"

@@ -1,0 +1,689 @@
+//! The one module that starts processes: an `az` argv in, parsed JSON or a typed error out.
+//!
+//! Every call is an argv vector run through duct, never a shell, so no value from a playbook or
+//! from Azure can become an extra command. azbook adds `--subscription=<id>` to every call that
+//! reads or changes a resource and `--output=json` to every call, so that `az account set` or
+//! `core.output=table` in another terminal cannot change what a run does. Each call has a
+//! timeout that kills az's whole process group (az is a Python program that may start others).
+
+use serde_json::Value;
+use std::fmt;
+use std::io;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+#[derive(Clone, Debug)]
+pub struct AzConfig {
+    /// `az` itself, or whatever `--az` / `AZBOOK_AZ` names.
+    pub program: PathBuf,
+    pub read_timeout: Duration,
+    pub change_timeout: Duration,
+    pub retry: RetryPolicy,
+}
+
+/// Backoff for calls that az itself already retried and gave up on as throttled or transient.
+/// az honours `Retry-After` inside one call; azbook's retries are the slower, outer loop.
+#[derive(Clone, Debug)]
+pub struct RetryPolicy {
+    /// Retries after the first attempt.
+    pub retries: u32,
+    /// The first delay; each further one doubles, up to `max_delay`, with jitter.
+    pub delay: Duration,
+    pub max_delay: Duration,
+}
+
+impl Default for AzConfig {
+    fn default() -> Self {
+        AzConfig {
+            program: PathBuf::from("az"),
+            read_timeout: Duration::from_secs(5 * 60),
+            change_timeout: Duration::from_secs(20 * 60),
+            retry: RetryPolicy {
+                retries: 4,
+                delay: Duration::from_secs(10),
+                max_delay: Duration::from_secs(120),
+            },
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CallKind {
+    Read,
+    Change,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// az could not be started at all.
+    Missing,
+    NotSignedIn,
+    Authorization,
+    NotFound,
+    Throttled,
+    Transient,
+    BadArguments,
+    MalformedOutput,
+    Timeout,
+    Failed,
+}
+
+#[derive(Clone, Debug)]
+pub struct AzError {
+    pub kind: ErrorKind,
+    /// The `(Code)` az printed, when it printed one.
+    pub code: Option<String>,
+    pub message: String,
+    /// The command as run, for messages: `az storage account list --subscription=...`.
+    pub command: String,
+    pub exit_code: Option<i32>,
+    pub stderr: String,
+}
+
+impl AzError {
+    /// What the operator can do about it.
+    pub fn hint(&self) -> &'static str {
+        match self.kind {
+            ErrorKind::Missing => {
+                "install the Azure CLI (https://aka.ms/installazurecli), or point --az or AZBOOK_AZ at it"
+            }
+            ErrorKind::NotSignedIn => {
+                "run `az login` (and `az account set --subscription <id>` if needed), then run azbook again"
+            }
+            ErrorKind::Authorization => {
+                "the signed-in identity lacks a permission on this resource: ask for a role that grants it (Reader to test), or run as an identity that has it"
+            }
+            ErrorKind::NotFound => {
+                "the resource, its resource group or the subscription does not exist (or was deleted during the run)"
+            }
+            ErrorKind::Throttled => {
+                "Azure is throttling this subscription: run again later, or with fewer --jobs"
+            }
+            ErrorKind::Transient => "Azure reported a temporary failure: run again",
+            ErrorKind::BadArguments => {
+                "az rejected the arguments: this installed az may be too old or too new for the playbook; check `az version`"
+            }
+            ErrorKind::MalformedOutput => {
+                "az printed something that is not JSON: check the az installation and any `az config` output settings"
+            }
+            ErrorKind::Timeout => {
+                "az did not answer in time and was stopped: run again, or raise --read-timeout"
+            }
+            ErrorKind::Failed => "see az's message above",
+        }
+    }
+
+    /// True when az itself gave up on a condition that passes with time.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self.kind, ErrorKind::Throttled | ErrorKind::Transient)
+    }
+}
+
+impl fmt::Display for AzError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.code {
+            Some(code) => write!(f, "`{}` failed: ({code}) {}", self.command, self.message),
+            None => write!(f, "`{}` failed: {}", self.command, self.message),
+        }
+    }
+}
+
+impl std::error::Error for AzError {}
+
+/// Receives every call as it starts (for `-v`) without the runner knowing who listens.
+pub trait CallObserver: Sync {
+    fn call_started(&self, argv: &[String]);
+}
+
+pub struct Az<'o> {
+    config: AzConfig,
+    observer: Option<&'o dyn CallObserver>,
+    calls: AtomicU64,
+    jitter_state: AtomicU64,
+}
+
+impl<'o> Az<'o> {
+    pub fn new(config: AzConfig, observer: Option<&'o dyn CallObserver>) -> Self {
+        let seed = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0x9e37_79b9_7f4a_7c15)
+            | 1;
+        Az {
+            config,
+            observer,
+            calls: AtomicU64::new(0),
+            jitter_state: AtomicU64::new(seed),
+        }
+    }
+
+    /// How many az processes this runner started (retries included).
+    pub fn calls_made(&self) -> u64 {
+        self.calls.load(Ordering::Relaxed)
+    }
+
+    /// The exact argv that runs for `argv` (which starts with `az`): the subscription and the
+    /// output format appended, the program replaced by the configured one.
+    pub fn full_argv(argv: &[String], subscription: Option<&str>) -> Vec<String> {
+        let mut full: Vec<String> = argv.to_vec();
+        if let Some(sub) = subscription {
+            full.push(format!("--subscription={sub}"));
+        }
+        full.push("--output=json".to_string());
+        full
+    }
+
+    /// Runs one az command and parses what it printed. Throttled and transient failures are
+    /// retried with exponential backoff and jitter; all others return at once.
+    pub fn run(
+        &self,
+        argv: &[String],
+        subscription: Option<&str>,
+        kind: CallKind,
+    ) -> Result<Value, AzError> {
+        let full = Self::full_argv(argv, subscription);
+        let timeout = match kind {
+            CallKind::Read => self.config.read_timeout,
+            CallKind::Change => self.config.change_timeout,
+        };
+        let mut attempt = 0;
+        loop {
+            let result = self.run_once(&full, timeout);
+            match result {
+                Err(e) if e.is_retryable() && attempt < self.config.retry.retries => {
+                    std::thread::sleep(self.backoff(attempt));
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn backoff(&self, attempt: u32) -> Duration {
+        let policy = &self.config.retry;
+        let exp = policy
+            .delay
+            .saturating_mul(2u32.saturating_pow(attempt))
+            .min(policy.max_delay);
+        // Full jitter over the upper half: parallel workers that failed together do not all
+        // come back at the same instant.
+        let r = self.next_random() as f64 / u64::MAX as f64;
+        exp.mul_f64(0.5 + 0.5 * r)
+    }
+
+    fn next_random(&self) -> u64 {
+        // xorshift64*: jitter needs spread, not cryptographic quality.
+        let mut x = self.jitter_state.load(Ordering::Relaxed);
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.jitter_state.store(x, Ordering::Relaxed);
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn run_once(&self, full: &[String], timeout: Duration) -> Result<Value, AzError> {
+        if let Some(observer) = self.observer {
+            observer.call_started(full);
+        }
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        let command = display_command(full);
+        let error =
+            |kind, code: Option<String>, message: String, exit_code, stderr: String| AzError {
+                kind,
+                code,
+                message,
+                command: command.clone(),
+                exit_code,
+                stderr,
+            };
+        let expression = duct::cmd(self.config.program.as_os_str(), &full[1..])
+            .stdin_null()
+            .stdout_capture()
+            .stderr_capture()
+            .unchecked()
+            .before_spawn(|cmd| {
+                // A group of its own, so that a timeout can kill az and everything it started.
+                cmd.process_group(0);
+                Ok(())
+            });
+        let handle = expression.start().map_err(|e| {
+            let what = match e.kind() {
+                io::ErrorKind::NotFound => "not found".to_string(),
+                io::ErrorKind::PermissionDenied => "not executable".to_string(),
+                _ => e.to_string(),
+            };
+            error(
+                ErrorKind::Missing,
+                None,
+                format!("cannot run `{}`: {what}", self.config.program.display()),
+                None,
+                String::new(),
+            )
+        })?;
+        let output = match handle.wait_timeout(timeout) {
+            Ok(Some(output)) => output.clone(),
+            Ok(None) => {
+                kill_group(&handle);
+                let _ = handle.wait();
+                return Err(error(
+                    ErrorKind::Timeout,
+                    None,
+                    format!(
+                        "no answer after {}s; az and its children were killed",
+                        timeout.as_secs_f64()
+                    ),
+                    None,
+                    String::new(),
+                ));
+            }
+            Err(e) => {
+                kill_group(&handle);
+                return Err(error(
+                    ErrorKind::Failed,
+                    None,
+                    format!("waiting for az failed: {e}"),
+                    None,
+                    String::new(),
+                ));
+            }
+        };
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        let exit_code = output.status.code();
+        if !output.status.success() {
+            let (kind, code, message) = classify(exit_code, &stderr);
+            return Err(error(kind, code, message, exit_code, stderr));
+        }
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        if stdout.trim().is_empty() {
+            return Ok(Value::Null);
+        }
+        serde_json::from_str(&stdout).map_err(|e| {
+            let head: String = stdout.chars().take(120).collect();
+            error(
+                ErrorKind::MalformedOutput,
+                None,
+                format!("az exited 0 but its output is not JSON ({e}); it began with {head:?}"),
+                exit_code,
+                stderr,
+            )
+        })
+    }
+}
+
+fn kill_group(handle: &duct::Handle) {
+    for pid in handle.pids() {
+        // SAFETY: kill(2) with a negative pid signals the process group we created for this
+        // child; it touches no memory of ours.
+        unsafe {
+            libc::kill(-(pid as i32), libc::SIGKILL);
+        }
+    }
+}
+
+/// A command line for people to read and paste: arguments with spaces or quotes are quoted.
+pub fn display_command(argv: &[String]) -> String {
+    argv.iter()
+        .map(|a| {
+            let plain = !a.is_empty()
+                && a.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_=./:,@%+".contains(c));
+            if plain {
+                a.clone()
+            } else {
+                format!("'{}'", a.replace('\'', r"'\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+const THROTTLED: &[&str] = &[
+    "TooManyRequests",
+    "ResourceRequestsThrottled",
+    "SubscriptionRequestsThrottled",
+    "TenantRequestsThrottled",
+];
+const TRANSIENT: &[&str] = &[
+    "InternalServerError",
+    "ServiceUnavailable",
+    "GatewayTimeout",
+    "BadGateway",
+    "ServerTimeout",
+    "ServerBusy",
+    "RetryableError",
+    "GatewayAuthenticationFailed",
+];
+const AUTHORIZATION: &[&str] = &[
+    "AuthorizationFailed",
+    "LinkedAuthorizationFailed",
+    "AuthorizationPermissionMismatch",
+    "Forbidden",
+    "InsufficientAccountPermissions",
+];
+const NOT_FOUND: &[&str] = &[
+    "ResourceNotFound",
+    "ResourceGroupNotFound",
+    "ParentResourceNotFound",
+    "SubscriptionNotFound",
+    "NotFound",
+    "ServerNotFound",
+    "DatabaseDoesNotExist",
+];
+const SIGN_IN: &[&str] = &[
+    "InvalidAuthenticationToken",
+    "ExpiredAuthenticationToken",
+    "InvalidAuthenticationTokenTenant",
+    "AuthenticationFailed",
+];
+
+/// Classifies a failed az call from its exit code (0 ok, 1 error, 2 bad arguments, 3 not
+/// found) and the `ERROR: (Code) Message` / `Code:` / `Message:` lines it printed.
+pub fn classify(exit_code: Option<i32>, stderr: &str) -> (ErrorKind, Option<String>, String) {
+    let error_line = stderr
+        .lines()
+        .find(|l| l.starts_with("ERROR:"))
+        .map(|l| l.trim_start_matches("ERROR:").trim().to_string());
+    let (mut code, mut message) = match &error_line {
+        Some(line) if line.starts_with('(') => match line.find(')') {
+            Some(end) => (
+                Some(line[1..end].to_string()),
+                line[end + 1..].trim().to_string(),
+            ),
+            None => (None, line.clone()),
+        },
+        Some(line) => (None, line.clone()),
+        None => (None, String::new()),
+    };
+    if code.is_none() {
+        code = stderr
+            .lines()
+            .find_map(|l| l.strip_prefix("Code:"))
+            .map(|c| c.trim().to_string())
+            .filter(|c| !c.is_empty());
+    }
+    if message.is_empty() {
+        message = stderr
+            .lines()
+            .find_map(|l| l.strip_prefix("Message:"))
+            .map(|m| m.trim().to_string())
+            .or_else(|| {
+                stderr
+                    .lines()
+                    .rev()
+                    .find(|l| !l.trim().is_empty())
+                    .map(|l| l.trim().to_string())
+            })
+            .unwrap_or_else(|| {
+                format!(
+                    "az exited with {}",
+                    exit_code.map_or("a signal".to_string(), |c| c.to_string())
+                )
+            });
+    }
+    let is = |list: &[&str]| {
+        code.as_deref()
+            .is_some_and(|c| list.iter().any(|k| k.eq_ignore_ascii_case(c)))
+    };
+    let lower = stderr.to_lowercase();
+    let kind = if lower.contains("az login")
+        || lower.contains("az account set") && lower.contains("please run")
+        || is(SIGN_IN)
+        || lower.contains("aadsts70043")
+        || lower.contains("aadsts700082")
+    {
+        ErrorKind::NotSignedIn
+    } else if is(THROTTLED) {
+        ErrorKind::Throttled
+    } else if is(TRANSIENT) {
+        ErrorKind::Transient
+    } else if is(AUTHORIZATION) {
+        ErrorKind::Authorization
+    } else if is(NOT_FOUND) || exit_code == Some(3) {
+        ErrorKind::NotFound
+    } else if exit_code == Some(2) {
+        ErrorKind::BadArguments
+    } else {
+        ErrorKind::Failed
+    };
+    (kind, code, message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reference(name: &str) -> (Option<i32>, String) {
+        let path = format!(
+            "{}/tests/reference/az_cli_2.91/{name}.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let v: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        (
+            v["exit_code"].as_i64().map(|c| c as i32),
+            v["stderr"].as_str().unwrap().to_string(),
+        )
+    }
+
+    #[test]
+    fn classifies_the_errors_real_az_printed() {
+        let (exit, stderr) = reference("error_not_found_rc3");
+        let (kind, code, message) = classify(exit, &stderr);
+        assert_eq!(kind, ErrorKind::NotFound);
+        assert_eq!(code.as_deref(), Some("ResourceNotFound"));
+        assert!(
+            message.starts_with("The Resource 'Microsoft.Storage/storageAccounts'"),
+            "{message}"
+        );
+
+        let (exit, stderr) = reference("error_authorization_failed_rc1");
+        let (kind, code, _) = classify(exit, &stderr);
+        assert_eq!(
+            (kind, code.as_deref()),
+            (ErrorKind::Authorization, Some("AuthorizationFailed"))
+        );
+
+        for name in [
+            "error_missing_argument_rc2",
+            "error_unrecognized_argument_rc2",
+        ] {
+            let (exit, stderr) = reference(name);
+            let (kind, code, message) = classify(exit, &stderr);
+            assert_eq!((kind, code), (ErrorKind::BadArguments, None), "{name}");
+            assert!(!message.is_empty());
+        }
+    }
+
+    #[test]
+    fn classifies_sign_in_throttling_and_transient_failures() {
+        let (kind, _, message) =
+            classify(Some(1), "ERROR: Please run 'az login' to setup account.\n");
+        assert_eq!(kind, ErrorKind::NotSignedIn);
+        assert_eq!(message, "Please run 'az login' to setup account.");
+        let (kind, _, _) = classify(
+            Some(1),
+            "ERROR: Please run \"az login\" to access your accounts.\n",
+        );
+        assert_eq!(kind, ErrorKind::NotSignedIn);
+        for code in [
+            "TooManyRequests",
+            "ResourceRequestsThrottled",
+            "SubscriptionRequestsThrottled",
+        ] {
+            let stderr = format!("ERROR: ({code}) slow down\nCode: {code}\nMessage: slow down\n");
+            assert_eq!(classify(Some(1), &stderr).0, ErrorKind::Throttled, "{code}");
+        }
+        let (kind, code, _) = classify(Some(1), "Code: InternalServerError\nMessage: boom\n");
+        assert_eq!(
+            (kind, code.as_deref()),
+            (ErrorKind::Transient, Some("InternalServerError"))
+        );
+        assert_eq!(
+            classify(Some(1), "ERROR: something else\n").0,
+            ErrorKind::Failed
+        );
+    }
+
+    #[test]
+    fn full_argv_appends_subscription_and_output() {
+        let argv: Vec<String> = ["az", "storage", "account", "list"]
+            .map(String::from)
+            .to_vec();
+        assert_eq!(
+            Az::full_argv(&argv, Some("sub")),
+            [
+                "az",
+                "storage",
+                "account",
+                "list",
+                "--subscription=sub",
+                "--output=json"
+            ]
+        );
+        assert_eq!(Az::full_argv(&argv[..1], None), ["az", "--output=json"]);
+    }
+
+    #[test]
+    fn display_quotes_what_a_shell_would_split() {
+        let argv: Vec<String> = ["az", "--resource-group=-rg ops(1)", "--name=it's"]
+            .map(String::from)
+            .to_vec();
+        assert_eq!(
+            display_command(&argv),
+            r#"az '--resource-group=-rg ops(1)' '--name=it'\''s'"#
+        );
+    }
+
+    /// A fake `az`: `/bin/sh -c BODY az ARGS...`, so that the runner is tested without azsim
+    /// (and without writing scripts that a concurrent fork could hold open).
+    fn fake_az() -> Az<'static> {
+        let config = AzConfig {
+            program: PathBuf::from("/bin/sh"),
+            read_timeout: Duration::from_millis(500),
+            retry: RetryPolicy {
+                retries: 3,
+                delay: Duration::from_millis(1),
+                max_delay: Duration::from_millis(5),
+            },
+            ..AzConfig::default()
+        };
+        Az::new(config, None)
+    }
+
+    fn run(
+        az: &Az,
+        body: &str,
+        args: &[&str],
+        subscription: Option<&str>,
+    ) -> Result<Value, AzError> {
+        let mut argv = vec![
+            "az".to_string(),
+            "-c".to_string(),
+            body.to_string(),
+            "az".to_string(),
+        ];
+        argv.extend(args.iter().map(|a| a.to_string()));
+        az.run(&argv, subscription, CallKind::Read)
+    }
+
+    #[test]
+    fn passes_each_argument_as_one_element_and_parses_json() {
+        let az = fake_az();
+        let body = r#"printf '['; for a in "$@"; do printf '"%s",' "$a"; done; printf '"end"]'"#;
+        let out = run(&az, body, &["x", "--name=a b;$(id)"], Some("s")).unwrap();
+        assert_eq!(
+            out,
+            serde_json::json!([
+                "x",
+                "--name=a b;$(id)",
+                "--subscription=s",
+                "--output=json",
+                "end"
+            ])
+        );
+        assert_eq!(az.calls_made(), 1);
+    }
+
+    #[test]
+    fn timeout_kills_the_whole_process_tree() {
+        let dir = tempfile::tempdir().unwrap();
+        let pidfile = dir.path().join("child.pid");
+        let az = fake_az();
+        let body = format!("sleep 60 & echo $! > {}; wait", pidfile.display());
+        let err = run(&az, &body, &[], None).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Timeout);
+        assert!(err.message.contains("killed"), "{}", err.message);
+        let pid = std::fs::read_to_string(&pidfile)
+            .unwrap()
+            .trim()
+            .to_string();
+        let alive = || {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .map(|stat| {
+                    stat.split_whitespace()
+                        .nth(2)
+                        .is_none_or(|state| state != "Z")
+                })
+                .unwrap_or(false)
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while alive() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(!alive(), "the grandchild {pid} outlived the timeout");
+    }
+
+    #[test]
+    fn retries_throttling_and_not_bad_arguments() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("attempts");
+        let az = fake_az();
+        let body = format!(
+            "echo x >> {s}; if [ $(wc -l < {s}) -lt 3 ]; then echo 'ERROR: (TooManyRequests) slow down' >&2; exit 1; fi; echo '{{}}'",
+            s = state.display()
+        );
+        assert_eq!(run(&az, &body, &[], None).unwrap(), serde_json::json!({}));
+        assert_eq!(az.calls_made(), 3);
+
+        let az = fake_az();
+        let err = run(
+            &az,
+            "echo 'ERROR: unrecognized arguments: --x' >&2; exit 2",
+            &[],
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::BadArguments);
+        assert_eq!(az.calls_made(), 1);
+    }
+
+    #[test]
+    fn empty_output_is_null_and_garbage_is_malformed() {
+        assert_eq!(run(&fake_az(), "true", &[], None).unwrap(), Value::Null);
+        let err = run(&fake_az(), "echo '{\"a\":'", &[], None).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::MalformedOutput);
+    }
+
+    #[test]
+    fn backoff_grows_and_stays_under_the_cap() {
+        let config = AzConfig {
+            retry: RetryPolicy {
+                retries: 5,
+                delay: Duration::from_millis(100),
+                max_delay: Duration::from_millis(350),
+            },
+            ..AzConfig::default()
+        };
+        let az = Az::new(config, None);
+        for attempt in 0..6 {
+            let d = az.backoff(attempt);
+            let exp =
+                Duration::from_millis(100 * 2u64.pow(attempt)).min(Duration::from_millis(350));
+            assert!(
+                d >= exp / 2 && d <= exp,
+                "attempt {attempt}: {d:?} vs {exp:?}"
+            );
+        }
+    }
+}

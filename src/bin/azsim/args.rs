@@ -1,0 +1,541 @@
+//! az's argument grammar: Python argparse as azure-cli configures it. What a caller of `az` can
+//! get wrong has to fail here exactly as it fails with az: a value that starts with `-` after a
+//! separate option (`-g -rg.ops(1)`) is "expected one argument", while `--resource-group=-rg.ops(1)`
+//! is accepted; unknown options and stray words are "unrecognized arguments" (exit 2).
+
+use crate::armid;
+use crate::errors::AzError;
+use std::collections::HashMap;
+
+/// How many values an option takes (argparse's `nargs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arity {
+    /// Exactly one value (`--name N` or `--name=N`).
+    One,
+    /// No value (`store_true`).
+    Flag,
+    /// azure-cli's three-state flag: a bare flag means true, or an explicit true/false.
+    OptionalBool,
+    /// One or more values (`--ids A B`).
+    Many,
+}
+
+/// Which part of an ARM resource id fills an argument when `--ids` is used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdPart {
+    ResourceGroup,
+    Name,
+    ChildName1,
+}
+
+#[derive(Debug)]
+pub struct Param {
+    pub dest: &'static str,
+    /// Option strings in az's order; the first is the one az names in messages.
+    pub options: &'static [&'static str],
+    pub arity: Arity,
+    /// Allowed values, matched case-insensitively and normalized (azure-cli's enum type).
+    pub choices: &'static [&'static str],
+    pub required: bool,
+    pub id_part: Option<IdPart>,
+}
+
+impl Param {
+    pub const fn one(dest: &'static str, options: &'static [&'static str]) -> Param {
+        Param {
+            dest,
+            options,
+            arity: Arity::One,
+            choices: &[],
+            required: false,
+            id_part: None,
+        }
+    }
+    pub const fn required(self) -> Param {
+        Param {
+            required: true,
+            ..self
+        }
+    }
+    pub const fn choices(self, choices: &'static [&'static str]) -> Param {
+        Param { choices, ..self }
+    }
+    pub const fn arity(self, arity: Arity) -> Param {
+        Param { arity, ..self }
+    }
+    pub const fn id(self, part: IdPart) -> Param {
+        Param {
+            id_part: Some(part),
+            ..self
+        }
+    }
+
+    fn display(&self) -> String {
+        self.options.join("/")
+    }
+}
+
+/// The grammar of one command: its words, arguments and the help example az prints under a
+/// missing-argument error.
+#[derive(Debug)]
+pub struct CommandSpec {
+    pub words: &'static [&'static str],
+    pub summary: &'static str,
+    pub example: &'static str,
+    pub example_summary: &'static str,
+    pub params: &'static [Param],
+    /// Changes the world (logged with `mutating: true`).
+    pub mutating: bool,
+    /// Accepts `--ids` in place of its id-part arguments.
+    pub ids: bool,
+    /// Accepts the global `--subscription`.
+    pub subscription: bool,
+    /// The command's own argument validator, run at parse time like azure-cli's (so before
+    /// the sign-in check): its errors exit 2.
+    pub validate: Option<Validator>,
+}
+
+pub type Validator = fn(&Parsed) -> Result<(), AzError>;
+
+impl CommandSpec {
+    pub fn prog(&self) -> String {
+        format!("az {}", self.words.join(" "))
+    }
+}
+
+const OUTPUT: Param = Param::one("output", &["--output", "-o"])
+    .choices(&["json", "jsonc", "yaml", "yamlc", "table", "tsv", "none"]);
+const QUERY: Param = Param::one("query", &["--query"]);
+const HELP: Param = Param::one("help", &["--help", "-h"]).arity(Arity::Flag);
+const SUBSCRIPTION: Param = Param::one("subscription", &["--subscription"]);
+const IDS: Param = Param::one("ids", &["--ids"]).arity(Arity::Many);
+
+/// The parsed values of one invocation (for `--ids`, of one id).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Parsed {
+    values: HashMap<&'static str, Vec<String>>,
+}
+
+impl Parsed {
+    pub fn one(&self, dest: &str) -> Option<&str> {
+        self.values
+            .get(dest)
+            .and_then(|v| v.last())
+            .map(String::as_str)
+    }
+    pub fn flag(&self, dest: &str) -> bool {
+        self.values.contains_key(dest)
+    }
+    /// A three-state flag: None when absent.
+    pub fn bool3(&self, dest: &str) -> Option<bool> {
+        self.one(dest).map(|v| v == "true")
+    }
+    fn set(&mut self, dest: &'static str, value: Vec<String>) {
+        self.values.insert(dest, value);
+    }
+}
+
+pub enum ParseResult {
+    /// One entry per target: several when `--ids` names several resources.
+    Run(Vec<Parsed>),
+    Help,
+}
+
+enum Token<'p> {
+    Positional,
+    UnknownOption,
+    Option(&'p Param, Option<String>),
+}
+
+/// argparse's `_parse_optional`: decides whether a token is an option, an unknown option or a
+/// value. Only exact option strings are recognized (no abbreviations).
+fn classify<'p>(tok: &str, params: &[&'p Param]) -> Token<'p> {
+    let find = |s: &str| params.iter().copied().find(|p| p.options.contains(&s));
+    if !tok.starts_with('-') || tok == "-" {
+        return Token::Positional;
+    }
+    if let Some(p) = find(tok) {
+        return Token::Option(p, None);
+    }
+    if let Some((name, value)) = tok.split_once('=')
+        && let Some(p) = find(name)
+    {
+        return Token::Option(p, Some(value.to_string()));
+    }
+    if !tok.starts_with("--")
+        && tok.len() > 2
+        && let Some(p) = find(&tok[..2])
+    {
+        return Token::Option(p, Some(tok[2..].to_string()));
+    }
+    let negative_number = tok[1..].parse::<f64>().is_ok() && !tok[1..].starts_with(['+', '-']);
+    if negative_number || tok.contains(' ') {
+        return Token::Positional;
+    }
+    Token::UnknownOption
+}
+
+fn check_choice(prog: &str, p: &Param, value: String) -> Result<String, AzError> {
+    if p.choices.is_empty() {
+        return Ok(value);
+    }
+    match p.choices.iter().find(|c| c.eq_ignore_ascii_case(&value)) {
+        Some(canonical) => Ok(canonical.to_string()),
+        None => Err(AzError::usage(format!(
+            "{prog}: '{value}' is not a valid value for '{}'. Allowed values: {}.",
+            p.options[0],
+            p.choices.join(", ")
+        ))),
+    }
+}
+
+/// Parses the tokens after the command words, then applies azure-cli's checks in its order:
+/// argument errors while consuming, required arguments, unrecognized arguments, and finally the
+/// `(--x --y | --ids) are required` validator.
+pub fn parse(spec: &CommandSpec, tokens: &[String]) -> Result<ParseResult, AzError> {
+    let prog = spec.prog();
+    let mut params: Vec<&Param> = spec.params.iter().collect();
+    params.extend([&OUTPUT, &QUERY, &HELP]);
+    if spec.subscription {
+        params.push(&SUBSCRIPTION);
+    }
+    if spec.ids {
+        params.push(&IDS);
+    }
+    let is_value = |t: &String| matches!(classify(t, &params), Token::Positional);
+    let mut parsed = Parsed::default();
+    let mut extras: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < tokens.len() {
+        let tok = &tokens[i];
+        i += 1;
+        if tok == "--" {
+            extras.extend(tokens[i..].iter().cloned());
+            break;
+        }
+        let (p, explicit) = match classify(tok, &params) {
+            Token::Positional | Token::UnknownOption => {
+                extras.push(tok.clone());
+                continue;
+            }
+            Token::Option(p, explicit) => (p, explicit),
+        };
+        let values = match (p.arity, explicit) {
+            (Arity::Flag, Some(v)) => {
+                return Err(AzError::usage(format!(
+                    "argument {}: ignored explicit argument '{v}'",
+                    p.display()
+                )));
+            }
+            (Arity::Flag, None) if p.dest == "help" => return Ok(ParseResult::Help),
+            (Arity::Flag, None) => vec!["true".to_string()],
+            (_, Some(v)) => vec![v],
+            (Arity::One, None) => match tokens.get(i).filter(|t| is_value(t)) {
+                Some(v) => {
+                    i += 1;
+                    vec![v.clone()]
+                }
+                None => {
+                    return Err(AzError::usage(format!(
+                        "argument {}: expected one argument",
+                        p.display()
+                    )));
+                }
+            },
+            (Arity::OptionalBool, None) => match tokens.get(i).filter(|t| is_value(t)) {
+                Some(v) => {
+                    i += 1;
+                    vec![v.clone()]
+                }
+                None => vec!["true".to_string()],
+            },
+            (Arity::Many, None) => {
+                let taken: Vec<String> = tokens[i..]
+                    .iter()
+                    .take_while(|t| is_value(t))
+                    .cloned()
+                    .collect();
+                if taken.is_empty() {
+                    return Err(AzError::usage(format!(
+                        "argument {}: expected at least one argument",
+                        p.display()
+                    )));
+                }
+                i += taken.len();
+                taken
+            }
+        };
+        let values = values
+            .into_iter()
+            .map(|v| check_choice(&prog, p, v))
+            .collect::<Result<Vec<_>, _>>()?;
+        parsed.set(p.dest, values);
+    }
+    if let Some(q) = parsed.one("query") {
+        jmespath::compile(q).map_err(|_| {
+            AzError::usage(format!(
+                "argument --query: invalid jmespath_type value: '{q}'"
+            ))
+        })?;
+    }
+    let deferred = |p: &&Param| spec.ids && p.id_part.is_some();
+    let missing: Vec<String> = spec
+        .params
+        .iter()
+        .filter(|p| p.required && !deferred(p) && !parsed.flag(p.dest))
+        .map(|p| p.display())
+        .collect();
+    if !missing.is_empty() {
+        let message = format!(
+            "the following arguments are required: {}",
+            missing.join(", ")
+        );
+        return Err(AzError::missing(
+            message,
+            spec.example,
+            spec.example_summary,
+        ));
+    }
+    if !extras.is_empty() {
+        return Err(AzError::usage(format!(
+            "unrecognized arguments: {}",
+            extras.join(" ")
+        )));
+    }
+    let targets = expand_ids(spec, parsed);
+    for target in &targets {
+        let missing: Vec<&str> = spec
+            .params
+            .iter()
+            .filter(|p| p.required && deferred(p) && !target.flag(p.dest))
+            .map(|p| p.options[0])
+            .collect();
+        if !missing.is_empty() {
+            return Err(AzError::validation(format!(
+                "({} | --ids) are required",
+                missing.join(" ")
+            )));
+        }
+        if let Some(validate) = spec.validate {
+            validate(target)?;
+        }
+    }
+    Ok(ParseResult::Run(targets))
+}
+
+/// One `Parsed` per resource id, with the id-part arguments (and the subscription) taken from
+/// the id, as azure-cli's `--ids` action does.
+fn expand_ids(spec: &CommandSpec, parsed: Parsed) -> Vec<Parsed> {
+    let Some(ids) = parsed.values.get("ids").cloned() else {
+        return vec![parsed];
+    };
+    ids.iter()
+        .map(|id| {
+            let parts = armid::parse(id);
+            let mut target = parsed.clone();
+            for p in spec.params.iter().filter(|p| p.id_part.is_some()) {
+                target.values.remove(p.dest);
+                let value = match p.id_part {
+                    Some(IdPart::ResourceGroup) => parts.resource_group.clone(),
+                    Some(IdPart::Name) => parts.name.clone(),
+                    Some(IdPart::ChildName1) => parts.child_name_1.clone(),
+                    None => None,
+                };
+                if let Some(v) = value {
+                    target.set(p.dest, vec![v]);
+                }
+            }
+            if let Some(sub) = parts.subscription {
+                target.set("subscription", vec![sub]);
+            }
+            target
+        })
+        .collect()
+}
+
+/// A short help page in az's layout (`az ... --help`).
+pub fn help_text(spec: &CommandSpec) -> String {
+    let mut out = format!(
+        "\nCommand\n    {} : {}\n\nArguments\n",
+        spec.prog(),
+        spec.summary
+    );
+    for p in spec.params {
+        let required = if p.required { " [Required]" } else { "" };
+        let allowed = if p.choices.is_empty() {
+            String::new()
+        } else {
+            format!("  Allowed values: {}.", p.choices.join(", "))
+        };
+        out.push_str(&format!("    {}{required}{allowed}\n", p.options.join(" ")));
+    }
+    if spec.ids {
+        out.push_str("    --ids : One or more resource IDs (space-delimited).\n");
+    }
+    out.push_str("\nGlobal Arguments\n    --debug\n    --help -h\n    --only-show-errors\n    --output -o\n    --query\n");
+    if spec.subscription {
+        out.push_str("    --subscription\n");
+    }
+    out.push_str(&format!(
+        "    --verbose\n\nExamples\n    {}\n        {}\n\n",
+        spec.example_summary, spec.example
+    ));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PARAMS: &[Param] = &[
+        Param::one("resource_group", &["--resource-group", "-g"])
+            .required()
+            .id(IdPart::ResourceGroup),
+        Param::one("name", &["--name", "-n"])
+            .required()
+            .id(IdPart::Name),
+        Param::one("status", &["--status"])
+            .required()
+            .choices(&["Enabled", "Disabled"]),
+        Param::one("rotate", &["--auto-rotation-enabled"])
+            .arity(Arity::OptionalBool)
+            .choices(&["false", "true"]),
+    ];
+    const SPEC: CommandSpec = CommandSpec {
+        words: &["thing", "set"],
+        summary: "s",
+        example: "az thing set",
+        example_summary: "Sets.",
+        params: PARAMS,
+        mutating: true,
+        ids: true,
+        subscription: true,
+        validate: None,
+    };
+
+    fn run(args: &[&str]) -> Result<Vec<Parsed>, AzError> {
+        let tokens: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        match parse(&SPEC, &tokens)? {
+            ParseResult::Run(t) => Ok(t),
+            ParseResult::Help => panic!("help"),
+        }
+    }
+
+    fn message(e: AzError) -> String {
+        e.render().lines().next().unwrap().to_string()
+    }
+
+    #[test]
+    fn option_forms() {
+        let t = run(&[
+            "-g",
+            "rg",
+            "--name=n1",
+            "--status",
+            "disabled",
+            "--auto-rotation-enabled",
+        ])
+        .unwrap();
+        assert_eq!(t[0].one("resource_group"), Some("rg"));
+        assert_eq!(t[0].one("name"), Some("n1"));
+        assert_eq!(
+            t[0].one("status"),
+            Some("Disabled"),
+            "enum values are normalized"
+        );
+        assert_eq!(t[0].bool3("rotate"), Some(true));
+        let t = run(&[
+            "-grg",
+            "-n=n1",
+            "--status=Enabled",
+            "--auto-rotation-enabled",
+            "false",
+        ])
+        .unwrap();
+        assert_eq!(
+            (t[0].one("resource_group"), t[0].one("name")),
+            (Some("rg"), Some("n1"))
+        );
+        assert_eq!(t[0].bool3("rotate"), Some(false));
+    }
+
+    #[test]
+    fn dash_values_need_the_equals_form() {
+        let t = run(&[
+            "--resource-group=-rg.ops(1)",
+            "-n",
+            "x",
+            "--status",
+            "Enabled",
+        ])
+        .unwrap();
+        assert_eq!(t[0].one("resource_group"), Some("-rg.ops(1)"));
+        let e = run(&["-g", "-rg.ops(1)", "-n", "x", "--status", "Enabled"]).unwrap_err();
+        assert_eq!(
+            message(e),
+            "ERROR: argument --resource-group/-g: expected one argument"
+        );
+    }
+
+    #[test]
+    fn errors_in_azure_cli_order() {
+        let e = run(&["-g", "rg", "-n", "x", "--bogus", "1"]).unwrap_err();
+        assert_eq!(
+            message(e),
+            "ERROR: the following arguments are required: --status",
+            "required before unrecognized"
+        );
+        let e = run(&["-g", "rg", "-n", "x", "--status", "Enabled", "--bogus", "1"]).unwrap_err();
+        assert_eq!(message(e), "ERROR: unrecognized arguments: --bogus 1");
+        let e = run(&["--status", "Enabled"]).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert_eq!(
+            message(e),
+            "ERROR: (--resource-group --name | --ids) are required"
+        );
+        let e = run(&["-g", "rg", "-n", "x", "--status", "On"]).unwrap_err();
+        assert_eq!(
+            message(e),
+            "ERROR: az thing set: 'On' is not a valid value for '--status'. Allowed values: Enabled, Disabled."
+        );
+        let e = run(&[
+            "-g", "rg", "-n", "x", "--status", "Enabled", "--query", "[?",
+        ])
+        .unwrap_err();
+        assert!(message(e).starts_with("ERROR: argument --query: invalid jmespath_type value"));
+    }
+
+    #[test]
+    fn ids_fill_id_parts_per_resource() {
+        let a = "/subscriptions/S1/resourceGroups/rgA/providers/Microsoft.X/things/a";
+        let b = "/subscriptions/S2/resourcegroups/rgB/providers/Microsoft.X/things/b";
+        let t = run(&["--ids", a, b, "--status", "Enabled"]).unwrap();
+        assert_eq!(t.len(), 2);
+        assert_eq!(
+            (
+                t[1].one("subscription"),
+                t[1].one("resource_group"),
+                t[1].one("name")
+            ),
+            (Some("S2"), Some("rgB"), Some("b"))
+        );
+    }
+
+    #[test]
+    fn negative_numbers_and_spaced_values_are_values() {
+        let t = run(&[
+            "-g",
+            "rg",
+            "-n",
+            "-5",
+            "--status",
+            "Enabled",
+            "--query",
+            "[?name=='a b']",
+        ])
+        .unwrap();
+        assert_eq!(t[0].one("name"), Some("-5"));
+        let t = run(&["-g", "rg", "-n", "-x y", "--status", "Enabled"]).unwrap();
+        assert_eq!(t[0].one("name"), Some("-x y"));
+    }
+}

@@ -1,0 +1,303 @@
+//! `az sql server list/show`, `az sql server tde-key show/set` and `az sql server key
+//! list/create/show`.
+
+use super::{Command, Ctx, arg, group, need_group};
+use crate::args::{Arity, CommandSpec, IdPart, Param, Parsed};
+use crate::armid;
+use crate::errors::{self, AzError};
+use crate::render;
+use crate::store::{Db, Kind, Loc, server_loc};
+use crate::world::{Protector, ServerKey, ServerKeyType, SqlServer};
+use serde_json::Value;
+
+const RG: Param = group().required().id(IdPart::ResourceGroup);
+const SERVER: Param = Param::one("server", &["--server", "-s"])
+    .required()
+    .id(IdPart::Name);
+const KID: Param = Param::one("kid", &["--kid", "-k"]).required();
+
+const INVALID_KID: &str = "The provided uri is invalid. Please provide a valid Azure Key Vault key id. For example: \
+\"https://YourVaultName.vault.azure.net/keys/YourKeyName/01234567890123456789012345678901\" or \
+\"https://YourManagedHsmRegion.YourManagedHsmName.managedhsm.azure.net/keys/YourKeyName/01234567890123456789012345678901\"";
+
+const fn spec(
+    words: &'static [&'static str],
+    summary: &'static str,
+    example: &'static str,
+    params: &'static [Param],
+    mutating: bool,
+) -> CommandSpec {
+    CommandSpec {
+        words,
+        summary,
+        example,
+        example_summary: summary,
+        params,
+        mutating,
+        ids: true,
+        subscription: true,
+        validate: None,
+    }
+}
+
+pub const COMMANDS: &[Command] = &[
+    Command {
+        spec: CommandSpec {
+            ids: false,
+            ..spec(
+                &["sql", "server", "list"],
+                "List available servers.",
+                "az sql server list -g mygroup",
+                &[group()],
+                false,
+            )
+        },
+        run: list,
+    },
+    Command {
+        spec: spec(
+            &["sql", "server", "show"],
+            "Gets a server.",
+            "az sql server show -g mygroup -n myserver",
+            &[
+                RG,
+                Param::one("name", &["--name", "-n"])
+                    .required()
+                    .id(IdPart::Name),
+            ],
+            false,
+        ),
+        run: show,
+    },
+    Command {
+        spec: spec(
+            &["sql", "server", "tde-key", "show"],
+            "Gets a server encryption protector.",
+            "az sql server tde-key show --resource-group MyResourceGroup --server myserver",
+            &[RG, SERVER],
+            false,
+        ),
+        run: tde_key_show,
+    },
+    Command {
+        spec: spec(
+            &["sql", "server", "tde-key", "set"],
+            "Sets the server's encryption protector. Ensure to create the key first az sql server key create.",
+            "az sql server tde-key set -g mygroup -s myserver -t ServiceManaged",
+            &[
+                RG,
+                SERVER,
+                Param::one("server_key_type", &["--server-key-type", "-t"])
+                    .required()
+                    .choices(&["ServiceManaged", "AzureKeyVault"]),
+                Param::one("kid", &["--kid", "-k"]),
+                Param::one("auto_rotation_enabled", &["--auto-rotation-enabled"])
+                    .arity(Arity::OptionalBool)
+                    .choices(&["false", "true"]),
+            ],
+            true,
+        ),
+        run: tde_key_set,
+    },
+    Command {
+        spec: spec(
+            &["sql", "server", "key", "list"],
+            "Gets a list of server keys.",
+            "az sql server key list -g mygroup -s myserver",
+            &[RG, SERVER],
+            false,
+        ),
+        run: key_list,
+    },
+    Command {
+        // azure-cli never adds --ids to a create command.
+        spec: CommandSpec {
+            ids: false,
+            ..spec(
+                &["sql", "server", "key", "create"],
+                "Creates a server key.",
+                "az sql server key create -g mygroup -s myserver -k https://myvault.vault.azure.net/keys/mykey/01234567890123456789012345678901",
+                &[
+                    group().required(),
+                    Param::one("server", &["--server", "-s"]).required(),
+                    KID,
+                ],
+                true,
+            )
+        },
+        run: key_create,
+    },
+    Command {
+        spec: spec(
+            &["sql", "server", "key", "show"],
+            "Shows a server key.",
+            "az sql server key show -g mygroup -s myserver -k https://myvault.vault.azure.net/keys/mykey/01234567890123456789012345678901",
+            &[RG, SERVER, KID],
+            false,
+        ),
+        run: key_show,
+    },
+];
+
+fn list(ctx: &mut Ctx, p: &Parsed) -> Result<Value, AzError> {
+    let db = ctx.store.db();
+    let sub = ctx.sub();
+    let rg = p.one("resource_group");
+    if let Some(rg) = rg {
+        need_group(&db, &sub, rg)?;
+    }
+    let servers: Vec<SqlServer> = db.list(Kind::SqlServer, &sub, rg, None)?;
+    Ok(Value::Array(
+        servers.iter().map(render::sql_server).collect(),
+    ))
+}
+
+/// Loads a server. `nested` says the call targets a resource under it: ARM then answers a
+/// missing server with ParentResourceNotFound instead of ResourceNotFound.
+pub fn load_server(
+    db: &Db,
+    sub: &str,
+    rg: &str,
+    name: &str,
+    nested: bool,
+) -> Result<SqlServer, AzError> {
+    need_group(db, sub, rg)?;
+    db.get(
+        Kind::SqlServer,
+        Loc {
+            sub,
+            rg,
+            parent: "",
+            name,
+        },
+    )?
+    .ok_or_else(|| {
+        if nested {
+            errors::parent_not_found(name)
+        } else {
+            errors::arm_resource_not_found("Microsoft.Sql/servers", name, rg)
+        }
+    })
+}
+
+fn show(ctx: &mut Ctx, p: &Parsed) -> Result<Value, AzError> {
+    let server = load_server(
+        &ctx.store.db(),
+        &ctx.sub(),
+        arg(p, "resource_group"),
+        arg(p, "name"),
+        false,
+    )?;
+    Ok(render::sql_server(&server))
+}
+
+fn nested_server(ctx: &Ctx, p: &Parsed) -> Result<SqlServer, AzError> {
+    load_server(
+        &ctx.store.db(),
+        &ctx.sub(),
+        arg(p, "resource_group"),
+        arg(p, "server"),
+        true,
+    )
+}
+
+fn tde_key_show(ctx: &mut Ctx, p: &Parsed) -> Result<Value, AzError> {
+    Ok(render::protector(&nested_server(ctx, p)?))
+}
+
+/// azure-cli derives the key name client-side (so a bad or missing `--kid` fails before any
+/// request); the service then refuses a key that was never registered on the server.
+fn tde_key_set(ctx: &mut Ctx, p: &Parsed) -> Result<Value, AzError> {
+    let key_type = if arg(p, "server_key_type") == "AzureKeyVault" {
+        ServerKeyType::AzureKeyVault
+    } else {
+        ServerKeyType::ServiceManaged
+    };
+    let wanted_name = match key_type {
+        ServerKeyType::ServiceManaged => None,
+        ServerKeyType::AzureKeyVault => {
+            let kid = p.one("kid").ok_or_else(|| {
+                AzError::client("A uri must be provided if the server_key_type is AzureKeyVault.")
+            })?;
+            Some(armid::server_key_name(kid).ok_or_else(|| AzError::client(INVALID_KID))?)
+        }
+    };
+    let rotation = p.bool3("auto_rotation_enabled").unwrap_or(false);
+    let sub = ctx.sub();
+    ctx.store.immediate(|db| {
+        let mut server = load_server(db, &sub, arg(p, "resource_group"), arg(p, "server"), true)?;
+        let uri = match &wanted_name {
+            None => None,
+            Some(name) => {
+                let key = server
+                    .keys
+                    .iter()
+                    .find(|k| {
+                        armid::server_key_name(&k.uri).is_some_and(|n| n.eq_ignore_ascii_case(name))
+                    })
+                    .ok_or_else(|| {
+                        AzError::service(
+                            "ServerKeyNotFound",
+                            "The requested server key was not found.",
+                        )
+                    })?;
+                Some(key.uri.clone())
+            }
+        };
+        server.protector = Protector {
+            server_key_type: key_type,
+            uri,
+            auto_rotation_enabled: rotation,
+        };
+        db.put(Kind::SqlServer, server_loc(&server), &server)?;
+        Ok(render::protector(&server))
+    })
+}
+
+/// The registered Key Vault keys, then the built-in ServiceManaged key every server has.
+fn key_list(ctx: &mut Ctx, p: &Parsed) -> Result<Value, AzError> {
+    let server = nested_server(ctx, p)?;
+    let mut keys: Vec<Value> = server
+        .keys
+        .iter()
+        .map(|k| render::server_key(&server, Some(k)))
+        .collect();
+    keys.push(render::server_key(&server, None));
+    Ok(Value::Array(keys))
+}
+
+/// Registers a key (a PUT: creating an existing key returns it unchanged).
+fn key_create(ctx: &mut Ctx, p: &Parsed) -> Result<Value, AzError> {
+    let kid = arg(p, "kid");
+    let name = armid::server_key_name(kid).ok_or_else(|| AzError::client(INVALID_KID))?;
+    let sub = ctx.sub();
+    ctx.store.immediate(|db| {
+        let mut server = load_server(db, &sub, arg(p, "resource_group"), arg(p, "server"), true)?;
+        let existing = server.keys.iter().position(|k| {
+            armid::server_key_name(&k.uri).is_some_and(|n| n.eq_ignore_ascii_case(&name))
+        });
+        let index = match existing {
+            Some(i) => i,
+            None => {
+                server.keys.push(ServerKey {
+                    uri: kid.to_string(),
+                    auto_rotation_enabled: false,
+                });
+                db.put(Kind::SqlServer, server_loc(&server), &server)?;
+                server.keys.len() - 1
+            }
+        };
+        Ok(render::server_key(&server, Some(&server.keys[index])))
+    })
+}
+
+fn key_show(ctx: &mut Ctx, p: &Parsed) -> Result<Value, AzError> {
+    let name = armid::server_key_name(arg(p, "kid")).ok_or_else(|| AzError::client(INVALID_KID))?;
+    let server = nested_server(ctx, p)?;
+    let key = server
+        .keys
+        .iter()
+        .find(|k| armid::server_key_name(&k.uri).is_some_and(|n| n.eq_ignore_ascii_case(&name)))
+        .ok_or_else(|| errors::sql_not_found("Microsoft.Sql/servers/keys", &name))?;
+    Ok(render::server_key(&server, Some(key)))
+}

@@ -1,0 +1,194 @@
+//! Fault injection: the `faults` list of a world makes matching CLI calls fail, slow down, hang,
+//! print garbage or crash after changing the world, so that azbook's error handling can be
+//! tested against every way a real `az` call goes wrong.
+
+use crate::errors::AzError;
+use crate::store::Db;
+use anyhow::{Result, bail};
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// One fault as written in the world file. Exactly one action field is set.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Fault {
+    /// Command words, or a leading part of them ("sql" matches every SQL command). Absent: any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    /// A substring that some argument after `az` must contain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub argv_contains: Option<String>,
+    /// How many more times the fault fires; absent means always. Counted in the store, so
+    /// parallel callers share one budget.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub times: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<FaultError>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hang_seconds: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub malformed: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crash_after_change: Option<bool>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FaultError {
+    pub code: String,
+    pub message: String,
+    #[serde(default = "one")]
+    pub exit_code: i32,
+}
+
+fn one() -> i32 {
+    1
+}
+
+impl Fault {
+    pub fn validate(&self) -> Result<()> {
+        let actions = [
+            self.error.is_some(),
+            self.latency_ms.is_some(),
+            self.hang_seconds.is_some(),
+            self.malformed == Some(true),
+            self.crash_after_change == Some(true),
+        ];
+        if actions.iter().filter(|a| **a).count() != 1 {
+            bail!(
+                "a fault needs exactly one action (error, latencyMs, hangSeconds, malformed: true, crashAfterChange: true): {self:?}"
+            );
+        }
+        if self
+            .hang_seconds
+            .is_some_and(|s| !(0.0..=86_400.0).contains(&s))
+        {
+            bail!("hangSeconds must be between 0 and 86400");
+        }
+        Ok(())
+    }
+
+    fn matches(&self, command: &[&str], argv: &[String]) -> bool {
+        let command_ok = self.command.as_deref().is_none_or(|wanted| {
+            let words: Vec<&str> = wanted.split_whitespace().collect();
+            words.len() <= command.len()
+                && words
+                    .iter()
+                    .zip(command)
+                    .all(|(w, c)| w.eq_ignore_ascii_case(c))
+        });
+        let argv_ok = self
+            .argv_contains
+            .as_deref()
+            .is_none_or(|needle| argv.iter().any(|a| a.contains(needle)));
+        command_ok && argv_ok
+    }
+}
+
+/// What the fired faults ask the CLI face to do.
+#[derive(Debug, Default, PartialEq)]
+pub struct Outcome {
+    /// Extra time to wait before answering (latency and hangs add up).
+    pub delay: Duration,
+    /// Fail with this error instead of running the command.
+    pub error: Option<AzError>,
+    /// Run the command, then print a torn JSON document.
+    pub malformed: bool,
+    /// Run the command (committing any change), then die by SIGKILL before printing.
+    pub crash: bool,
+}
+
+/// Fires every matching fault that still has budget, in list order. Delays add up; the first
+/// error, malformed or crash fault ends the search, so later faults are neither fired nor counted.
+pub fn fire(store: &Db, command: &[&str], argv: &[String]) -> Result<Outcome> {
+    let mut outcome = Outcome::default();
+    for (idx, fault) in store.faults()? {
+        if !fault.matches(command, argv) || (fault.times.is_some() && !store.consume_fault(idx)?) {
+            continue;
+        }
+        if let Some(ms) = fault.latency_ms {
+            outcome.delay += Duration::from_millis(ms);
+        } else if let Some(secs) = fault.hang_seconds {
+            outcome.delay += Duration::from_secs_f64(secs);
+        } else if let Some(e) = &fault.error {
+            outcome.error = Some(AzError::Service {
+                code: e.code.clone(),
+                message: e.message.clone(),
+                exit: e.exit_code,
+            });
+            break;
+        } else if fault.malformed == Some(true) {
+            outcome.malformed = true;
+            break;
+        } else if fault.crash_after_change == Some(true) {
+            outcome.crash = true;
+            break;
+        }
+    }
+    Ok(outcome)
+}
+
+/// Cuts a JSON document in half so that no parser accepts it, like a reply torn mid-write.
+pub fn tear(output: &str) -> String {
+    let cut = output
+        .char_indices()
+        .map(|(i, _)| i)
+        .nth(output.chars().count() / 2)
+        .unwrap_or(0);
+    if cut == 0 {
+        "{".to_string()
+    } else {
+        output[..cut].to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fault(command: Option<&str>, needle: Option<&str>) -> Fault {
+        Fault {
+            command: command.map(str::to_string),
+            argv_contains: needle.map(str::to_string),
+            latency_ms: Some(1),
+            ..Fault::default()
+        }
+    }
+
+    #[test]
+    fn matching_by_command_prefix_and_argv() {
+        let argv: Vec<String> = ["sql", "db", "tde", "show", "--database=db2"]
+            .map(String::from)
+            .to_vec();
+        let cmd = ["sql", "db", "tde", "show"];
+        assert!(fault(None, None).matches(&cmd, &argv));
+        assert!(fault(Some("sql"), None).matches(&cmd, &argv));
+        assert!(fault(Some("SQL db tde show"), Some("db2")).matches(&cmd, &argv));
+        assert!(!fault(Some("sql db tde set"), None).matches(&cmd, &argv));
+        assert!(!fault(Some("sql db tde show extra"), None).matches(&cmd, &argv));
+        assert!(!fault(None, Some("db3")).matches(&cmd, &argv));
+    }
+
+    #[test]
+    fn exactly_one_action() {
+        assert!(fault(None, None).validate().is_ok());
+        let two = Fault {
+            malformed: Some(true),
+            ..fault(None, None)
+        };
+        assert!(two.validate().is_err());
+        assert!(Fault::default().validate().is_err());
+    }
+
+    #[test]
+    fn torn_output_never_parses() {
+        for doc in ["[]\n", "{\n  \"a\": 1\n}\n", "", "\"é\"\n"] {
+            assert!(
+                serde_json::from_str::<serde_json::Value>(&tear(doc)).is_err(),
+                "{doc:?}"
+            );
+        }
+    }
+}

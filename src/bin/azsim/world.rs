@@ -1,0 +1,492 @@
+//! The world model: what azsim knows about a tenant, in the JSON form that `azsim dump` prints
+//! and `azsim load` reads.
+//!
+//! Field names are camelCase like az's printed shapes, so a test can copy a value from real az
+//! output into a world file. Unknown fields are rejected: a typo in a test world must fail loudly
+//! instead of silently producing a different world.
+
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::collections::HashSet;
+
+/// The whole simulated tenant.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct World {
+    #[serde(default = "default_tenant")]
+    pub tenant_id: String,
+    #[serde(default)]
+    pub user: User,
+    #[serde(default)]
+    pub settings: Settings,
+    #[serde(default)]
+    pub subscriptions: Vec<Subscription>,
+    #[serde(default)]
+    pub storage_accounts: Vec<StorageAccount>,
+    #[serde(default)]
+    pub sql_servers: Vec<SqlServer>,
+    #[serde(default)]
+    pub sql_databases: Vec<SqlDatabase>,
+    #[serde(default)]
+    pub faults: Vec<crate::faults::Fault>,
+}
+
+fn default_tenant() -> String {
+    "00000000-0000-0000-0000-00000000bbbb".to_string()
+}
+
+/// The signed-in identity, printed as `user` by `az account show`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct User {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+}
+
+impl Default for User {
+    fn default() -> Self {
+        User {
+            name: "ops@contoso.com".into(),
+            kind: "user".into(),
+        }
+    }
+}
+
+/// Which field `az sql db tde show/set` prints the TDE state in: azure-cli 2.34+ prints `state`,
+/// older releases (api 2014-04-01) printed `status`; azbook must accept both.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum TdeField {
+    #[default]
+    State,
+    Status,
+}
+
+/// Knobs that change how the CLI face behaves rather than what the tenant holds.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Settings {
+    #[serde(default = "yes")]
+    pub signed_in: bool,
+    #[serde(default)]
+    pub tde_field: TdeField,
+    #[serde(default)]
+    pub latency_ms: u64,
+    #[serde(default)]
+    pub jitter_ms: u64,
+    /// Printed as `environmentName`/`cloudName`; the reference corpus ran against `EmuCloud`.
+    #[serde(default = "default_cloud")]
+    pub cloud_name: String,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_cloud() -> String {
+    "AzureCloud".to_string()
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            signed_in: true,
+            tde_field: TdeField::State,
+            latency_ms: 0,
+            jitter_ms: 0,
+            cloud_name: default_cloud(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Subscription {
+    pub id: String,
+    pub name: String,
+    #[serde(default = "enabled")]
+    pub state: String,
+    #[serde(default)]
+    pub is_default: bool,
+}
+
+fn enabled() -> String {
+    "Enabled".to_string()
+}
+
+fn eastus() -> String {
+    "eastus".to_string()
+}
+
+/// A storage account. `encryption` and `identity` hold az's printed shapes so that tests can
+/// state exactly what az would print, including `keyVersion` null versus `""`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StorageAccount {
+    #[serde(default)]
+    pub subscription: String,
+    pub resource_group: String,
+    pub name: String,
+    #[serde(default = "eastus")]
+    pub location: String,
+    #[serde(default = "storage_kind")]
+    pub kind: String,
+    #[serde(default = "storage_sku")]
+    pub sku: Value,
+    #[serde(default = "empty_object")]
+    pub tags: Value,
+    #[serde(default)]
+    pub identity: Option<Value>,
+    #[serde(default)]
+    pub encryption: Option<Encryption>,
+}
+
+fn storage_kind() -> String {
+    "StorageV2".to_string()
+}
+
+fn storage_sku() -> Value {
+    json!({"name": "Standard_LRS", "tier": "Standard"})
+}
+
+fn empty_object() -> Value {
+    json!({})
+}
+
+/// az's printed `encryption` object of a storage account.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Encryption {
+    pub key_source: String,
+    #[serde(default)]
+    pub key_vault_properties: Option<KeyVaultProperties>,
+    #[serde(default)]
+    pub encryption_identity: Option<EncryptionIdentity>,
+    #[serde(default)]
+    pub require_infrastructure_encryption: Option<bool>,
+    #[serde(default = "default_services")]
+    pub services: Value,
+}
+
+/// Blob and file encryption enabled with account keys: what every account created since 2017 has.
+pub fn default_services() -> Value {
+    let service = json!({"enabled": true, "keyType": "Account", "lastEnabledTime": "2024-01-01T00:00:00+00:00"});
+    json!({"blob": service.clone(), "file": service, "queue": null, "table": null})
+}
+
+/// `keyVersion` is an `Option<String>` on purpose: null (never set) and `""` (explicitly
+/// versionless) are different states on the wire and backout must restore each exactly.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct KeyVaultProperties {
+    #[serde(default)]
+    pub key_vault_uri: Option<String>,
+    #[serde(default)]
+    pub key_name: Option<String>,
+    #[serde(default)]
+    pub key_version: Option<String>,
+    #[serde(default)]
+    pub current_versioned_key_identifier: Option<String>,
+    #[serde(default)]
+    pub current_versioned_key_expiration_timestamp: Option<String>,
+    #[serde(default)]
+    pub last_key_rotation_timestamp: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EncryptionIdentity {
+    #[serde(default)]
+    pub encryption_user_assigned_identity: Option<String>,
+    #[serde(default)]
+    pub encryption_federated_identity_client_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub enum ServerKeyType {
+    ServiceManaged,
+    AzureKeyVault,
+}
+
+/// A SQL server's TDE protector (`az sql server tde-key show`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Protector {
+    pub server_key_type: ServerKeyType,
+    #[serde(default)]
+    pub uri: Option<String>,
+    #[serde(default)]
+    pub auto_rotation_enabled: bool,
+}
+
+impl Default for Protector {
+    fn default() -> Self {
+        Protector {
+            server_key_type: ServerKeyType::ServiceManaged,
+            uri: None,
+            auto_rotation_enabled: false,
+        }
+    }
+}
+
+/// A Key Vault key registered on a server (`az sql server key create`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ServerKey {
+    pub uri: String,
+    #[serde(default)]
+    pub auto_rotation_enabled: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SqlServer {
+    #[serde(default)]
+    pub subscription: String,
+    pub resource_group: String,
+    pub name: String,
+    #[serde(default = "eastus")]
+    pub location: String,
+    #[serde(default)]
+    pub tags: Option<Value>,
+    #[serde(default)]
+    pub identity: Option<Value>,
+    #[serde(default)]
+    pub protector: Protector,
+    #[serde(default)]
+    pub keys: Vec<ServerKey>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub enum TdeState {
+    #[default]
+    Enabled,
+    Disabled,
+}
+
+impl TdeState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TdeState::Enabled => "Enabled",
+            TdeState::Disabled => "Disabled",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SqlDatabase {
+    #[serde(default)]
+    pub subscription: String,
+    pub resource_group: String,
+    pub server: String,
+    pub name: String,
+    #[serde(default)]
+    pub location: Option<String>,
+    #[serde(default)]
+    pub tags: Option<Value>,
+    #[serde(default)]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub sku: Option<Value>,
+    /// A database-level customer key URI (az prints it as a plain string), or null.
+    #[serde(default)]
+    pub encryption_protector: Option<String>,
+    #[serde(default)]
+    pub tde_state: TdeState,
+}
+
+impl SqlDatabase {
+    /// `master` is the system database: listed by `az sql db list`, never a target.
+    pub fn is_system(&self) -> bool {
+        self.kind
+            .as_deref()
+            .is_some_and(|k| k.to_ascii_lowercase().contains("system"))
+    }
+}
+
+impl World {
+    /// Parses and normalizes a world file; see [`World::normalize`].
+    pub fn from_json(text: &str) -> Result<World> {
+        let mut world: World = serde_json::from_str(text)
+            .context("world JSON does not match the azsim world schema")?;
+        world.normalize()?;
+        Ok(world)
+    }
+
+    /// Fills defaults that depend on other parts of the world and rejects worlds that could not
+    /// exist in Azure, so every later step can rely on a consistent model.
+    pub fn normalize(&mut self) -> Result<()> {
+        if self.subscriptions.iter().filter(|s| s.is_default).count() > 1 {
+            bail!("more than one subscription has isDefault: true");
+        }
+        if !self.subscriptions.is_empty() && !self.subscriptions.iter().any(|s| s.is_default) {
+            self.subscriptions[0].is_default = true;
+        }
+        let default_sub = self
+            .subscriptions
+            .iter()
+            .find(|s| s.is_default)
+            .map(|s| s.id.clone());
+        let known: HashSet<String> = self
+            .subscriptions
+            .iter()
+            .map(|s| s.id.to_ascii_lowercase())
+            .collect();
+        if known.len() != self.subscriptions.len() {
+            bail!("duplicate subscription id");
+        }
+        let fix_sub = |sub: &mut String, what: &str| -> Result<()> {
+            if sub.is_empty() {
+                *sub = default_sub.clone().with_context(|| {
+                    format!("{what} has no subscription and the world has none")
+                })?;
+            }
+            if !known.contains(&sub.to_ascii_lowercase()) {
+                bail!("{what} names unknown subscription {sub}");
+            }
+            Ok(())
+        };
+        let mut seen = HashSet::new();
+        for sa in &mut self.storage_accounts {
+            fix_sub(
+                &mut sa.subscription,
+                &format!("storage account {}", sa.name),
+            )?;
+            if sa.sku.get("tier").is_none() {
+                let tier = if sa.sku["name"].as_str().unwrap_or("").starts_with("Premium") {
+                    "Premium"
+                } else {
+                    "Standard"
+                };
+                sa.sku["tier"] = json!(tier);
+            }
+            // Storage account names are globally unique in Azure.
+            if !seen.insert(sa.name.to_ascii_lowercase()) {
+                bail!("duplicate storage account name {}", sa.name);
+            }
+        }
+        let mut servers = HashSet::new();
+        for srv in &mut self.sql_servers {
+            fix_sub(&mut srv.subscription, &format!("SQL server {}", srv.name))?;
+            if !servers.insert(key(&[&srv.subscription, &srv.resource_group, &srv.name])) {
+                bail!("duplicate SQL server {}", srv.name);
+            }
+            normalize_protector(srv)?;
+        }
+        let mut dbs = HashSet::new();
+        for db in &mut self.sql_databases {
+            fix_sub(&mut db.subscription, &format!("SQL database {}", db.name))?;
+            let server = self
+                .sql_servers
+                .iter()
+                .find(|s| {
+                    key(&[&s.subscription, &s.resource_group, &s.name])
+                        == key(&[&db.subscription, &db.resource_group, &db.server])
+                })
+                .with_context(|| {
+                    format!(
+                        "SQL database {} is on unknown server {}",
+                        db.name, db.server
+                    )
+                })?;
+            if !dbs.insert(key(&[
+                &db.subscription,
+                &db.resource_group,
+                &db.server,
+                &db.name,
+            ])) {
+                bail!("duplicate SQL database {} on {}", db.name, db.server);
+            }
+            fill_database_defaults(db, &server.location);
+        }
+        for fault in &self.faults {
+            fault.validate()?;
+        }
+        Ok(())
+    }
+}
+
+/// An AzureKeyVault protector always names a registered server key in Azure; a world that
+/// forgets to list it gets it added, so that `key list` and `tde-key set` stay consistent.
+fn normalize_protector(srv: &mut SqlServer) -> Result<()> {
+    match (srv.protector.server_key_type, &srv.protector.uri) {
+        (ServerKeyType::AzureKeyVault, None) => bail!(
+            "SQL server {}: an AzureKeyVault protector needs a uri",
+            srv.name
+        ),
+        (ServerKeyType::AzureKeyVault, Some(uri)) => {
+            if !srv.keys.iter().any(|k| k.uri.eq_ignore_ascii_case(uri)) {
+                srv.keys.push(ServerKey {
+                    uri: uri.clone(),
+                    auto_rotation_enabled: srv.protector.auto_rotation_enabled,
+                });
+            }
+        }
+        (ServerKeyType::ServiceManaged, _) => srv.protector.uri = None,
+    }
+    Ok(())
+}
+
+/// `master` gets the system kind and sku the SQL RP reports for it; user databases get a small
+/// serverless vCore sku.
+fn fill_database_defaults(db: &mut SqlDatabase, server_location: &str) {
+    let master = db.name.eq_ignore_ascii_case("master");
+    if db.location.is_none() {
+        db.location = Some(server_location.to_string());
+    }
+    if db.kind.is_none() {
+        db.kind = Some(if master { "v12.0,system" } else { "v12.0,user" }.to_string());
+    }
+    if db.sku.is_none() {
+        db.sku = Some(if db.is_system() {
+            json!({"name": "System0", "tier": "System", "capacity": 0})
+        } else {
+            json!({"name": "GP_S_Gen5", "tier": "GeneralPurpose", "family": "Gen5", "capacity": 1})
+        });
+    }
+}
+
+/// A case-insensitive composite key: Azure names compare case-insensitively.
+pub fn key(parts: &[&str]) -> String {
+    parts
+        .iter()
+        .map(|p| p.to_ascii_lowercase())
+        .collect::<Vec<_>>()
+        .join("\u{1f}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minimal_world_gets_defaults() {
+        let w = World::from_json(
+            r#"{"subscriptions":[{"id":"s1","name":"one"}],
+                "storageAccounts":[{"resourceGroup":"rg","name":"sa"}],
+                "sqlServers":[{"resourceGroup":"rg","name":"srv","protector":{"serverKeyType":"AzureKeyVault","uri":"https://kv.vault.azure.net/keys/k/0a"}}],
+                "sqlDatabases":[{"resourceGroup":"RG","server":"SRV","name":"master"}]}"#,
+        )
+        .unwrap();
+        assert!(w.subscriptions[0].is_default);
+        assert_eq!(w.storage_accounts[0].subscription, "s1");
+        assert_eq!(
+            w.sql_servers[0].keys.len(),
+            1,
+            "protector key is registered"
+        );
+        assert_eq!(w.sql_databases[0].kind.as_deref(), Some("v12.0,system"));
+        assert!(w.settings.signed_in);
+    }
+
+    #[test]
+    fn rejects_typos_and_orphans() {
+        assert!(World::from_json(r#"{"subscriptionz":[]}"#).is_err());
+        let orphan = r#"{"subscriptions":[{"id":"s1","name":"one"}],
+            "sqlDatabases":[{"resourceGroup":"rg","server":"nope","name":"db"}]}"#;
+        assert!(World::from_json(orphan).is_err());
+    }
+}

@@ -1,0 +1,284 @@
+//! The command-line definition (clap) and its translation into the plain option structs of
+//! [`crate::app`]. Nothing here decides anything about Azure.
+
+use crate::app::{self, Format, Global, Selection, TestOptions};
+use crate::az::{AzConfig, RetryPolicy};
+use crate::discover::Filters;
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+const EXAMPLES: &str = "\
+Examples:
+  azbook list                                   the playbooks built in
+  azbook test                                   audit az's current subscription
+  azbook test --tag data-classification=critical --output json > audit.json
+  azbook test --playbook storage-account-mmk -g rg-finance --name 'st*'
+  azbook test --all-subscriptions --jobs 16
+
+Exit codes: 0 all compliant, 1 noncompliant found, 2 nothing ran (usage or playbook
+error, az missing, not signed in), 3 some targets could not be tested.";
+
+const TEST_EXAMPLES: &str = "\
+Examples:
+  azbook test                                   every built-in playbook, current subscription
+  azbook test --subscription 1111... --subscription 2222...
+  azbook test --tag data-classification=critical
+  azbook test --playbook sql-database-tde-mmk --resource-group rg-payments
+  azbook test --name 'st*' --exclude 'sttmp*' --output json
+  azbook test --playbook ./my-control.toml      a playbook of your own
+
+Exit codes: 0 all compliant, 1 noncompliant found, 2 nothing ran, 3 some targets could not be
+tested (their results say why; the others are still reported).";
+
+/// Run security-control runbooks against Azure: test, plan, apply and back out, through the
+/// Azure CLI you already use.
+#[derive(Parser, Debug)]
+#[command(name = "azbook", version, about, after_help = EXAMPLES, max_term_width = 100)]
+pub struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Debug)]
+struct GlobalArgs {
+    /// The Azure CLI to run [default: `az` on PATH]
+    #[arg(long, global = true, env = "AZBOOK_AZ", value_name = "PATH")]
+    az: Option<PathBuf>,
+
+    /// Most az processes running at once [default: twice the CPUs, 4 to 16]
+    #[arg(long, short = 'j', global = true, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    jobs: Option<u16>,
+
+    /// Print only results: no scope line, summary or progress
+    #[arg(long, short, global = true)]
+    quiet: bool,
+
+    /// Print every az command as it starts (to stderr)
+    #[arg(long, short, global = true)]
+    verbose: bool,
+
+    /// When to colour tables
+    #[arg(long, global = true, value_enum, default_value_t = ColourWhen::Auto, value_name = "WHEN")]
+    color: ColourWhen,
+
+    /// Seconds a read may take before az is killed
+    #[arg(long, global = true, default_value_t = 300.0, value_name = "SECONDS")]
+    read_timeout: f64,
+
+    /// Times to retry a call that az gave up on as throttled or transient
+    #[arg(long, global = true, default_value_t = 4, value_name = "N")]
+    retries: u32,
+
+    /// Seconds before the first retry; each further one waits twice as long, with jitter
+    #[arg(long, global = true, default_value_t = 10.0, value_name = "SECONDS")]
+    retry_delay: f64,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum ColourWhen {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum OutputArg {
+    Table,
+    Json,
+}
+
+impl From<OutputArg> for Format {
+    fn from(o: OutputArg) -> Format {
+        match o {
+            OutputArg::Table => Format::Table,
+            OutputArg::Json => Format::Json,
+        }
+    }
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// List the playbooks available
+    #[command(
+        after_help = "Examples:\n  azbook list\n  azbook list --output json\n  azbook list --playbook ./my-control.toml   check that a playbook of your own loads"
+    )]
+    List {
+        /// Also load these playbook files (each is validated)
+        #[arg(long, value_name = "ID|FILE")]
+        playbook: Vec<String>,
+        #[arg(long, short, value_enum, default_value_t = OutputArg::Table)]
+        output: OutputArg,
+    },
+    /// Audit every target resource and report, with evidence, whether it complies
+    #[command(after_help = TEST_EXAMPLES)]
+    Test(TestArgs),
+}
+
+#[derive(Args, Debug)]
+struct TestArgs {
+    #[command(flatten)]
+    filters: FilterArgs,
+    /// `table` for people, `json` for machines (schema in README.md)
+    #[arg(long, short, value_enum, default_value_t = OutputArg::Table)]
+    output: OutputArg,
+}
+
+#[derive(Args, Debug)]
+struct FilterArgs {
+    /// A built-in playbook id or a playbook file; repeat for more [default: every built-in]
+    #[arg(long, value_name = "ID|FILE")]
+    playbook: Vec<String>,
+    /// A subscription id; repeat for more [default: az's current subscription]
+    #[arg(long, value_name = "ID", conflicts_with = "all_subscriptions")]
+    subscription: Vec<String>,
+    /// Every enabled subscription that `az account list` shows
+    #[arg(long)]
+    all_subscriptions: bool,
+    /// Only resources in this resource group (a name may start with `-`)
+    #[arg(long, short = 'g', value_name = "NAME", allow_hyphen_values = true)]
+    resource_group: Option<String>,
+    /// Only resources with this tag (a database also matches through its server's tags);
+    /// repeat to require several
+    #[arg(long, value_name = "KEY=VALUE", value_parser = parse_tag)]
+    tag: Vec<(String, String)>,
+    /// Only resources whose name matches this glob (a glob with `/` matches the ARM id);
+    /// repeat for any of several
+    #[arg(long, value_name = "GLOB", value_parser = parse_glob)]
+    name: Vec<glob::Pattern>,
+    /// Leave out resources whose name (or ARM id, for a glob with `/`) matches this glob
+    #[arg(long, value_name = "GLOB", value_parser = parse_glob)]
+    exclude: Vec<glob::Pattern>,
+}
+
+fn parse_tag(s: &str) -> Result<(String, String), String> {
+    Filters::parse_tag(s)
+}
+
+fn parse_glob(s: &str) -> Result<glob::Pattern, String> {
+    Filters::parse_glob(s)
+}
+
+/// What the process knows about its surroundings, read once by `main`.
+pub struct Terminal {
+    pub stdout_is_tty: bool,
+    pub stderr_is_tty: bool,
+    /// `NO_COLOR` is set (https://no-color.org).
+    pub no_color: bool,
+    pub cpus: usize,
+}
+
+fn seconds(value: f64, flag: &str) -> Result<Duration> {
+    if !(value.is_finite() && value > 0.0) {
+        anyhow::bail!("--{flag} must be a positive number of seconds, not {value}");
+    }
+    Ok(Duration::from_secs_f64(value))
+}
+
+impl Cli {
+    pub fn run(self, terminal: &Terminal, out: &mut dyn Write, err: &mut dyn Write) -> Result<i32> {
+        let g = &self.global;
+        let defaults = AzConfig::default();
+        let global = Global {
+            az: AzConfig {
+                program: g.az.clone().unwrap_or(defaults.program),
+                read_timeout: seconds(g.read_timeout, "read-timeout")?,
+                change_timeout: defaults.change_timeout,
+                retry: RetryPolicy {
+                    retries: g.retries,
+                    delay: seconds(g.retry_delay, "retry-delay")?,
+                    max_delay: defaults.retry.max_delay,
+                },
+            },
+            jobs: g
+                .jobs
+                .map(usize::from)
+                .unwrap_or_else(|| (terminal.cpus * 2).clamp(4, 16)),
+            quiet: g.quiet,
+            verbose: g.verbose,
+            colour: match g.color {
+                ColourWhen::Always => true,
+                ColourWhen::Never => false,
+                ColourWhen::Auto => terminal.stdout_is_tty && !terminal.no_color,
+            },
+            progress: terminal.stderr_is_tty && !g.quiet,
+        };
+        match self.command {
+            Command::List { playbook, output } => app::list(&playbook, output.into(), out),
+            Command::Test(args) => {
+                let f = args.filters;
+                let options = TestOptions {
+                    selection: Selection {
+                        playbooks: f.playbook,
+                        subscriptions: f.subscription,
+                        all_subscriptions: f.all_subscriptions,
+                        filters: Filters {
+                            resource_group: f.resource_group,
+                            tags: f.tag,
+                            names: f.name,
+                            excludes: f.exclude,
+                        },
+                    },
+                    output: args.output.into(),
+                };
+                app::test(&global, &options, out, err)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn filters_parse() {
+        let cli = Cli::try_parse_from([
+            "azbook",
+            "test",
+            "--tag",
+            "a=b",
+            "--tag",
+            "c=",
+            "-g",
+            "rg",
+            "--name",
+            "st*",
+            "--subscription",
+            "s1",
+        ])
+        .unwrap();
+        let Command::Test(args) = cli.command else {
+            panic!("test")
+        };
+        assert_eq!(
+            args.filters.tag,
+            [
+                ("a".to_string(), "b".to_string()),
+                ("c".to_string(), String::new())
+            ]
+        );
+        assert_eq!(args.filters.resource_group.as_deref(), Some("rg"));
+        assert!(Cli::try_parse_from(["azbook", "test", "--tag", "nope"]).is_err());
+        assert!(
+            Cli::try_parse_from([
+                "azbook",
+                "test",
+                "--subscription",
+                "s",
+                "--all-subscriptions"
+            ])
+            .is_err()
+        );
+    }
+}

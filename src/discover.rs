@@ -1,0 +1,417 @@
+//! Targets from list calls: each playbook's discovery levels, run per subscription, filtered.
+
+use crate::az::{Az, AzError, CallKind, ErrorKind};
+use crate::playbook::Playbook;
+use crate::scheduler::Spawner;
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// Which targets a run covers, beyond the playbooks and subscriptions.
+#[derive(Clone, Debug, Default)]
+pub struct Filters {
+    pub resource_group: Option<String>,
+    /// KEY=VALUE pairs, all of which must hold. Keys compare case-insensitively, as Azure
+    /// treats tag names; values exactly.
+    pub tags: Vec<(String, String)>,
+    /// Globs over the target's name (or its ARM id, for a glob containing `/`); any may match.
+    pub names: Vec<glob::Pattern>,
+    /// Globs as for `names`; a target matching any is left out.
+    pub excludes: Vec<glob::Pattern>,
+}
+
+const GLOB: glob::MatchOptions = glob::MatchOptions {
+    case_sensitive: false,
+    require_literal_separator: false,
+    require_literal_leading_dot: false,
+};
+
+impl Filters {
+    pub fn parse_tag(text: &str) -> Result<(String, String), String> {
+        match text.split_once('=') {
+            Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+            _ => Err(format!(
+                "`{text}` is not KEY=VALUE (for example data-classification=critical)"
+            )),
+        }
+    }
+
+    pub fn parse_glob(text: &str) -> Result<glob::Pattern, String> {
+        glob::Pattern::new(text).map_err(|e| format!("`{text}` is not a valid glob: {e}"))
+    }
+
+    /// A resource group filter applies at every level: a server outside it holds no database
+    /// inside it, so its databases are never listed.
+    fn keeps_level(&self, item: &Value) -> bool {
+        match (
+            &self.resource_group,
+            item.get("resourceGroup").and_then(Value::as_str),
+        ) {
+            (Some(wanted), Some(rg)) => wanted.eq_ignore_ascii_case(rg),
+            _ => true,
+        }
+    }
+
+    fn keeps_target(&self, levels: &[(String, Value)]) -> bool {
+        let (_, item) = levels.last().expect("a target has a level");
+        let name = item.get("name").and_then(Value::as_str).unwrap_or("");
+        let id = item.get("id").and_then(Value::as_str).unwrap_or("");
+        let matches = |p: &glob::Pattern| {
+            let subject = if p.as_str().contains('/') { id } else { name };
+            p.matches_with(subject, GLOB)
+        };
+        if !self.names.is_empty() && !self.names.iter().any(matches) {
+            return false;
+        }
+        if self.excludes.iter().any(matches) {
+            return false;
+        }
+        // A database matches through its own tags or through its server's.
+        self.tags.iter().all(|(key, value)| {
+            levels.iter().any(|(_, level)| {
+                level
+                    .get("tags")
+                    .and_then(Value::as_object)
+                    .is_some_and(|tags| {
+                        tags.iter()
+                            .any(|(k, v)| k.eq_ignore_ascii_case(key) && v.as_str() == Some(value))
+                    })
+            })
+        })
+    }
+}
+
+/// One resource a playbook tests, with the items of the discovery levels above it.
+#[derive(Clone, Debug)]
+pub struct Target<'p> {
+    pub playbook: &'p Playbook,
+    pub subscription: String,
+    /// (level name, item) from the first level down to the target itself.
+    pub levels: Vec<(String, Value)>,
+}
+
+impl Target<'_> {
+    pub fn item(&self) -> &Value {
+        &self.levels.last().expect("a target has a level").1
+    }
+
+    pub fn id(&self) -> String {
+        resource_id(self.item())
+    }
+
+    /// The document templates and step conditions see: `target`, every level by name, and
+    /// `before` when the prior state is known.
+    pub fn context(&self, before: Option<&Value>) -> Value {
+        let mut map = Map::new();
+        for (name, item) in &self.levels {
+            map.insert(name.clone(), item.clone());
+        }
+        map.insert("target".into(), self.item().clone());
+        if let Some(before) = before {
+            map.insert("before".into(), before.clone());
+        }
+        Value::Object(map)
+    }
+}
+
+fn resource_id(item: &Value) -> String {
+    item.get("id")
+        .and_then(Value::as_str)
+        .unwrap_or("(a resource az printed without an id)")
+        .to_string()
+}
+
+pub enum Found<'p> {
+    Target(Target<'p>),
+    Skipped(Target<'p>, String),
+    /// A listing failed: nothing below `resource` could be tested.
+    Failed {
+        playbook: &'p Playbook,
+        resource: String,
+        error: AzError,
+    },
+}
+
+/// Stops a run that cannot go on (signed out, az gone): no new call starts once it is set.
+#[derive(Default)]
+pub struct Abort {
+    flag: AtomicBool,
+    error: Mutex<Option<AzError>>,
+}
+
+impl Abort {
+    pub fn is_set(&self) -> bool {
+        self.flag.load(Ordering::SeqCst)
+    }
+
+    /// Records `error` and returns true if it must stop the run.
+    pub fn check(&self, error: &AzError) -> bool {
+        if matches!(error.kind, ErrorKind::NotSignedIn | ErrorKind::Missing) {
+            let mut slot = self.error.lock().expect("abort lock");
+            slot.get_or_insert_with(|| error.clone());
+            self.flag.store(true, Ordering::SeqCst);
+            return true;
+        }
+        false
+    }
+
+    pub fn take(&self) -> Option<AzError> {
+        self.error.lock().expect("abort lock").take()
+    }
+}
+
+type Shared = Arc<Result<Value, AzError>>;
+/// A call's argv and subscription.
+type CallKey = (Vec<String>, String);
+
+/// List calls shared between playbooks: the SQL playbooks both need each subscription's server
+/// list, and it is read once. A second caller of the same argv waits for the first.
+#[derive(Default)]
+struct Memo {
+    calls: Mutex<HashMap<CallKey, Arc<OnceLock<Shared>>>>,
+}
+
+impl Memo {
+    fn get(&self, az: &Az, argv: &[String], subscription: &str) -> Shared {
+        let cell = {
+            let mut calls = self.calls.lock().expect("memo lock");
+            calls
+                .entry((argv.to_vec(), subscription.to_string()))
+                .or_default()
+                .clone()
+        };
+        cell.get_or_init(|| Arc::new(az.run(argv, Some(subscription), CallKind::Read)))
+            .clone()
+    }
+}
+
+pub struct Discovery<'a> {
+    az: &'a Az<'a>,
+    filters: &'a Filters,
+    abort: &'a Abort,
+    memo: Memo,
+}
+
+pub type Sink<'s, 'p> = dyn Fn(&Spawner<'s>, Found<'p>) + Sync + 's;
+
+impl<'a> Discovery<'a> {
+    pub fn new(az: &'a Az<'a>, filters: &'a Filters, abort: &'a Abort) -> Self {
+        Discovery {
+            az,
+            filters,
+            abort,
+            memo: Memo::default(),
+        }
+    }
+
+    /// Starts discovery of `playbook`'s targets in `subscription`; every target, skipped item
+    /// and failed listing goes to `sink`, as soon as it is known.
+    pub fn start<'s, 'p: 's>(
+        &'s self,
+        spawner: &Spawner<'s>,
+        playbook: &'p Playbook,
+        subscription: &'s str,
+        sink: &'s Sink<'s, 'p>,
+    ) {
+        self.level(spawner, playbook, subscription, Vec::new(), sink);
+    }
+
+    fn level<'s, 'p: 's>(
+        &'s self,
+        spawner: &Spawner<'s>,
+        playbook: &'p Playbook,
+        subscription: &'s str,
+        parents: Vec<(String, Value)>,
+        sink: &'s Sink<'s, 'p>,
+    ) {
+        spawner.spawn(move |spawner| {
+            if self.abort.is_set() {
+                return;
+            }
+            let depth = parents.len();
+            let level = &playbook.discover[depth];
+            let listed_under = parents
+                .last()
+                .map(|(_, p)| resource_id(p))
+                .unwrap_or_else(|| format!("/subscriptions/{subscription}"));
+            let fail = |error: AzError| {
+                sink(
+                    spawner,
+                    Found::Failed {
+                        playbook,
+                        resource: listed_under.clone(),
+                        error,
+                    },
+                )
+            };
+            let context = Value::Object(parents.iter().cloned().collect());
+            let argv = match level.argv.render(&context) {
+                Ok(argv) => argv,
+                Err(message) => return fail(render_error(&level.argv.command_words(), message)),
+            };
+            let listed = self.memo.get(self.az, &argv, subscription);
+            let items = match &*listed {
+                Err(error) => {
+                    if !self.abort.check(error) {
+                        fail(error.clone());
+                    }
+                    return;
+                }
+                Ok(Value::Array(items)) => items,
+                Ok(other) => {
+                    return fail(AzError {
+                        kind: ErrorKind::MalformedOutput,
+                        code: None,
+                        message: format!("expected a JSON list, got {}", json_type(other)),
+                        command: crate::az::display_command(&argv),
+                        exit_code: Some(0),
+                        stderr: String::new(),
+                    });
+                }
+            };
+            let last = depth + 1 == playbook.discover.len();
+            for item in items {
+                if !self.filters.keeps_level(item) {
+                    continue;
+                }
+                let mut levels = parents.clone();
+                levels.push((level.name.clone(), item.clone()));
+                let target = Target {
+                    playbook,
+                    subscription: subscription.to_string(),
+                    levels,
+                };
+                let skip = level
+                    .skip
+                    .iter()
+                    .find(|rule| rule.when.test(item).unwrap_or(false));
+                if last && !self.filters.keeps_target(&target.levels) {
+                    continue;
+                }
+                match skip {
+                    Some(rule) if last => {
+                        sink(spawner, Found::Skipped(target, rule.reason.clone()))
+                    }
+                    Some(_) => {}
+                    None if last => sink(spawner, Found::Target(target)),
+                    None => self.level(spawner, playbook, subscription, target.levels, sink),
+                }
+            }
+        });
+    }
+}
+
+pub fn render_error(command: &[&str], message: String) -> AzError {
+    AzError {
+        kind: ErrorKind::Failed,
+        code: None,
+        message: format!("cannot build the arguments: {message}"),
+        command: format!("az {}", command.join(" ")),
+        exit_code: None,
+        stderr: String::new(),
+    }
+}
+
+pub fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn filters(rg: Option<&str>, tags: &[&str], names: &[&str], excludes: &[&str]) -> Filters {
+        Filters {
+            resource_group: rg.map(String::from),
+            tags: tags
+                .iter()
+                .map(|t| Filters::parse_tag(t).unwrap())
+                .collect(),
+            names: names
+                .iter()
+                .map(|n| Filters::parse_glob(n).unwrap())
+                .collect(),
+            excludes: excludes
+                .iter()
+                .map(|n| Filters::parse_glob(n).unwrap())
+                .collect(),
+        }
+    }
+
+    fn levels(server_tags: Value, db_tags: Value) -> Vec<(String, Value)> {
+        vec![
+            (
+                "server".into(),
+                json!({"name": "sql1", "resourceGroup": "RG1", "tags": server_tags}),
+            ),
+            (
+                "database".into(),
+                json!({"name": "db-Payments", "resourceGroup": "RG1", "tags": db_tags,
+                "id": "/subscriptions/s/resourceGroups/RG1/providers/Microsoft.Sql/servers/sql1/databases/db-Payments"}),
+            ),
+        ]
+    }
+
+    #[test]
+    fn database_matches_tags_through_its_server() {
+        let f = filters(None, &["data-classification=critical"], &[], &[]);
+        assert!(f.keeps_target(&levels(
+            json!({"Data-Classification": "critical"}),
+            json!(null)
+        )));
+        assert!(f.keeps_target(&levels(
+            json!(null),
+            json!({"data-classification": "critical"})
+        )));
+        assert!(!f.keeps_target(&levels(
+            json!({"data-classification": "Critical"}),
+            json!(null)
+        )));
+        let both = filters(None, &["a=1", "b=2"], &[], &[]);
+        assert!(both.keeps_target(&levels(json!({"a": "1"}), json!({"b": "2"}))));
+        assert!(!both.keeps_target(&levels(json!({"a": "1"}), json!({}))));
+    }
+
+    #[test]
+    fn names_and_excludes_are_case_insensitive_globs() {
+        assert!(
+            filters(None, &[], &["db-pay*"], &[]).keeps_target(&levels(json!(null), json!(null)))
+        );
+        assert!(
+            !filters(None, &[], &["other*"], &[]).keeps_target(&levels(json!(null), json!(null)))
+        );
+        assert!(
+            !filters(None, &[], &[], &["*PAY*"]).keeps_target(&levels(json!(null), json!(null)))
+        );
+        assert!(
+            filters(None, &[], &["*/servers/sql1/*"], &[])
+                .keeps_target(&levels(json!(null), json!(null)))
+        );
+    }
+
+    #[test]
+    fn resource_group_compares_case_insensitively() {
+        assert!(filters(Some("rg1"), &[], &[], &[]).keeps_level(&json!({"resourceGroup": "RG1"})));
+        assert!(!filters(Some("rg2"), &[], &[], &[]).keeps_level(&json!({"resourceGroup": "RG1"})));
+    }
+
+    #[test]
+    fn bad_tag_and_glob_are_explained() {
+        assert!(
+            Filters::parse_tag("novalue")
+                .unwrap_err()
+                .contains("KEY=VALUE")
+        );
+        assert_eq!(Filters::parse_tag("k=").unwrap(), ("k".into(), "".into()));
+        assert!(Filters::parse_glob("[").is_err());
+    }
+}

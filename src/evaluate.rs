@@ -1,0 +1,414 @@
+//! The test plan: reads each target's state, applies the playbook's verdict, keeps evidence.
+
+use crate::az::{Az, AzError, CallKind};
+use crate::discover::{Abort, Discovery, Filters, Found, Sink, Target, render_error};
+use crate::playbook::{Playbook, Reads};
+use crate::report::{Evidence, Status, TestResult};
+use crate::scheduler::{self, Spawner};
+use serde_json::{Map, Value};
+use std::sync::{Arc, Mutex};
+
+/// Hears about a run's progress; the engine itself never prints.
+pub trait Progress: Sync {
+    fn found(&self, _targets: u64) {}
+    fn assessed(&self) {}
+}
+
+pub struct NoProgress;
+impl Progress for NoProgress {}
+
+/// The verdict on one target's state.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Assessment {
+    pub status: Status,
+    pub evidence: Evidence,
+    pub message: String,
+}
+
+/// One result of a run: the assessment, with the target and its state when they are known
+/// (a plan needs both to derive changes).
+pub struct Outcome<'p> {
+    pub playbook: &'p Playbook,
+    pub resource: String,
+    pub target: Option<Target<'p>>,
+    pub state: Option<Value>,
+    pub assessment: Assessment,
+}
+
+impl Outcome<'_> {
+    pub fn to_result(&self) -> TestResult {
+        TestResult {
+            playbook: self.playbook.id.clone(),
+            resource: self.resource.clone(),
+            status: self.assessment.status,
+            evidence: self.assessment.evidence.clone(),
+            message: self.assessment.message.clone(),
+        }
+    }
+}
+
+/// Applies the playbook's verdict to a state: pure, so that it is tested against what real az
+/// printed without starting a process.
+pub fn verdict(playbook: &Playbook, state: &Value) -> Assessment {
+    let test = &playbook.test;
+    let evidence = Evidence(
+        test.evidence
+            .iter()
+            .map(|p| (p.to_string(), p.get(state).clone()))
+            .collect(),
+    );
+    let compliant = match test.compliant.test(state) {
+        Ok(c) => c,
+        Err(message) => {
+            return Assessment {
+                status: Status::Error,
+                evidence,
+                message: format!("the playbook's verdict could not be evaluated: {message}"),
+            };
+        }
+    };
+    let explained = test
+        .explain
+        .iter()
+        .find(|e| e.when.test(state).unwrap_or(false))
+        .map(|e| e.text.clone());
+    let (status, message) = if compliant {
+        (
+            Status::Compliant,
+            explained.unwrap_or_else(|| "compliant".into()),
+        )
+    } else {
+        (
+            Status::Noncompliant,
+            explained.unwrap_or_else(|| format!("`{}` is false", test.compliant.source())),
+        )
+    };
+    Assessment {
+        status,
+        evidence,
+        message,
+    }
+}
+
+fn error_assessment(error: &AzError) -> Assessment {
+    Assessment {
+        status: Status::Error,
+        evidence: Evidence::default(),
+        message: format!("{error}. {}", error.hint()),
+    }
+}
+
+pub struct RunOptions<'a> {
+    pub playbooks: &'a [Playbook],
+    pub subscriptions: &'a [String],
+    pub filters: &'a Filters,
+    pub jobs: usize,
+}
+
+/// Discovers and assesses every target. A failing resource becomes an `error` outcome and the
+/// others go on; only a condition that no call can survive (signed out, az gone) ends the run,
+/// returned as `Err` so that it is said once.
+pub fn assess<'p>(
+    az: &Az,
+    options: &RunOptions<'p>,
+    progress: &dyn Progress,
+) -> Result<Vec<Outcome<'p>>, AzError> {
+    let abort = Abort::default();
+    let discovery = Discovery::new(az, options.filters, &abort);
+    let outcomes: Mutex<Vec<Outcome<'p>>> = Mutex::new(Vec::new());
+    let engine = Engine {
+        az,
+        abort: &abort,
+        outcomes: &outcomes,
+        progress,
+    };
+    let sink: &Sink<'_, 'p> = &|spawner, found| engine.found(spawner, found);
+    scheduler::run(options.jobs, |spawner| {
+        for subscription in options.subscriptions {
+            for playbook in options.playbooks {
+                discovery.start(spawner, playbook, subscription, sink);
+            }
+        }
+    });
+    if let Some(error) = abort.take() {
+        return Err(error);
+    }
+    Ok(outcomes.into_inner().expect("outcomes lock"))
+}
+
+struct Engine<'e, 'p> {
+    az: &'e Az<'e>,
+    abort: &'e Abort,
+    outcomes: &'e Mutex<Vec<Outcome<'p>>>,
+    progress: &'e dyn Progress,
+}
+
+impl<'e, 'p> Engine<'e, 'p> {
+    fn push(&self, outcome: Outcome<'p>) {
+        self.progress.assessed();
+        self.outcomes.lock().expect("outcomes lock").push(outcome);
+    }
+
+    fn found<'s>(&'s self, spawner: &Spawner<'s>, found: Found<'p>)
+    where
+        'p: 's,
+    {
+        match found {
+            Found::Failed {
+                playbook,
+                resource,
+                error,
+            } => self.push(Outcome {
+                playbook,
+                resource,
+                target: None,
+                state: None,
+                assessment: error_assessment(&error),
+            }),
+            Found::Skipped(target, reason) => {
+                self.progress.found(1);
+                self.push(Outcome {
+                    playbook: target.playbook,
+                    resource: target.id(),
+                    target: Some(target),
+                    state: None,
+                    assessment: Assessment {
+                        status: Status::Skipped,
+                        evidence: Evidence::default(),
+                        message: reason,
+                    },
+                })
+            }
+            Found::Target(target) => {
+                self.progress.found(1);
+                self.read_state(spawner, target);
+            }
+        }
+    }
+
+    fn conclude(&self, target: Target<'p>, state: Result<Value, AzError>) {
+        let outcome = match state {
+            Ok(state) => Outcome {
+                playbook: target.playbook,
+                resource: target.id(),
+                assessment: verdict(target.playbook, &state),
+                state: Some(state),
+                target: Some(target),
+            },
+            Err(error) => {
+                if self.abort.check(&error) {
+                    return;
+                }
+                Outcome {
+                    playbook: target.playbook,
+                    resource: target.id(),
+                    assessment: error_assessment(&error),
+                    state: None,
+                    target: Some(target),
+                }
+            }
+        };
+        self.push(outcome);
+    }
+
+    fn read(&self, target: &Target<'p>, argv: &crate::playbook::Argv) -> Result<Value, AzError> {
+        let rendered = argv
+            .render(&target.context(None))
+            .map_err(|m| render_error(&argv.command_words(), m))?;
+        self.az
+            .run(&rendered, Some(&target.subscription), CallKind::Read)
+    }
+
+    /// Each read is a job of its own, so that a target's reads run in parallel and count
+    /// against `--jobs` like every other call; the last to finish concludes.
+    fn read_state<'s>(&'s self, spawner: &Spawner<'s>, target: Target<'p>)
+    where
+        'p: 's,
+    {
+        match &target.playbook.test.reads {
+            Reads::None => {
+                let state = target.item().clone();
+                self.conclude(target, Ok(state));
+            }
+            Reads::One(argv) => spawner.spawn(move |_| {
+                if self.abort.is_set() {
+                    return;
+                }
+                let state = self.read(&target, argv);
+                self.conclude(target, state);
+            }),
+            Reads::Named(reads) => {
+                let join = Arc::new(Mutex::new(Join {
+                    remaining: reads.len(),
+                    state: Map::new(),
+                    error: None,
+                    target: Some(target.clone()),
+                }));
+                for (name, argv) in reads {
+                    let join = join.clone();
+                    let target = target.clone();
+                    spawner.spawn(move |_| {
+                        if self.abort.is_set() {
+                            return;
+                        }
+                        let result = self.read(&target, argv);
+                        let mut j = join.lock().expect("join lock");
+                        match result {
+                            Ok(v) => {
+                                j.state.insert(name.clone(), v);
+                            }
+                            Err(e) => {
+                                j.error.get_or_insert(e);
+                            }
+                        }
+                        j.remaining -= 1;
+                        if j.remaining == 0 {
+                            let target = j.target.take().expect("concluded once");
+                            let state = match j.error.take() {
+                                Some(e) => Err(e),
+                                None => Ok(Value::Object(std::mem::take(&mut j.state))),
+                            };
+                            drop(j);
+                            self.conclude(target, state);
+                        }
+                    });
+                }
+            }
+        }
+    }
+}
+
+struct Join<'p> {
+    remaining: usize,
+    state: Map<String, Value>,
+    error: Option<AzError>,
+    target: Option<Target<'p>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::playbook::builtin;
+    use serde_json::json;
+
+    fn printed(name: &str) -> Value {
+        let path = format!(
+            "{}/tests/reference/az_cli_2.91/{name}.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let v: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        serde_json::from_str(v["stdout"].as_str().unwrap()).unwrap()
+    }
+
+    fn playbook(id: &str) -> Playbook {
+        builtin().into_iter().find(|p| p.id == id).unwrap()
+    }
+
+    #[test]
+    fn storage_verdicts_on_what_az_printed() {
+        let p = playbook("storage-account-mmk");
+        let list = printed("storage_account_list");
+        let cmk = verdict(&p, &list[0]);
+        assert_eq!(cmk.status, Status::Noncompliant);
+        assert_eq!(
+            cmk.evidence.0[0],
+            ("encryption.keySource".into(), json!("Microsoft.Keyvault"))
+        );
+        assert_eq!(cmk.evidence.0[1].1, json!("https://kv1.vault.azure.net/"));
+        assert_eq!(cmk.evidence.0[3].1, json!(""));
+        assert_eq!(verdict(&p, &list[1]).status, Status::Compliant);
+        assert_eq!(
+            verdict(&p, &printed("storage_account_update_to_mmk")).status,
+            Status::Compliant
+        );
+    }
+
+    #[test]
+    fn storage_edge_cases() {
+        let p = playbook("storage-account-mmk");
+        let no_block = verdict(&p, &json!({"name": "x"}));
+        assert_eq!(no_block.status, Status::Compliant);
+        assert!(
+            no_block.message.contains("platform default"),
+            "{}",
+            no_block.message
+        );
+        assert_eq!(
+            verdict(
+                &p,
+                &json!({"encryption": {"keySource": "microsoft.storage"}})
+            )
+            .status,
+            Status::Compliant
+        );
+        assert_eq!(
+            verdict(
+                &p,
+                &json!({"encryption": {"keySource": "microsoft.keyvault"}})
+            )
+            .status,
+            Status::Noncompliant
+        );
+        assert_eq!(
+            verdict(&p, &json!({"encryption": null})).status,
+            Status::Compliant
+        );
+    }
+
+    #[test]
+    fn server_protector_verdicts() {
+        let p = playbook("sql-server-tde-protector-mmk");
+        let akv = verdict(&p, &printed("sql_server_tde_key_show_akv"));
+        assert_eq!(akv.status, Status::Noncompliant);
+        assert_eq!(
+            akv.evidence.0[2].1,
+            json!("https://kv1.vault.azure.net/keys/sqlkey/0123456789abcdef0123456789abcdef")
+        );
+        assert_eq!(
+            verdict(&p, &printed("sql_server_tde_key_show_servicemanaged")).status,
+            Status::Compliant
+        );
+    }
+
+    #[test]
+    fn database_verdicts_cover_state_status_and_database_keys() {
+        let p = playbook("sql-database-tde-mmk");
+        let db = printed("sql_db_show");
+        let on = json!({"tde": printed("sql_db_tde_show"), "db": db});
+        assert_eq!(verdict(&p, &on).status, Status::Compliant);
+        let off = json!({"tde": printed("sql_db_tde_set_disabled"), "db": db});
+        assert_eq!(verdict(&p, &off).status, Status::Noncompliant);
+        let legacy_on = json!({"tde": {"status": "Enabled"}, "db": db});
+        assert_eq!(verdict(&p, &legacy_on).status, Status::Compliant);
+        let legacy_off = json!({"tde": {"status": "Disabled"}, "db": db});
+        assert_eq!(verdict(&p, &legacy_off).status, Status::Noncompliant);
+        let mut cmk_db = db.clone();
+        cmk_db["encryptionProtector"] = json!("https://kv1.vault.azure.net/keys/dbkey/abc");
+        let own_key = verdict(
+            &p,
+            &json!({"tde": printed("sql_db_tde_show"), "db": cmk_db}),
+        );
+        assert_eq!(own_key.status, Status::Noncompliant);
+        assert!(
+            own_key.message.contains("database-level"),
+            "{}",
+            own_key.message
+        );
+        assert_eq!(
+            own_key.evidence.0[2].1,
+            json!("https://kv1.vault.azure.net/keys/dbkey/abc")
+        );
+    }
+
+    #[test]
+    fn master_is_skipped_by_the_discovery_rule() {
+        let p = playbook("sql-database-tde-mmk");
+        let rule = &p.discover[1].skip[0];
+        assert!(
+            rule.when
+                .test(&json!({"name": "master", "kind": "v12.0,system", "sku": {"tier": "System"}}))
+                .unwrap()
+        );
+        assert!(!rule.when.test(&printed("sql_db_list")[0]).unwrap());
+    }
+}

@@ -1,0 +1,147 @@
+//! Dotted field paths (`encryption.keyVaultProperties.keyName`) into the JSON that `az` prints.
+//!
+//! Evidence, recorded state and predicted after-states are all keyed by such paths, so that a
+//! playbook author writes the same spelling everywhere and the change log stays readable.
+
+use serde_json::{Map, Value};
+use std::fmt;
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FieldPath(Vec<String>);
+
+impl FieldPath {
+    /// Parses `a.b.c`; each segment is an identifier as JMESPath spells an unquoted field.
+    pub fn parse(text: &str) -> Result<FieldPath, String> {
+        if text.is_empty() {
+            return Err("empty field path".into());
+        }
+        let mut segments = Vec::new();
+        for segment in text.split('.') {
+            let valid = segment
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && segment
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !valid {
+                return Err(format!(
+                    "`{text}` is not a field path: each part must be a name of letters, digits and `_` (found `{segment}`)"
+                ));
+            }
+            segments.push(segment.to_string());
+        }
+        Ok(FieldPath(segments))
+    }
+
+    pub fn from_segments(segments: Vec<String>) -> FieldPath {
+        FieldPath(segments)
+    }
+
+    pub fn segments(&self) -> &[String] {
+        &self.0
+    }
+
+    pub fn first(&self) -> &str {
+        &self.0[0]
+    }
+
+    /// The path without its first segment (the root it names), if anything is left.
+    pub fn rest(&self) -> Option<FieldPath> {
+        (self.0.len() > 1).then(|| FieldPath(self.0[1..].to_vec()))
+    }
+
+    /// True when `self` equals `other` or lies below it.
+    pub fn starts_with(&self, other: &FieldPath) -> bool {
+        self.0.len() >= other.0.len() && self.0[..other.0.len()] == other.0[..]
+    }
+
+    /// The value at this path, or null when any part of it is missing: az prints absent and
+    /// unset attributes alike, and a verdict treats both as unset.
+    pub fn get<'v>(&self, value: &'v Value) -> &'v Value {
+        let mut current = value;
+        for segment in &self.0 {
+            match current.get(segment) {
+                Some(next) => current = next,
+                None => return &Value::Null,
+            }
+        }
+        current
+    }
+
+    /// Writes `leaf` at this path, creating objects on the way.
+    pub fn set(&self, target: &mut Value, leaf: Value) {
+        let mut current = target;
+        for (i, segment) in self.0.iter().enumerate() {
+            if !current.is_object() {
+                *current = Value::Object(Map::new());
+            }
+            let map = current.as_object_mut().expect("made an object above");
+            if i + 1 == self.0.len() {
+                map.insert(segment.clone(), leaf);
+                return;
+            }
+            current = map.entry(segment.clone()).or_insert(Value::Null);
+        }
+    }
+
+    /// A document holding only these paths, each with its value in `source` (null if absent):
+    /// what a playbook's `record` list keeps of a resource's state.
+    pub fn project(paths: &[FieldPath], source: &Value) -> Value {
+        let mut out = Value::Object(Map::new());
+        for path in paths {
+            path.set(&mut out, path.get(source).clone());
+        }
+        out
+    }
+}
+
+impl fmt::Display for FieldPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0.join("."))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn parse_rejects_what_is_not_a_plain_path() {
+        assert!(FieldPath::parse("a.b").is_ok());
+        for bad in ["", "a..b", "a.", ".a", "a b", "a[0]", "1a", "a-b", "a.'b'"] {
+            assert!(FieldPath::parse(bad).is_err(), "{bad} should be rejected");
+        }
+    }
+
+    #[test]
+    fn get_returns_null_for_missing_parts_and_through_null() {
+        let doc = json!({"encryption": null, "a": {"b": ""}});
+        let p = |s| FieldPath::parse(s).unwrap();
+        assert_eq!(p("encryption.keySource").get(&doc), &Value::Null);
+        assert_eq!(p("a.b").get(&doc), &json!(""));
+        assert_eq!(p("missing").get(&doc), &Value::Null);
+    }
+
+    #[test]
+    fn project_keeps_null_and_empty_distinct() {
+        let doc = json!({"kv": {"keyVersion": "", "other": 1}, "x": 2});
+        let paths = vec![
+            FieldPath::parse("kv.keyVersion").unwrap(),
+            FieldPath::parse("kv.keyName").unwrap(),
+        ];
+        assert_eq!(
+            FieldPath::project(&paths, &doc),
+            json!({"kv": {"keyVersion": "", "keyName": null}})
+        );
+    }
+
+    #[test]
+    fn starts_with_is_segmentwise() {
+        let p = |s| FieldPath::parse(s).unwrap();
+        assert!(p("a.b.c").starts_with(&p("a.b")));
+        assert!(p("a.b").starts_with(&p("a.b")));
+        assert!(!p("a.bc").starts_with(&p("a.b")));
+    }
+}

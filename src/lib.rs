@@ -1,0 +1,15 @@
+//! azbook: security-control runbooks (test, implement, back out) run against Azure through the
+//! Azure CLI. See README.md for the user's view and DESIGN.md for the contracts.
+
+pub mod app;
+pub mod az;
+pub mod cli;
+pub mod discover;
+pub mod evaluate;
+pub mod exit;
+pub mod fieldpath;
+pub mod playbook;
+pub mod progress;
+pub mod report;
+pub mod scheduler;
+pub mod session;

@@ -1,0 +1,25 @@
+use azbook::cli::{Cli, Terminal};
+use clap::Parser;
+use std::io::IsTerminal;
+
+fn main() {
+    let cli = Cli::parse();
+    let terminal = Terminal {
+        stdout_is_tty: std::io::stdout().is_terminal(),
+        stderr_is_tty: std::io::stderr().is_terminal(),
+        no_color: std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
+        cpus: std::thread::available_parallelism().map_or(2, |n| n.get()),
+    };
+    let code = match cli.run(
+        &terminal,
+        &mut std::io::stdout().lock(),
+        &mut std::io::stderr(),
+    ) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            azbook::exit::NOTHING_RAN
+        }
+    };
+    std::process::exit(code);
+}

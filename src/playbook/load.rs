@@ -1,0 +1,937 @@
+//! From TOML text to a validated [`Playbook`], with every error located by file, line, column.
+
+use super::expr::Expr;
+use super::shape::{Shape, closest};
+use super::template::{Part, Template};
+use super::*;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::ops::Range;
+use std::path::Path;
+use toml::Spanned;
+
+/// The built-in playbooks, compiled into the binary so that azbook works from any directory.
+const BUILTIN: &[(&str, &str)] = &[
+    (
+        "storage-account-mmk.toml",
+        include_str!("../../playbooks/storage-account-mmk.toml"),
+    ),
+    (
+        "sql-server-tde-protector-mmk.toml",
+        include_str!("../../playbooks/sql-server-tde-protector-mmk.toml"),
+    ),
+    (
+        "sql-database-tde-mmk.toml",
+        include_str!("../../playbooks/sql-database-tde-mmk.toml"),
+    ),
+];
+
+/// Roots a playbook may not use as a discovery level name: they have fixed meanings.
+const RESERVED_ROOTS: &[&str] = &["target", "before", "read", "state"];
+
+/// Options azbook sets itself on every call; a playbook setting them could change what a run
+/// reads (another subscription, table output) behind the operator's back.
+const RESERVED_FLAGS: &[&str] = &["--subscription", "--output", "-o", "--query", "--ids"];
+
+/// az commands that change az's own configuration or sign-in rather than a resource.
+const FORBIDDEN_COMMANDS: &[&str] = &[
+    "login",
+    "logout",
+    "account set",
+    "account clear",
+    "config",
+    "configure",
+    "extension",
+    "upgrade",
+    "cloud",
+    "interactive",
+    "init",
+    "self-test",
+];
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadError {
+    pub file: String,
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file, self.line, self.column, self.message
+        )
+    }
+}
+
+/// All problems found in one file (a playbook author fixes them in one go).
+#[derive(Debug)]
+pub struct LoadErrors(pub Vec<LoadError>);
+
+impl fmt::Display for LoadErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for LoadErrors {}
+
+/// Loads every built-in playbook.
+pub fn builtin() -> Vec<Playbook> {
+    BUILTIN
+        .iter()
+        .map(|(file, text)| {
+            parse(
+                &format!("playbooks/{file}"),
+                text,
+                &format!("builtin:{file}"),
+            )
+            .unwrap_or_else(|e| panic!("built-in playbook {file} is invalid:\n{e}"))
+        })
+        .collect()
+}
+
+/// Playbooks larger than this are refused before parsing: no real playbook comes near it,
+/// and a multi-megabyte file is a mistake or an attack on the parser.
+const MAX_PLAYBOOK_BYTES: u64 = 1024 * 1024;
+
+pub fn load_file(path: &Path) -> Result<Playbook, LoadErrors> {
+    let name = path.display().to_string();
+    let whole_file = |message: String| {
+        LoadErrors(vec![LoadError {
+            file: name.clone(),
+            line: 1,
+            column: 1,
+            message,
+        }])
+    };
+    let meta =
+        std::fs::metadata(path).map_err(|e| whole_file(format!("cannot read playbook: {e}")))?;
+    if meta.len() > MAX_PLAYBOOK_BYTES {
+        return Err(whole_file(format!(
+            "playbook is {} bytes; the limit is {MAX_PLAYBOOK_BYTES}",
+            meta.len()
+        )));
+    }
+    let bytes =
+        std::fs::read(path).map_err(|e| whole_file(format!("cannot read playbook: {e}")))?;
+    let text = String::from_utf8(bytes)
+        .map_err(|e| whole_file(format!("playbook is not UTF-8 text: {e}")))?;
+    parse(&name, &text, &name)
+}
+
+/// Resolves `--playbook` values: a built-in id, or a path to a TOML file. None given selects
+/// every built-in playbook.
+pub fn select(values: &[String]) -> Result<Vec<Playbook>, anyhow::Error> {
+    let builtins = builtin();
+    if values.is_empty() {
+        return Ok(builtins);
+    }
+    let mut builtins: Vec<Option<Playbook>> = builtins.into_iter().map(Some).collect();
+    let ids: Vec<String> = builtins
+        .iter()
+        .map(|p| p.as_ref().map(|p| p.id.clone()).unwrap_or_default())
+        .collect();
+    let mut selected: Vec<Playbook> = Vec::new();
+    for value in values {
+        if let Some(i) = ids.iter().position(|id| id == value) {
+            if let Some(p) = builtins[i].take() {
+                selected.push(p);
+            }
+            continue;
+        }
+        let path = Path::new(value);
+        if path.exists() || value.ends_with(".toml") || value.contains('/') {
+            let p = load_file(path).map_err(anyhow::Error::new)?;
+            if selected.iter().any(|s| s.id == p.id) {
+                anyhow::bail!("two selected playbooks have the id `{}`", p.id);
+            }
+            selected.push(p);
+            continue;
+        }
+        let known: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let hint = closest(value, &known)
+            .map(|c| format!(" Did you mean `{c}`?"))
+            .unwrap_or_default();
+        anyhow::bail!(
+            "no playbook `{value}`: it is neither a built-in playbook nor a file.{hint} \
+             Run `azbook list` to see the built-in ones."
+        );
+    }
+    Ok(selected)
+}
+
+// ---- the TOML as written ----
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPlaybook {
+    schema: Spanned<i64>,
+    id: Spanned<String>,
+    title: Spanned<String>,
+    resource_type: Spanned<String>,
+    control: RawControl,
+    discover: Spanned<Vec<RawDiscover>>,
+    test: RawTest,
+    #[serde(default)]
+    implement: Vec<RawStep>,
+    #[serde(default)]
+    backout: Vec<RawStep>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawControl {
+    id: Spanned<String>,
+    title: Spanned<String>,
+    benchmark: Option<String>,
+    level: Option<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDiscover {
+    name: Spanned<String>,
+    argv: RawArgv,
+    #[serde(default)]
+    skip: Vec<RawSkip>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSkip {
+    when: Spanned<String>,
+    reason: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTest {
+    read: Option<RawArgv>,
+    reads: Option<Spanned<BTreeMap<String, RawArgv>>>,
+    compliant: Spanned<String>,
+    #[serde(default)]
+    evidence: Vec<Spanned<String>>,
+    #[serde(default)]
+    record: Vec<Spanned<String>>,
+    #[serde(default)]
+    controlled: Vec<Spanned<String>>,
+    #[serde(default)]
+    explain: Vec<RawExplain>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawExplain {
+    when: Spanned<String>,
+    text: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStep {
+    name: Spanned<String>,
+    kind: Option<Spanned<String>>,
+    argv: Option<RawArgv>,
+    instructions: Option<Spanned<String>>,
+    when: Option<Spanned<String>>,
+    reversible: Option<bool>,
+    warning: Option<String>,
+    after: Option<Spanned<BTreeMap<String, toml::Value>>>,
+    skip_if: Option<RawSkipIf>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSkipIf {
+    read: RawArgv,
+    when: Spanned<String>,
+}
+
+type RawArgv = Spanned<Vec<Spanned<RawArg>>>;
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawArg {
+    Plain(String),
+    Conditional(RawConditional),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConditional {
+    arg: String,
+    when: String,
+}
+
+// ---- validation ----
+
+struct Loader<'a> {
+    file: &'a str,
+    text: &'a str,
+    errors: Vec<LoadError>,
+}
+
+/// Parses and validates one playbook. `file` names it in messages; `origin` is recorded.
+pub fn parse(file: &str, text: &str, origin: &str) -> Result<Playbook, LoadErrors> {
+    let mut loader = Loader {
+        file,
+        text,
+        errors: Vec::new(),
+    };
+    let raw: RawPlaybook = match toml::from_str(text) {
+        Ok(raw) => raw,
+        Err(e) => {
+            let at = e.span().map(|s| s.start).unwrap_or(0);
+            let message = e
+                .message()
+                .trim()
+                .replace("expected i64", "expected an integer")
+                .replace(
+                "data did not match any variant of untagged enum RawArg",
+                "an argv element must be a string, or a table `{ arg = \"...\", when = \"...\" }`",
+            );
+            loader.error_at(at, message);
+            return Err(LoadErrors(loader.errors));
+        }
+    };
+    let playbook = loader.validate(raw, origin);
+    if loader.errors.is_empty() {
+        Ok(playbook.expect("no errors means a playbook"))
+    } else {
+        Err(LoadErrors(loader.errors))
+    }
+}
+
+/// Which roots a template or condition may name, with their shapes.
+type Roots = Vec<(String, Shape)>;
+
+impl Loader<'_> {
+    fn error_at(&mut self, byte: usize, message: impl Into<String>) {
+        let byte = byte.min(self.text.len());
+        let before = &self.text[..byte];
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+        self.errors.push(LoadError {
+            file: self.file.to_string(),
+            line,
+            column,
+            message: message.into(),
+        });
+    }
+
+    fn error(&mut self, span: &Range<usize>, message: impl Into<String>) {
+        self.error_at(span.start, message);
+    }
+
+    /// An error at character `offset` inside the string value `inner` that TOML holds at
+    /// `span`; falls back to the start of the value when the string was written with escapes.
+    fn error_inside(&mut self, span: &Range<usize>, inner: &str, offset: usize, message: String) {
+        let raw = &self.text[span.clone()];
+        let at = match raw.find(inner) {
+            Some(pos) => {
+                let byte_offset: usize = inner.chars().take(offset).map(char::len_utf8).sum();
+                span.start + pos + byte_offset
+            }
+            None => span.start,
+        };
+        self.error_at(at, message);
+    }
+
+    fn validate(&mut self, raw: RawPlaybook, origin: &str) -> Option<Playbook> {
+        if *raw.schema.get_ref() != 1 {
+            self.error(
+                &raw.schema.span(),
+                format!(
+                    "schema {} is not supported: this azbook reads schema 1",
+                    raw.schema.get_ref()
+                ),
+            );
+        }
+        let id = raw.id.get_ref();
+        if id.is_empty()
+            || !id
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        {
+            self.error(
+                &raw.id.span(),
+                "id must be lower-case letters, digits and `-` (it names the playbook on the command line)",
+            );
+        }
+        for (field, span) in [
+            (&raw.title, raw.title.span()),
+            (&raw.resource_type, raw.resource_type.span()),
+            (&raw.control.id, raw.control.id.span()),
+            (&raw.control.title, raw.control.title.span()),
+        ] {
+            if field.get_ref().trim().is_empty() {
+                self.error(&span, "must not be empty");
+            }
+        }
+
+        // Discovery.
+        let mut levels = Vec::new();
+        let mut roots: Roots = Vec::new();
+        if raw.discover.get_ref().is_empty() {
+            self.error(
+                &raw.discover.span(),
+                "`discover` needs at least one level (the list call that finds targets)",
+            );
+        }
+        for level in raw.discover.into_inner() {
+            let name = level.name.get_ref().clone();
+            if !is_identifier(&name) || RESERVED_ROOTS.contains(&name.as_str()) {
+                self.error(
+                    &level.name.span(),
+                    format!(
+                        "discovery level name `{name}` must be an identifier other than {}",
+                        RESERVED_ROOTS.join(", ")
+                    ),
+                );
+            } else if roots.iter().any(|(r, _)| *r == name) {
+                self.error(
+                    &level.name.span(),
+                    format!("discovery level `{name}` is named twice"),
+                );
+            }
+            let argv = self.argv(&level.argv, &roots);
+            let item_shape = argv
+                .as_ref()
+                .map(|a| Shape::of_list_item(&a.command_words()))
+                .unwrap_or(Shape::Any);
+            let mut skip = Vec::new();
+            for rule in level.skip {
+                if let Some(when) = self.condition(&rule.when, &item_shape) {
+                    skip.push(SkipRule {
+                        when,
+                        reason: rule.reason,
+                    });
+                }
+            }
+            roots.push((name.clone(), item_shape));
+            if let Some(argv) = argv {
+                levels.push(DiscoverLevel { name, argv, skip });
+            }
+        }
+        let target_shape = roots.last().map(|(_, s)| s.clone()).unwrap_or(Shape::Any);
+        // Reads see the target and the levels above it.
+        let mut read_roots: Roots = vec![("target".into(), target_shape.clone())];
+        read_roots.extend(roots.iter().take(roots.len().saturating_sub(1)).cloned());
+
+        // Test.
+        let test = raw.test;
+        let (reads, state_shape) = match (&test.read, &test.reads) {
+            (Some(_), Some(reads)) => {
+                self.error(&reads.span(), "give either `read` or `reads`, not both");
+                (Reads::None, Shape::Any)
+            }
+            (Some(read), None) => match self.argv(read, &read_roots) {
+                Some(argv) => {
+                    let shape = Shape::of_command(&argv.command_words());
+                    (Reads::One(argv), shape)
+                }
+                None => (Reads::None, Shape::Any),
+            },
+            (None, Some(reads)) => {
+                let mut named = Vec::new();
+                let mut shapes = Vec::new();
+                for (name, argv) in reads.get_ref() {
+                    if !is_identifier(name) {
+                        self.error(
+                            &argv.span(),
+                            format!("read name `{name}` must be an identifier"),
+                        );
+                    }
+                    if let Some(argv) = self.argv(argv, &read_roots) {
+                        shapes.push((name.clone(), Shape::of_command(&argv.command_words())));
+                        named.push((name.clone(), argv));
+                    }
+                }
+                (Reads::Named(named), Shape::object(shapes))
+            }
+            (None, None) => (Reads::None, target_shape.clone()),
+        };
+        let compliant = self.condition(&test.compliant, &state_shape);
+        let evidence = self.paths(&test.evidence, &state_shape);
+        let record = self.paths(&test.record, &state_shape);
+        let controlled = self.paths(&test.controlled, &state_shape);
+        for (path, raw_path) in controlled.iter().zip(&test.controlled) {
+            if !record.iter().any(|r| path.starts_with(r)) {
+                self.error(
+                    &raw_path.span(),
+                    format!("controlled field `{path}` must also be in `record`: backout compares it with the recorded prior state"),
+                );
+            }
+        }
+        let mut explain = Vec::new();
+        for e in test.explain {
+            if let Some(when) = self.condition(&e.when, &state_shape) {
+                explain.push(Explain { when, text: e.text });
+            }
+        }
+
+        // Steps see the target, the recorded prior state and the levels above.
+        let record_segments: Vec<Vec<String>> =
+            record.iter().map(|p| p.segments().to_vec()).collect();
+        let mut step_roots = read_roots.clone();
+        step_roots.push(("before".into(), state_shape.restrict(&record_segments)));
+        let implement = self.steps(raw.implement, &step_roots, &record);
+        let backout = self.steps(raw.backout, &step_roots, &record);
+
+        let playbook = Playbook {
+            id: raw.id.into_inner(),
+            title: raw.title.into_inner(),
+            resource_type: raw.resource_type.into_inner(),
+            control: Control {
+                id: raw.control.id.into_inner(),
+                title: raw.control.title.into_inner(),
+                benchmark: raw.control.benchmark,
+                level: raw.control.level,
+            },
+            origin: origin.to_string(),
+            discover: levels,
+            test: TestSpec {
+                reads,
+                compliant: compliant?,
+                evidence,
+                record,
+                controlled,
+                explain,
+            },
+            implement,
+            backout,
+        };
+        Some(playbook)
+    }
+
+    fn steps(&mut self, raw: Vec<RawStep>, roots: &Roots, record: &[FieldPath]) -> Vec<Step> {
+        let context = Shape::object(roots.iter().cloned());
+        let mut steps = Vec::new();
+        for step in raw {
+            let name_span = step.name.span();
+            if step.name.get_ref().trim().is_empty() {
+                self.error(&name_span, "a step needs a name that says what it does");
+            }
+            let kind = step
+                .kind
+                .as_ref()
+                .map(|k| k.get_ref().as_str())
+                .unwrap_or("az");
+            let action = match (kind, &step.argv, &step.instructions) {
+                ("az", Some(argv), None) => self.argv(argv, roots).map(Action::Az),
+                ("az", None, _) => {
+                    self.error(&name_span, "an `az` step needs `argv` (or say `kind = \"manual\"` with `instructions`)");
+                    None
+                }
+                ("az", Some(_), Some(i)) => {
+                    self.error(
+                        &i.span(),
+                        "`instructions` belong to manual steps; this step runs `argv`",
+                    );
+                    None
+                }
+                ("manual", None, Some(text)) => self.template(text, roots).map(Action::Manual),
+                ("manual", Some(argv), _) => {
+                    self.error(
+                        &argv.span(),
+                        "a manual step is done by a person and has no `argv`",
+                    );
+                    None
+                }
+                ("manual", None, None) => {
+                    self.error(&name_span, "a manual step needs `instructions`");
+                    None
+                }
+                (other, _, _) => {
+                    let span = step
+                        .kind
+                        .as_ref()
+                        .map(|k| k.span())
+                        .unwrap_or(name_span.clone());
+                    self.error(
+                        &span,
+                        format!("unknown step kind `{other}`: use `az` or `manual`"),
+                    );
+                    None
+                }
+            };
+            let when = step.when.as_ref().and_then(|w| self.condition(w, &context));
+            let mut after = Vec::new();
+            if let Some(raw_after) = &step.after {
+                for (key, value) in raw_after.get_ref() {
+                    match FieldPath::parse(key) {
+                        Ok(path) if record.iter().any(|r| path.starts_with(r)) => {
+                            let json =
+                                serde_json::to_value(value).unwrap_or(serde_json::Value::Null);
+                            after.push((path, json));
+                        }
+                        Ok(path) => self.error(
+                            &raw_after.span(),
+                            format!(
+                                "`after` names `{path}`, which is not in the test's `record` list"
+                            ),
+                        ),
+                        Err(e) => self.error(&raw_after.span(), e),
+                    }
+                }
+            }
+            let skip_if = step.skip_if.as_ref().and_then(|s| {
+                let read = self.argv(&s.read, roots)?;
+                let mut with_read = roots.clone();
+                with_read.push(("read".into(), Shape::of_command(&read.command_words())));
+                let when = self.condition(&s.when, &Shape::object(with_read))?;
+                Some(SkipIf { read, when })
+            });
+            if step.skip_if.is_some() && skip_if.is_none() {
+                continue;
+            }
+            let reversible = step.reversible.unwrap_or(true);
+            if let Some(action) = action {
+                steps.push(Step {
+                    name: step.name.into_inner(),
+                    action,
+                    when,
+                    reversible,
+                    warning: step.warning,
+                    after,
+                    skip_if,
+                });
+            }
+        }
+        steps
+    }
+
+    fn condition(&mut self, raw: &Spanned<String>, shape: &Shape) -> Option<Expr> {
+        let source = raw.get_ref();
+        let expr = match Expr::compile(source) {
+            Ok(e) => e,
+            Err(e) => {
+                self.error_inside(&raw.span(), source, e.offset, e.message);
+                return None;
+            }
+        };
+        let mut ok = true;
+        for (field, offset) in expr.root_fields() {
+            if let Err(msg) = shape.lookup(&field) {
+                self.error_inside(
+                    &raw.span(),
+                    source,
+                    offset,
+                    format!(
+                        "`{}` names a field that cannot exist: {msg}",
+                        field.join(".")
+                    ),
+                );
+                ok = false;
+            }
+        }
+        ok.then_some(expr)
+    }
+
+    fn paths(&mut self, raw: &[Spanned<String>], shape: &Shape) -> Vec<FieldPath> {
+        let mut out = Vec::new();
+        for item in raw {
+            match FieldPath::parse(item.get_ref()) {
+                Ok(path) => match shape.lookup(path.segments()) {
+                    Ok(_) => out.push(path),
+                    Err(msg) => self.error(&item.span(), format!("`{path}` cannot exist: {msg}")),
+                },
+                Err(msg) => self.error(&item.span(), msg),
+            }
+        }
+        out
+    }
+
+    fn template(&mut self, raw: &Spanned<String>, roots: &Roots) -> Option<Template> {
+        let source = raw.get_ref();
+        match Template::parse(source) {
+            Ok(t) => self.check_fields(&t, &raw.span(), roots).then_some(t),
+            Err(e) => {
+                self.error_inside(&raw.span(), source, e.offset, e.message);
+                None
+            }
+        }
+    }
+
+    fn check_fields(&mut self, template: &Template, span: &Range<usize>, roots: &Roots) -> bool {
+        let mut ok = true;
+        let source = template.source();
+        for field in template.fields() {
+            // Point at the placeholder itself, not at the start of the string.
+            let at = source
+                .find(&format!("{{{field}}}"))
+                .map(|byte| source[..byte].chars().count())
+                .unwrap_or(0);
+            let report = |loader: &mut Self, message: String| {
+                loader.error_inside(span, source, at, message);
+            };
+            let root = field.first();
+            let Some((_, shape)) = roots.iter().find(|(r, _)| r == root) else {
+                let names: Vec<&str> = roots.iter().map(|(r, _)| r.as_str()).collect();
+                report(
+                    self,
+                    format!(
+                        "`{{{field}}}` names `{root}`, which is not available here; use one of: {}",
+                        names.join(", ")
+                    ),
+                );
+                ok = false;
+                continue;
+            };
+            let rest = field
+                .rest()
+                .map(|r| r.segments().to_vec())
+                .unwrap_or_default();
+            if let Err(msg) = shape.lookup(&rest) {
+                let detail = if root == "before" {
+                    format!("`before` holds only the fields in the test's `record` list ({msg})")
+                } else {
+                    msg
+                };
+                report(self, format!("`{{{field}}}` cannot exist: {detail}"));
+                ok = false;
+            }
+        }
+        ok
+    }
+
+    fn argv(&mut self, raw: &RawArgv, roots: &Roots) -> Option<Argv> {
+        let context = Shape::object(roots.iter().cloned());
+        let mut args = Vec::new();
+        let mut ok = true;
+        if raw.get_ref().is_empty() {
+            self.error(&raw.span(), "argv is empty");
+            return None;
+        }
+        for (i, element) in raw.get_ref().iter().enumerate() {
+            let span = element.span();
+            let (text, when_text) = match element.get_ref() {
+                RawArg::Plain(s) => (s.as_str(), None),
+                RawArg::Conditional(c) => (c.arg.as_str(), Some(c.when.as_str())),
+            };
+            if text.chars().any(|c| c.is_control()) {
+                self.error(
+                    &span,
+                    "an argument must not hold control characters (newlines, NUL)",
+                );
+                ok = false;
+                continue;
+            }
+            let template = match Template::parse(text) {
+                Ok(t) => t,
+                Err(e) => {
+                    self.error_inside(&span, text, e.offset, e.message);
+                    ok = false;
+                    continue;
+                }
+            };
+            if i == 0 {
+                if text != "az" || when_text.is_some() {
+                    self.error(
+                        &span,
+                        format!("steps run only `az`; `{text}` is not `az` (a playbook cannot name another program)"),
+                    );
+                    ok = false;
+                }
+            } else if !template.is_literal() {
+                let prefix = template.prefix();
+                let well_formed = prefix.starts_with("--")
+                    && prefix.ends_with('=')
+                    && prefix.len() > 3
+                    && prefix[2..prefix.len() - 1]
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                    && template.parts().len() == 2
+                    && matches!(template.parts()[1], Part::Field(_));
+                if !well_formed {
+                    self.error(
+                        &span,
+                        format!("`{text}`: an argument with a placeholder must be exactly `--flag={{root.field}}`, so that a value can never become an option or add text of its own"),
+                    );
+                    ok = false;
+                } else if !self.check_fields(&template, &span, roots) {
+                    ok = false;
+                }
+            }
+            let flag = text.split('=').next().unwrap_or("");
+            if i > 0 && RESERVED_FLAGS.contains(&flag) {
+                self.error(
+                    &span,
+                    format!(
+                        "`{flag}` is set by azbook on every call and cannot be given in a playbook"
+                    ),
+                );
+                ok = false;
+            }
+            let when = match when_text {
+                Some(w) => {
+                    let spanned = Spanned::new(span.clone(), w.to_string());
+                    match self.condition(&spanned, &context) {
+                        Some(e) => Some(e),
+                        None => {
+                            ok = false;
+                            None
+                        }
+                    }
+                }
+                None => None,
+            };
+            args.push(Arg { template, when });
+        }
+        if !ok {
+            return None;
+        }
+        let argv = Argv { args };
+        let words = argv.command_words();
+        if words.is_empty() {
+            self.error(&raw.span(), "argv names no az command");
+            return None;
+        }
+        let command = words.join(" ");
+        if let Some(bad) = FORBIDDEN_COMMANDS
+            .iter()
+            .find(|f| command == **f || command.starts_with(&format!("{f} ")))
+        {
+            self.error(
+                &raw.span(),
+                format!("`az {bad}` changes az's own sign-in or configuration, not a resource; a playbook cannot run it"),
+            );
+            return None;
+        }
+        Some(argv)
+    }
+}
+
+fn is_identifier(s: &str) -> bool {
+    s.chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn builtin_playbooks_load() {
+        let all = builtin();
+        let ids: Vec<&str> = all.iter().map(|p| p.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            [
+                "storage-account-mmk",
+                "sql-server-tde-protector-mmk",
+                "sql-database-tde-mmk"
+            ]
+        );
+    }
+
+    #[test]
+    fn storage_backout_restores_key_version_exactly() {
+        let all = builtin();
+        let storage = &all[0];
+        let Action::Az(argv) = &storage.backout[0].action else {
+            panic!("backout is an az step")
+        };
+        let ctx = |version: serde_json::Value| {
+            json!({"target": {"name": "st1", "resourceGroup": "-rg"},
+                   "before": {"encryption": {"keySource": "Microsoft.Keyvault",
+                       "keyVaultProperties": {"keyVaultUri": "https://kv.vault.azure.net/", "keyName": "k", "keyVersion": version},
+                       "encryptionIdentity": {"encryptionUserAssignedIdentity": null, "encryptionFederatedIdentityClientId": null}}}})
+        };
+        let null = argv.render(&ctx(json!(null))).unwrap();
+        assert!(
+            !null
+                .iter()
+                .any(|a| a.starts_with("--encryption-key-version"))
+        );
+        let empty = argv.render(&ctx(json!(""))).unwrap();
+        assert!(empty.contains(&"--encryption-key-version=".to_string()));
+        let pinned = argv.render(&ctx(json!("abc"))).unwrap();
+        assert!(pinned.contains(&"--encryption-key-version=abc".to_string()));
+        assert!(pinned.contains(&"--resource-group=-rg".to_string()));
+    }
+
+    fn errors(text: &str) -> Vec<LoadError> {
+        parse("p.toml", text, "p.toml").unwrap_err().0
+    }
+
+    const GOOD: &str = r#"
+schema = 1
+id = "x"
+title = "t"
+resource_type = "Microsoft.Storage/storageAccounts"
+[control]
+id = "1"
+title = "c"
+[[discover]]
+name = "account"
+argv = ["az", "storage", "account", "list"]
+[test]
+compliant = "encryption.keySource == 'Microsoft.Storage'"
+record = ["encryption.keySource"]
+"#;
+
+    #[test]
+    fn a_minimal_playbook_loads() {
+        assert!(parse("p.toml", GOOD, "p.toml").is_ok());
+    }
+
+    #[test]
+    fn unknown_key_is_located() {
+        let e = errors(&GOOD.replace("title = \"t\"", "title = \"t\"\ncolour = 1"));
+        assert_eq!((e[0].line, e[0].column), (5, 1));
+        assert!(e[0].message.contains("colour"), "{}", e[0].message);
+    }
+
+    #[test]
+    fn misspelt_field_in_verdict_is_located_inside_the_string() {
+        let e = errors(&GOOD.replace("encryption.keySource ==", "encryption.keySorce =="));
+        assert_eq!(e[0].line, 13);
+        assert_eq!(e[0].column, 14);
+        assert!(
+            e[0].message.contains("did you mean `keySource`"),
+            "{}",
+            e[0].message
+        );
+    }
+
+    #[test]
+    fn a_program_other_than_az_is_refused() {
+        let e = errors(&GOOD.replace(r#"["az", "storage""#, r#"["bash", "storage""#));
+        assert!(e[0].message.contains("only `az`"), "{}", e[0].message);
+        assert_eq!(e[0].line, 11);
+    }
+
+    #[test]
+    fn placeholder_must_follow_a_flag() {
+        let text = format!(
+            "{GOOD}[[implement]]\nname = \"n\"\nargv = [\"az\", \"storage\", \"account\", \"update\", \"{{target.name}}\"]\n"
+        );
+        let e = errors(&text);
+        assert!(e[0].message.contains("--flag="), "{}", e[0].message);
+        assert_eq!(e[0].line, 17);
+    }
+
+    #[test]
+    fn before_is_limited_to_recorded_fields() {
+        let text = format!(
+            "{GOOD}[[backout]]\nname = \"n\"\nargv = [\"az\", \"storage\", \"account\", \"update\", \"--name={{before.name}}\"]\n"
+        );
+        let e = errors(&text);
+        assert!(e[0].message.contains("record"), "{}", e[0].message);
+    }
+}

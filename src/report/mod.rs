@@ -1,0 +1,179 @@
+//! What a run found, as data (DESIGN section 6), apart from how it is rendered.
+
+mod table;
+
+pub use table::{render_playbook_list, render_test_table};
+
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Serialize, Serializer};
+use serde_json::Value;
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Compliant,
+    Noncompliant,
+    Error,
+    Skipped,
+    Waived,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Compliant => "compliant",
+            Status::Noncompliant => "noncompliant",
+            Status::Error => "error",
+            Status::Skipped => "skipped",
+            Status::Waived => "waived",
+        }
+    }
+}
+
+/// Evidence fields in the order the playbook declares them (an auditor reads them in that
+/// order), serialized as a JSON object.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(from = "serde_json::Map<String, Value>")]
+pub struct Evidence(pub Vec<(String, Value)>);
+
+impl From<serde_json::Map<String, Value>> for Evidence {
+    fn from(map: serde_json::Map<String, Value>) -> Self {
+        Evidence(map.into_iter().collect())
+    }
+}
+
+impl Serialize for Evidence {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct TestResult {
+    pub playbook: String,
+    /// The ARM id of the account, server or database (or of the subscription or server whose
+    /// listing failed, for an `error` that stopped discovery below it).
+    pub resource: String,
+    pub status: Status,
+    pub evidence: Evidence,
+    pub message: String,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+pub struct Summary {
+    pub compliant: usize,
+    pub noncompliant: usize,
+    pub error: usize,
+    pub skipped: usize,
+    pub waived: usize,
+}
+
+impl Summary {
+    pub fn of(results: &[TestResult]) -> Summary {
+        let mut s = Summary::default();
+        for r in results {
+            *match r.status {
+                Status::Compliant => &mut s.compliant,
+                Status::Noncompliant => &mut s.noncompliant,
+                Status::Error => &mut s.error,
+                Status::Skipped => &mut s.skipped,
+                Status::Waived => &mut s.waived,
+            } += 1;
+        }
+        s
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct TestReport {
+    #[serde(rename = "schemaVersion")]
+    pub schema_version: u32,
+    pub results: Vec<TestResult>,
+    pub summary: Summary,
+}
+
+impl TestReport {
+    pub fn new(mut results: Vec<TestResult>, playbook_order: &[&str]) -> TestReport {
+        let rank = |id: &str| {
+            playbook_order
+                .iter()
+                .position(|p| *p == id)
+                .unwrap_or(usize::MAX)
+        };
+        results.sort_by(|a, b| {
+            rank(&a.playbook)
+                .cmp(&rank(&b.playbook))
+                .then_with(|| a.resource.to_lowercase().cmp(&b.resource.to_lowercase()))
+        });
+        let summary = Summary::of(&results);
+        TestReport {
+            schema_version: 1,
+            results,
+            summary,
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("a report serializes") + "\n"
+    }
+}
+
+/// One playbook as `azbook list` shows it.
+#[derive(Serialize, Clone, Debug)]
+pub struct PlaybookInfo {
+    pub id: String,
+    pub title: String,
+    #[serde(rename = "resourceType")]
+    pub resource_type: String,
+    pub control: String,
+    pub origin: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn result(playbook: &str, resource: &str, status: Status) -> TestResult {
+        TestResult {
+            playbook: playbook.into(),
+            resource: resource.into(),
+            status,
+            evidence: Evidence(vec![("b".into(), json!(1)), ("a".into(), json!(null))]),
+            message: String::new(),
+        }
+    }
+
+    #[test]
+    fn json_follows_the_contract() {
+        let report = TestReport::new(
+            vec![
+                result("p2", "/x/B", Status::Error),
+                result("p1", "/x/b", Status::Noncompliant),
+                result("p1", "/x/a", Status::Compliant),
+            ],
+            &["p1", "p2"],
+        );
+        let v: Value = serde_json::from_str(&report.to_json()).unwrap();
+        assert_eq!(v["schemaVersion"], 1);
+        assert_eq!(v["results"][0]["resource"], "/x/a");
+        assert_eq!(v["results"][1]["status"], "noncompliant");
+        assert_eq!(v["results"][2]["playbook"], "p2");
+        assert_eq!(v["results"][0]["evidence"], json!({"b": 1, "a": null}));
+        assert_eq!(
+            v["summary"],
+            json!({"compliant": 1, "noncompliant": 1, "error": 1, "skipped": 0, "waived": 0})
+        );
+        let text = report.to_json();
+        assert!(
+            text.find("\"b\"").unwrap() < text.find("\"a\"").unwrap(),
+            "declared order kept"
+        );
+        let back: TestReport = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.summary, report.summary);
+    }
+}

@@ -1,0 +1,166 @@
+//! Aligned text tables for people. Colour only when the caller says the terminal wants it.
+
+use super::{PlaybookInfo, Status, TestReport};
+
+const RESET: &str = "\x1b[0m";
+
+fn colour(status: Status) -> &'static str {
+    match status {
+        Status::Compliant => "\x1b[32m",
+        Status::Noncompliant => "\x1b[31m",
+        Status::Error => "\x1b[1;33m",
+        Status::Skipped | Status::Waived => "\x1b[2m",
+    }
+}
+
+/// `/subscriptions/S/resourceGroups/RG/providers/P/T/N[/T2/N2]` shown as `RG/N[/N2]`; the
+/// subscription prefix is added when a run covers more than one.
+fn short_resource(id: &str, with_subscription: bool) -> String {
+    let parts: Vec<&str> = id.split('/').collect();
+    let find = |key: &str| {
+        parts
+            .iter()
+            .position(|p| p.eq_ignore_ascii_case(key))
+            .and_then(|i| parts.get(i + 1).copied())
+    };
+    let (Some(sub), Some(rg)) = (find("subscriptions"), find("resourceGroups")) else {
+        return id.to_string();
+    };
+    let mut out = String::new();
+    if with_subscription {
+        out.push_str(sub);
+        out.push(':');
+    }
+    out.push_str(rg);
+    if let Some(p) = parts
+        .iter()
+        .position(|p| p.eq_ignore_ascii_case("providers"))
+    {
+        // After the provider namespace come type/name pairs.
+        for name in parts[p + 2..].iter().skip(1).step_by(2) {
+            out.push('/');
+            out.push_str(name);
+        }
+    }
+    out
+}
+
+fn subscription_of(id: &str) -> Option<String> {
+    let mut it = id.split('/');
+    while let Some(p) = it.next() {
+        if p.eq_ignore_ascii_case("subscriptions") {
+            return it.next().map(|s| s.to_lowercase());
+        }
+    }
+    None
+}
+
+fn aligned(rows: &[Vec<String>], colours: &[Option<&str>]) -> String {
+    let columns = rows.first().map_or(0, Vec::len);
+    let widths: Vec<usize> = (0..columns)
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for (i, row) in rows.iter().enumerate() {
+        let mut line = String::new();
+        for (c, cell) in row.iter().enumerate() {
+            let last = c + 1 == columns;
+            let pad = if last {
+                0
+            } else {
+                widths[c] - cell.chars().count() + 2
+            };
+            match colours.get(i).copied().flatten().filter(|_| c == 0) {
+                Some(code) => line.push_str(&format!("{code}{cell}{RESET}")),
+                None => line.push_str(cell),
+            }
+            line.push_str(&" ".repeat(pad));
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+pub fn render_test_table(report: &TestReport, colour_on: bool) -> String {
+    let mut subscriptions: Vec<String> = report
+        .results
+        .iter()
+        .filter_map(|r| subscription_of(&r.resource))
+        .collect();
+    subscriptions.sort();
+    subscriptions.dedup();
+    let with_subscription = subscriptions.len() > 1;
+    let mut rows = vec![vec![
+        "STATUS".to_string(),
+        "PLAYBOOK".to_string(),
+        "RESOURCE".to_string(),
+        "DETAIL".to_string(),
+    ]];
+    let mut colours = vec![None];
+    for r in &report.results {
+        rows.push(vec![
+            r.status.as_str().to_string(),
+            r.playbook.clone(),
+            short_resource(&r.resource, with_subscription),
+            r.message.replace('\n', " "),
+        ]);
+        colours.push(colour_on.then(|| colour(r.status)));
+    }
+    aligned(&rows, &colours)
+}
+
+pub fn render_playbook_list(playbooks: &[PlaybookInfo]) -> String {
+    let mut rows = vec![vec![
+        "ID".to_string(),
+        "RESOURCE TYPE".to_string(),
+        "CONTROL".to_string(),
+        "TITLE".to_string(),
+    ]];
+    for p in playbooks {
+        rows.push(vec![
+            p.id.clone(),
+            p.resource_type.clone(),
+            p.control.clone(),
+            p.title.clone(),
+        ]);
+    }
+    aligned(&rows, &[])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::{Evidence, TestResult};
+
+    #[test]
+    fn short_names_keep_group_and_names() {
+        let id = "/subscriptions/s1/resourceGroups/-rg.ops(1)/providers/Microsoft.Sql/servers/sql1/databases/db1";
+        assert_eq!(short_resource(id, false), "-rg.ops(1)/sql1/db1");
+        assert_eq!(short_resource(id, true), "s1:-rg.ops(1)/sql1/db1");
+        assert_eq!(
+            short_resource("/subscriptions/s1", false),
+            "/subscriptions/s1"
+        );
+    }
+
+    #[test]
+    fn table_is_aligned_and_plain_without_colour() {
+        let report = TestReport::new(
+            vec![TestResult {
+                playbook: "p".into(),
+                resource: "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/st".into(),
+                status: Status::Noncompliant,
+                evidence: Evidence::default(),
+                message: "customer key".into(),
+            }],
+            &["p"],
+        );
+        let text = render_test_table(&report, false);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0].find("PLAYBOOK"), lines[1].find("p "));
+        assert_eq!(lines[0].find("RESOURCE"), lines[1].find("rg/st"));
+        assert!(!text.contains('\x1b'));
+        assert!(render_test_table(&report, true).contains("\x1b[31mnoncompliant\x1b[0m"));
+    }
+}

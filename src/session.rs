@@ -1,0 +1,85 @@
+//! Who is signed in and which subscriptions a run covers, resolved once at the start of a run.
+
+use crate::az::{Az, AzError, CallKind, ErrorKind};
+use serde_json::Value;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Account {
+    pub tenant_id: String,
+    pub subscription_id: String,
+    pub subscription_name: String,
+    pub user: String,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Subscription {
+    pub id: String,
+    pub name: String,
+}
+
+fn text(v: &Value, path: &[&str]) -> String {
+    let mut cur = v;
+    for p in path {
+        cur = &cur[*p];
+    }
+    cur.as_str().unwrap_or("").to_string()
+}
+
+fn malformed(command: &str, what: &str) -> AzError {
+    AzError {
+        kind: ErrorKind::MalformedOutput,
+        code: None,
+        message: what.to_string(),
+        command: command.to_string(),
+        exit_code: Some(0),
+        stderr: String::new(),
+    }
+}
+
+/// `az account show`: the signed-in identity and az's current subscription. Not being signed
+/// in surfaces here, once, before any resource is read.
+pub fn current_account(az: &Az) -> Result<Account, AzError> {
+    let v = az.run(
+        &["az".into(), "account".into(), "show".into()],
+        None,
+        CallKind::Read,
+    )?;
+    let account = Account {
+        tenant_id: text(&v, &["tenantId"]),
+        subscription_id: text(&v, &["id"]),
+        subscription_name: text(&v, &["name"]),
+        user: text(&v, &["user", "name"]),
+    };
+    if account.subscription_id.is_empty() {
+        return Err(malformed(
+            "az account show",
+            "it printed no subscription id",
+        ));
+    }
+    Ok(account)
+}
+
+/// `az account list`: every enabled subscription the signed-in identity can see.
+pub fn enabled_subscriptions(az: &Az) -> Result<Vec<Subscription>, AzError> {
+    let v = az.run(
+        &["az".into(), "account".into(), "list".into()],
+        None,
+        CallKind::Read,
+    )?;
+    let items = v
+        .as_array()
+        .ok_or_else(|| malformed("az account list", "it did not print a list"))?;
+    Ok(items
+        .iter()
+        .filter(|s| {
+            s["state"]
+                .as_str()
+                .is_some_and(|st| st.eq_ignore_ascii_case("Enabled"))
+        })
+        .map(|s| Subscription {
+            id: text(s, &["id"]),
+            name: text(s, &["name"]),
+        })
+        .filter(|s| !s.id.is_empty())
+        .collect())
+}

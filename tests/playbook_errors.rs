@@ -1,0 +1,336 @@
+//! Malformed playbooks are refused before any az call, with exit 2 and file:line:column.
+
+mod common;
+
+use common::*;
+
+/// A valid playbook; each case below breaks one thing in it.
+const BASE: &str = r#"schema = 1
+id = "custom-storage"
+title = "Custom storage check"
+resource_type = "Microsoft.Storage/storageAccounts"
+
+[control]
+id = "X.1"
+title = "A control"
+
+[[discover]]
+name = "account"
+argv = ["az", "storage", "account", "list"]
+
+[test]
+compliant = "lower(encryption.keySource || 'Microsoft.Storage') == 'microsoft.storage'"
+evidence = ["encryption.keySource"]
+record = ["encryption.keySource", "encryption.keyVaultProperties.keyName"]
+controlled = ["encryption.keySource"]
+
+[[implement]]
+name = "switch"
+argv = ["az", "storage", "account", "update", "--name={target.name}", "--resource-group={target.resourceGroup}", "--encryption-key-source=Microsoft.Storage"]
+"#;
+
+struct Case {
+    name: &'static str,
+    text: String,
+    line: usize,
+    column: usize,
+    says: &'static str,
+}
+
+fn case(
+    name: &'static str,
+    from: &str,
+    to: &str,
+    line: usize,
+    column: usize,
+    says: &'static str,
+) -> Case {
+    assert!(
+        BASE.contains(from),
+        "{name}: `{from}` is not in the base playbook"
+    );
+    Case {
+        name,
+        text: BASE.replacen(from, to, 1),
+        line,
+        column,
+        says,
+    }
+}
+
+fn cases() -> Vec<Case> {
+    vec![
+        case(
+            "toml syntax",
+            "title = \"Custom storage check\"",
+            "title = \"Custom storage check",
+            3,
+            30,
+            "",
+        ),
+        case(
+            "unknown key",
+            "resource_type =",
+            "colour = \"red\"\nresource_type =",
+            4,
+            1,
+            "colour",
+        ),
+        case(
+            "wrong type",
+            "schema = 1",
+            "schema = \"1\"",
+            1,
+            10,
+            "integer",
+        ),
+        case(
+            "unsupported schema",
+            "schema = 1",
+            "schema = 2",
+            1,
+            10,
+            "schema 2",
+        ),
+        case(
+            "bad jmespath",
+            "compliant = \"lower(",
+            "compliant = \"lower((",
+            15,
+            88,
+            "JMESPath",
+        ),
+        case(
+            "unknown function",
+            "compliant = \"lower(",
+            "compliant = \"lowercase(",
+            15,
+            14,
+            "lowercase",
+        ),
+        case(
+            "verdict names a field that cannot exist",
+            "encryption.keySource ||",
+            "encryption.keySorce ||",
+            15,
+            20,
+            "keySource",
+        ),
+        case(
+            "evidence names a field that cannot exist",
+            "evidence = [\"encryption.keySource\"]",
+            "evidence = [\"encryption.keyName\"]",
+            16,
+            13,
+            "keyName",
+        ),
+        case(
+            "template names a field that cannot exist",
+            "--name={target.name}",
+            "--name={target.nmae}",
+            22,
+            55,
+            "nmae",
+        ),
+        case(
+            "template names an unknown root",
+            "--name={target.name}",
+            "--name={account_name.x}",
+            22,
+            55,
+            "account_name",
+        ),
+        case(
+            "before outside record",
+            "--name={target.name}",
+            "--name={before.encryption.keyVaultProperties.keyVaultUri}",
+            22,
+            55,
+            "record",
+        ),
+        case(
+            "a program that is not az",
+            r#"["az", "storage", "account", "update""#,
+            r#"["sh", "storage", "account", "update""#,
+            22,
+            9,
+            "only `az`",
+        ),
+        case(
+            "placeholder as its own argument",
+            "\"--name={target.name}\"",
+            "\"{target.name}\"",
+            22,
+            47,
+            "exactly",
+        ),
+        case(
+            "option smuggled into a value",
+            "\"--name={target.name}\"",
+            "\"--name={target.name} --yes\"",
+            22,
+            47,
+            "exactly",
+        ),
+        case(
+            "reserved flag",
+            "\"--encryption-key-source=Microsoft.Storage\"",
+            "\"--subscription=other\"",
+            22,
+            114,
+            "--subscription",
+        ),
+        case(
+            "az login",
+            r#"["az", "storage", "account", "list"]"#,
+            r#"["az", "login", "--service-principal"]"#,
+            12,
+            8,
+            "az login",
+        ),
+        case(
+            "empty argv",
+            r#"["az", "storage", "account", "list"]"#,
+            "[]",
+            12,
+            8,
+            "empty",
+        ),
+        case(
+            "controlled not recorded",
+            "controlled = [\"encryption.keySource\"]",
+            "controlled = [\"encryption.requireInfrastructureEncryption\"]",
+            18,
+            15,
+            "record",
+        ),
+        case(
+            "manual step with argv",
+            "name = \"switch\"",
+            "name = \"switch\"\nkind = \"manual\"",
+            23,
+            8,
+            "manual",
+        ),
+        case(
+            "unknown step kind",
+            "name = \"switch\"",
+            "name = \"switch\"\nkind = \"shell\"",
+            22,
+            8,
+            "shell",
+        ),
+        case(
+            "argv element of the wrong type",
+            "\"--encryption-key-source=Microsoft.Storage\"",
+            "42",
+            22,
+            8,
+            "argv element",
+        ),
+        case(
+            "control character in an argument",
+            "--encryption-key-source=Microsoft.Storage",
+            "--encryption-key-source=Microsoft.Storage\\nrm -rf /",
+            22,
+            114,
+            "control",
+        ),
+    ]
+}
+
+#[test]
+fn each_malformed_playbook_is_refused_with_its_location() {
+    let sim = Sim::new(&edge_world());
+    let all = cases();
+    assert!(all.len() >= 10);
+    let mut failures = Vec::new();
+    for c in all {
+        let path = sim
+            .dir
+            .path()
+            .join(format!("{}.toml", c.name.replace(' ', "-")));
+        std::fs::write(&path, &c.text).unwrap();
+        let out = sim
+            .azbook()
+            .args(["test", "--playbook"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let location = format!("{}:{}:{}: ", path.display(), c.line, c.column);
+        if out.status.code() != Some(2) || !stderr.contains(&location) || !stderr.contains(c.says) {
+            failures.push(format!(
+                "{}: expected exit 2, {location} and `{}`; got exit {:?}:\n{stderr}",
+                c.name,
+                c.says,
+                out.status.code()
+            ));
+        }
+        assert!(
+            sim.calls().is_empty(),
+            "{}: az ran before the playbook was validated",
+            c.name
+        );
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn the_base_playbook_itself_is_valid_and_runs() {
+    let sim = Sim::new(&edge_world());
+    let path = sim.dir.path().join("custom.toml");
+    std::fs::write(&path, BASE).unwrap();
+    let out = sim
+        .azbook()
+        .args(["test", "--output", "json", "--playbook"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let results = results_by_resource(&out.stdout);
+    assert_eq!(results.len(), 9);
+    assert!(results.values().all(|r| r["playbook"] == "custom-storage"));
+}
+
+#[test]
+fn a_huge_playbook_is_refused_before_parsing() {
+    let sim = Sim::new(&edge_world());
+    let path = sim.dir.path().join("huge.toml");
+    let mut text = BASE.to_string();
+    text.push_str(&format!("# {}\n", "x".repeat(2 * 1024 * 1024)));
+    std::fs::write(&path, text).unwrap();
+    let out = sim
+        .azbook()
+        .args(["test", "--playbook"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(":1:1: playbook is"), "{stderr}");
+}
+
+#[test]
+fn list_validates_a_playbook_file_without_azure() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("custom.toml");
+    std::fs::write(&path, BASE).unwrap();
+    let out = assert_cmd::Command::new(env!("CARGO_BIN_EXE_azbook"))
+        .args(["list", "--playbook"])
+        .arg(&path)
+        .env("PATH", "/nonexistent")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("custom-storage"));
+}
