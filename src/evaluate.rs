@@ -400,6 +400,107 @@ mod tests {
         );
     }
 
+    /// Every state in the reference corpus that a playbook reads, with the verdict it must get.
+    #[test]
+    fn every_reference_state_gets_its_verdict() {
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/reference");
+        let file = |path: &str| -> Value {
+            serde_json::from_str(&std::fs::read_to_string(format!("{root}/{path}")).unwrap())
+                .unwrap()
+        };
+        let cases: &[(&str, Value, Status)] = &[
+            (
+                "storage-account-mmk",
+                printed("storage_account_list")[0].clone(),
+                Status::Noncompliant,
+            ),
+            (
+                "storage-account-mmk",
+                printed("storage_account_list")[1].clone(),
+                Status::Compliant,
+            ),
+            (
+                "storage-account-mmk",
+                printed("storage_account_show_cmk_uai"),
+                Status::Noncompliant,
+            ),
+            (
+                "storage-account-mmk",
+                printed("storage_account_show_mmk_infra"),
+                Status::Compliant,
+            ),
+            (
+                "storage-account-mmk",
+                printed("storage_account_update_to_mmk"),
+                Status::Compliant,
+            ),
+            (
+                "storage-account-mmk",
+                file("az_printed/storage_account_create_mmk_systemassigned.az2026.json"),
+                Status::Compliant,
+            ),
+            (
+                "storage-account-mmk",
+                file("az_printed/storage_account_update_cmk_systemassigned.az2026.json"),
+                Status::Noncompliant,
+            ),
+            (
+                "sql-server-tde-protector-mmk",
+                printed("sql_server_tde_key_show_akv"),
+                Status::Noncompliant,
+            ),
+            (
+                "sql-server-tde-protector-mmk",
+                printed("sql_server_tde_key_show_servicemanaged"),
+                Status::Compliant,
+            ),
+            (
+                "sql-server-tde-protector-mmk",
+                printed("sql_server_tde_key_set_servicemanaged"),
+                Status::Compliant,
+            ),
+            (
+                "sql-database-tde-mmk",
+                json!({"tde": printed("sql_db_tde_show"), "db": printed("sql_db_show")}),
+                Status::Compliant,
+            ),
+            (
+                "sql-database-tde-mmk",
+                json!({"tde": printed("sql_db_tde_set_disabled"), "db": printed("sql_db_list")[0]}),
+                Status::Noncompliant,
+            ),
+        ];
+        for (id, state, expected) in cases {
+            let got = verdict(&playbook(id), state);
+            assert_eq!(got.status, *expected, "{id} on {state}: {}", got.message);
+        }
+        // Every capture of a state the playbooks read is among the cases above.
+        let covered = [
+            "storage_account_list",
+            "storage_account_show_cmk_uai",
+            "storage_account_show_mmk_infra",
+            "storage_account_update_to_mmk",
+            "sql_server_tde_key_show_akv",
+            "sql_server_tde_key_show_servicemanaged",
+            "sql_server_tde_key_set_servicemanaged",
+            "sql_db_tde_show",
+            "sql_db_show",
+            "sql_db_tde_set_disabled",
+            "sql_db_list",
+        ];
+        for entry in std::fs::read_dir(format!("{root}/az_cli_2.91")).unwrap() {
+            let name = entry.unwrap().file_name().into_string().unwrap();
+            let stem = name.trim_end_matches(".json");
+            let is_state = ["storage_account_", "sql_server_tde_key", "sql_db_"]
+                .iter()
+                .any(|p| stem.starts_with(p));
+            assert!(
+                !is_state || covered.contains(&stem),
+                "{stem} is not checked"
+            );
+        }
+    }
+
     #[test]
     fn master_is_skipped_by_the_discovery_rule() {
         let p = playbook("sql-database-tde-mmk");
