@@ -183,14 +183,19 @@ impl<'o> Az<'o> {
         subscription: Option<&str>,
         kind: CallKind,
     ) -> Result<Value, AzError> {
-        let full = Self::full_argv(argv, subscription);
+        self.run_full(&Self::full_argv(argv, subscription), kind)
+    }
+
+    /// Runs an argv exactly as given (already carrying `--subscription` and `--output`): what a
+    /// plan showed and the change log recorded is what runs.
+    pub fn run_full(&self, full: &[String], kind: CallKind) -> Result<Value, AzError> {
         let timeout = match kind {
             CallKind::Read => self.config.read_timeout,
             CallKind::Change => self.config.change_timeout,
         };
         let mut attempt = 0;
         loop {
-            let result = self.run_once(&full, timeout);
+            let result = self.run_once(full, timeout);
             match result {
                 Err(e) if e.is_retryable() && attempt < self.config.retry.retries => {
                     std::thread::sleep(self.backoff(attempt));
@@ -322,21 +327,47 @@ fn kill_group(handle: &duct::Handle) {
     }
 }
 
-/// A command line for people to read and paste: arguments with spaces or quotes are quoted.
+/// A command line for people to read and paste, which a POSIX shell reads back as the same
+/// argv: plain words as they are, others in single quotes, and words holding control characters
+/// in `$'...'` (bash, zsh, ksh), so that a newline in a value neither breaks the line nor hides.
 pub fn display_command(argv: &[String]) -> String {
     argv.iter()
-        .map(|a| {
-            let plain = !a.is_empty()
-                && a.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_=./:,@%+".contains(c));
-            if plain {
-                a.clone()
-            } else {
-                format!("'{}'", a.replace('\'', r"'\''"))
-            }
-        })
+        .map(|a| shell_word(a))
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+fn shell_word(word: &str) -> String {
+    use std::fmt::Write as _;
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_=./:,@%+".contains(c));
+    if plain {
+        return word.to_string();
+    }
+    if !word.chars().any(char::is_control) {
+        return format!("'{}'", word.replace('\'', r"'\''"));
+    }
+    let mut out = String::from("$'");
+    for c in word.chars() {
+        match c {
+            '\n' => out.push_str(r"\n"),
+            '\t' => out.push_str(r"\t"),
+            '\r' => out.push_str(r"\r"),
+            '\\' => out.push_str(r"\\"),
+            '\'' => out.push_str(r"\'"),
+            c if c.is_control() && (c as u32) < 0x80 => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+            c if c.is_control() => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('\'');
+    out
 }
 
 const THROTTLED: &[&str] = &[
@@ -542,6 +573,31 @@ mod tests {
             ]
         );
         assert_eq!(Az::full_argv(&argv[..1], None), ["az", "--output=json"]);
+    }
+
+    #[test]
+    fn shell_words_read_back_as_the_same_argv() {
+        assert_eq!(shell_word("--name=st1"), "--name=st1");
+        assert_eq!(
+            shell_word("--resource-group=-rg.ops(1)"),
+            "'--resource-group=-rg.ops(1)'"
+        );
+        assert_eq!(shell_word(""), "''");
+        assert_eq!(shell_word("it's"), r"'it'\''s'");
+        assert_eq!(shell_word("a\nb'c\x1b"), r"$'a\nb\'c\x1b'");
+        // Checked by a real shell when one is here.
+        let argv = ["x y", "it's", "", "--k=v(1)", "a\nb", "$HOME", "\\n"];
+        let line = display_command(&argv.map(str::to_string));
+        if let Ok(output) = std::process::Command::new("bash")
+            .args(["-c", &format!("printf '%s\\0' {line}")])
+            .output()
+        {
+            let words: Vec<&str> = std::str::from_utf8(&output.stdout)
+                .unwrap()
+                .split_terminator('\0')
+                .collect();
+            assert_eq!(words, argv);
+        }
     }
 
     #[test]

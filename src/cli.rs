@@ -1,7 +1,9 @@
 //! The command-line definition (clap) and its translation into the plain option structs of
 //! [`crate::app`]. Nothing here decides anything about Azure.
 
-use crate::app::{self, Format, Global, Selection, TestOptions};
+use crate::app::{
+    self, ApplyOptions, BackoutOptions, Format, Global, PlanOptions, Prompt, Selection, TestOptions,
+};
 use crate::az::{AzConfig, RetryPolicy};
 use crate::discover::Filters;
 use anyhow::Result;
@@ -77,6 +79,20 @@ struct GlobalArgs {
     /// Seconds before the first retry; each further one waits twice as long, with jitter
     #[arg(long, global = true, default_value_t = 10.0, value_name = "SECONDS")]
     retry_delay: f64,
+
+    /// Seconds a change may take before az is killed (SQL changes can take minutes)
+    #[arg(long, global = true, default_value_t = 1200.0, value_name = "SECONDS")]
+    change_timeout: f64,
+
+    /// Where change logs are kept
+    #[arg(
+        long,
+        global = true,
+        env = "AZBOOK_STATE_DIR",
+        default_value = ".azbook",
+        value_name = "DIR"
+    )]
+    state_dir: PathBuf,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -117,7 +133,64 @@ enum Command {
     /// Audit every target resource and report, with evidence, whether it complies
     #[command(after_help = TEST_EXAMPLES)]
     Test(TestArgs),
+    /// Show what `apply` would change (the exact az commands, and how to undo them), changing nothing
+    #[command(after_help = PLAN_EXAMPLES)]
+    Plan(PlanArgs),
+    /// Make the changes, each recorded in the change log before it is made
+    #[command(after_help = APPLY_EXAMPLES)]
+    Apply(ApplyArgs),
+    /// Restore what an apply run changed, newest change first, from its change log
+    #[command(after_help = BACKOUT_EXAMPLES)]
+    Backout(BackoutArgs),
+    /// List the runs in the change log
+    #[command(
+        after_help = "Examples:\n  azbook runs\n  azbook runs --output json\n  azbook --state-dir /var/lib/azbook runs"
+    )]
+    Runs {
+        #[arg(long, short, value_enum, default_value_t = OutputArg::Table)]
+        output: OutputArg,
+    },
+    /// Show one run's change log: who, when, every command, before and after
+    #[command(
+        after_help = "Examples:\n  azbook log 20261129T080102Z-apply-3f2a\n  azbook log 20261129T080102Z-apply-3f2a --output json"
+    )]
+    Log {
+        /// The run id (see azbook runs)
+        run: String,
+        #[arg(long, short, value_enum, default_value_t = OutputArg::Table)]
+        output: OutputArg,
+    },
 }
+
+const PLAN_EXAMPLES: &str = "\
+Examples:
+  azbook plan                                   every change the built-in playbooks would make
+  azbook plan --tag data-classification=critical --out change-1234.json
+  azbook plan --playbook storage-account-mmk --output json
+
+A plan never changes anything. A saved plan (--out) is bound to its tenant, subscriptions,
+signed-in identity and playbook versions; apply it with `azbook apply FILE`.
+Exit codes: 0 planned, 2 nothing ran, 3 some targets could not be read.";
+
+const APPLY_EXAMPLES: &str = "\
+Examples:
+  azbook apply --dry-run                        the same as azbook plan
+  azbook apply change-1234.json                 exactly the saved plan, after checking it
+  azbook apply --name 'st*' --max-changes 10 --yes
+
+Every change is written to the change log (--state-dir) before it is made, and verified
+after it; undo a run with `azbook backout`.
+Exit codes: 0 done, 2 nothing ran (declined, lock held, too many changes, refused plan),
+3 some changes failed or drifted.";
+
+const BACKOUT_EXAMPLES: &str = "\
+Examples:
+  azbook backout --dry-run                      what backing out the latest apply would do
+  azbook backout --yes                          back out the latest apply run
+  azbook backout 20261129T080102Z-apply-3f2a --yes
+  azbook backout --force --yes                  also restore targets that drifted since
+
+Exit codes: 0 restored (or nothing to do), 2 nothing ran, 3 some targets drifted or failed.";
 
 #[derive(Args, Debug)]
 struct TestArgs {
@@ -126,6 +199,62 @@ struct TestArgs {
     /// `table` for people, `json` for machines (schema in README.md)
     #[arg(long, short, value_enum, default_value_t = OutputArg::Table)]
     output: OutputArg,
+}
+
+#[derive(Args, Debug)]
+struct PlanArgs {
+    #[command(flatten)]
+    filters: FilterArgs,
+    /// `table` for people, `json` for machines (schema in README.md)
+    #[arg(long, short, value_enum, default_value_t = OutputArg::Table)]
+    output: OutputArg,
+    /// Save the plan to this file, for `azbook apply FILE`
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+struct ApplyArgs {
+    /// A plan saved with `azbook plan --out` (instead of filters)
+    #[arg(value_name = "FILE", conflicts_with_all = ["playbook", "subscription", "all_subscriptions", "resource_group", "tag", "name", "exclude", "dry_run"])]
+    plan: Option<PathBuf>,
+    #[command(flatten)]
+    filters: FilterArgs,
+    /// Do not ask for confirmation (required when stdin is not a terminal)
+    #[arg(long, short)]
+    yes: bool,
+    /// Change nothing: show the plan
+    #[arg(long)]
+    dry_run: bool,
+    /// Refuse a run that would change more resources than this
+    #[arg(long, default_value_t = 25, value_name = "N")]
+    max_changes: usize,
+    /// Refuse a saved plan older than this (s, m, h or d)
+    #[arg(long, default_value = "24h", value_name = "AGE", value_parser = parse_age)]
+    max_age: Duration,
+    #[arg(long, short, value_enum, default_value_t = OutputArg::Table)]
+    output: OutputArg,
+}
+
+#[derive(Args, Debug)]
+struct BackoutArgs {
+    /// The apply run to back out [default: the latest]
+    run: Option<String>,
+    /// Do not ask for confirmation (required when stdin is not a terminal)
+    #[arg(long, short)]
+    yes: bool,
+    /// Change nothing: show what would be restored
+    #[arg(long)]
+    dry_run: bool,
+    /// Restore targets that drifted since the change too (and read a log whose chain is broken)
+    #[arg(long)]
+    force: bool,
+    #[arg(long, short, value_enum, default_value_t = OutputArg::Table)]
+    output: OutputArg,
+}
+
+fn parse_age(s: &str) -> Result<Duration, String> {
+    app::parse_duration(s)
 }
 
 #[derive(Args, Debug)]
@@ -165,8 +294,11 @@ fn parse_glob(s: &str) -> Result<glob::Pattern, String> {
 
 /// What the process knows about its surroundings, read once by `main`.
 pub struct Terminal {
+    pub stdin_is_tty: bool,
     pub stdout_is_tty: bool,
     pub stderr_is_tty: bool,
+    /// The command line, for the change log.
+    pub args: Vec<String>,
     /// `NO_COLOR` is set (https://no-color.org).
     pub no_color: bool,
     pub cpus: usize,
@@ -187,7 +319,7 @@ impl Cli {
             az: AzConfig {
                 program: g.az.clone().unwrap_or(defaults.program),
                 read_timeout: seconds(g.read_timeout, "read-timeout")?,
-                change_timeout: defaults.change_timeout,
+                change_timeout: seconds(g.change_timeout, "change-timeout")?,
                 retry: RetryPolicy {
                     retries: g.retries,
                     delay: seconds(g.retry_delay, "retry-delay")?,
@@ -206,28 +338,88 @@ impl Cli {
                 ColourWhen::Auto => terminal.stdout_is_tty && !terminal.no_color,
             },
             progress: terminal.stderr_is_tty && !g.quiet,
+            state_dir: g.state_dir.clone(),
+            command_line: terminal.args.clone(),
+        };
+        let prompt = TerminalPrompt {
+            interactive: terminal.stdin_is_tty,
         };
         match self.command {
             Command::List { playbook, output } => app::list(&playbook, output.into(), out),
             Command::Test(args) => {
-                let f = args.filters;
                 let options = TestOptions {
-                    selection: Selection {
-                        playbooks: f.playbook,
-                        subscriptions: f.subscription,
-                        all_subscriptions: f.all_subscriptions,
-                        filters: Filters {
-                            resource_group: f.resource_group,
-                            tags: f.tag,
-                            names: f.name,
-                            excludes: f.exclude,
-                        },
-                    },
+                    selection: args.filters.into_selection(),
                     output: args.output.into(),
                 };
                 app::test(&global, &options, out, err)
             }
+            Command::Plan(args) => {
+                let options = PlanOptions {
+                    selection: args.filters.into_selection(),
+                    output: args.output.into(),
+                    out: args.out,
+                };
+                app::plan(&global, &options, out, err)
+            }
+            Command::Apply(args) => {
+                let options = ApplyOptions {
+                    plan_file: args.plan,
+                    selection: args.filters.into_selection(),
+                    output: args.output.into(),
+                    yes: args.yes,
+                    dry_run: args.dry_run,
+                    max_changes: args.max_changes,
+                    max_age: args.max_age,
+                };
+                app::apply(&global, &options, &prompt, out, err)
+            }
+            Command::Backout(args) => {
+                let options = BackoutOptions {
+                    run: args.run,
+                    yes: args.yes,
+                    dry_run: args.dry_run,
+                    force: args.force,
+                    output: args.output.into(),
+                };
+                app::backout(&global, &options, &prompt, out, err)
+            }
+            Command::Runs { output } => app::runs(&global.state_dir, output.into(), out),
+            Command::Log { run, output } => app::log(&global.state_dir, &run, output.into(), out),
         }
+    }
+}
+
+impl FilterArgs {
+    fn into_selection(self) -> Selection {
+        Selection {
+            playbooks: self.playbook,
+            subscriptions: self.subscription,
+            all_subscriptions: self.all_subscriptions,
+            filters: Filters {
+                resource_group: self.resource_group,
+                tags: self.tag,
+                names: self.name,
+                excludes: self.exclude,
+            },
+        }
+    }
+}
+
+/// Asks on the terminal: the question on stderr, the answer from stdin.
+struct TerminalPrompt {
+    interactive: bool,
+}
+
+impl Prompt for TerminalPrompt {
+    fn interactive(&self) -> bool {
+        self.interactive
+    }
+
+    fn confirm(&self, question: &str) -> bool {
+        eprint!("{question}");
+        let mut answer = String::new();
+        std::io::stdin().read_line(&mut answer).is_ok()
+            && matches!(answer.trim().to_lowercase().as_str(), "y" | "yes")
     }
 }
 

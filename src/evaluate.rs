@@ -2,7 +2,7 @@
 
 use crate::az::{Az, AzError, CallKind};
 use crate::discover::{Abort, Discovery, Filters, Found, Sink, Target, render_error};
-use crate::playbook::{Playbook, Reads};
+use crate::playbook::{Argv, Playbook, Reads};
 use crate::report::{Evidence, Status, TestResult};
 use crate::scheduler::{self, Spawner};
 use serde_json::{Map, Value};
@@ -98,8 +98,41 @@ fn error_assessment(error: &AzError) -> Assessment {
     }
 }
 
-pub struct RunOptions<'a> {
-    pub playbooks: &'a [Playbook],
+/// Reads one target's current state as the test sees it, from the target's recorded context:
+/// apply's read-back and backout's look at the world both use it.
+pub fn read_state(
+    az: &Az,
+    playbook: &Playbook,
+    context: &Value,
+    subscription: &str,
+) -> Result<Value, AzError> {
+    let run = |argv: &Argv| {
+        let rendered = argv
+            .render(context)
+            .map_err(|m| render_error(&argv.command_words(), m))?;
+        az.run(&rendered, Some(subscription), CallKind::Read)
+    };
+    match (&playbook.test.reads, &playbook.test.refresh) {
+        (Reads::One(argv), _) | (Reads::None, Some(argv)) => run(argv),
+        (Reads::Named(named), _) => {
+            let mut state = Map::new();
+            for (name, argv) in named {
+                state.insert(name.clone(), run(argv)?);
+            }
+            Ok(Value::Object(state))
+        }
+        (Reads::None, None) => Err(render_error(
+            &[],
+            format!(
+                "playbook {} has no per-target read (`refresh`)",
+                playbook.id
+            ),
+        )),
+    }
+}
+
+pub struct RunOptions<'p, 'a> {
+    pub playbooks: &'p [Playbook],
     pub subscriptions: &'a [String],
     pub filters: &'a Filters,
     pub jobs: usize,
@@ -110,7 +143,7 @@ pub struct RunOptions<'a> {
 /// returned as `Err` so that it is said once.
 pub fn assess<'p>(
     az: &Az,
-    options: &RunOptions<'p>,
+    options: &RunOptions<'p, '_>,
     progress: &dyn Progress,
 ) -> Result<Vec<Outcome<'p>>, AzError> {
     let abort = Abort::default();

@@ -96,6 +96,25 @@ impl FieldPath {
     }
 }
 
+/// Equality for controlled fields (DESIGN section 4): resource ids and enum values compare
+/// case-insensitively, and null and `""` both mean "not set".
+pub fn same_value(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::String(x), Value::String(y)) => x.eq_ignore_ascii_case(y),
+        (Value::Null, Value::String(s)) | (Value::String(s), Value::Null) => s.is_empty(),
+        _ => a == b,
+    }
+}
+
+/// The paths on which two states differ, under [`same_value`], as `path: a -> b` lines.
+pub fn differences(paths: &[FieldPath], a: &Value, b: &Value) -> Vec<String> {
+    paths
+        .iter()
+        .filter(|p| !same_value(p.get(a), p.get(b)))
+        .map(|p| format!("{p}: {} -> {}", p.get(a), p.get(b)))
+        .collect()
+}
+
 impl fmt::Display for FieldPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0.join("."))
@@ -134,6 +153,26 @@ mod tests {
         assert_eq!(
             FieldPath::project(&paths, &doc),
             json!({"kv": {"keyVersion": "", "keyName": null}})
+        );
+    }
+
+    #[test]
+    fn same_value_ignores_case_and_unset() {
+        assert!(same_value(
+            &json!("Microsoft.Keyvault"),
+            &json!("microsoft.keyvault")
+        ));
+        assert!(same_value(&json!(null), &json!("")));
+        assert!(!same_value(&json!("Enabled"), &json!("Disabled")));
+        assert!(!same_value(&json!(null), &json!("x")));
+        assert!(same_value(&json!(true), &json!(true)));
+        let p = vec![
+            FieldPath::parse("a").unwrap(),
+            FieldPath::parse("b").unwrap(),
+        ];
+        assert_eq!(
+            differences(&p, &json!({"a": "X", "b": 1}), &json!({"a": "x", "b": 2})),
+            ["b: 1 -> 2"]
         );
     }
 

@@ -2,14 +2,20 @@
 //! Azure CLI. See README.md for the user's view and DESIGN.md for the contracts.
 
 pub mod app;
+pub mod apply;
 pub mod az;
+pub mod backout;
 pub mod cli;
 pub mod discover;
 pub mod evaluate;
 pub mod exit;
 pub mod fieldpath;
+pub mod fsutil;
+pub mod journal;
+pub mod plan;
 pub mod playbook;
 pub mod progress;
 pub mod report;
 pub mod scheduler;
 pub mod session;
+pub mod timefmt;

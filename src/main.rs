@@ -5,6 +5,8 @@ use std::io::IsTerminal;
 fn main() {
     let cli = Cli::parse();
     let terminal = Terminal {
+        stdin_is_tty: std::io::stdin().is_terminal(),
+        args: std::env::args().collect(),
         stdout_is_tty: std::io::stdout().is_terminal(),
         stderr_is_tty: std::io::stderr().is_terminal(),
         no_color: std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),

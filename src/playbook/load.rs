@@ -187,6 +187,22 @@ struct RawPlaybook {
     implement: Vec<RawStep>,
     #[serde(default)]
     backout: Vec<RawStep>,
+    #[serde(default)]
+    precheck: Vec<RawPrecheck>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPrecheck {
+    name: Spanned<String>,
+    read: RawArgv,
+    #[serde(default = "yes")]
+    subscription: bool,
+    warning: String,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Deserialize)]
@@ -219,6 +235,7 @@ struct RawSkip {
 struct RawTest {
     read: Option<RawArgv>,
     reads: Option<Spanned<BTreeMap<String, RawArgv>>>,
+    refresh: Option<RawArgv>,
     compliant: Spanned<String>,
     #[serde(default)]
     evidence: Vec<Spanned<String>>,
@@ -462,6 +479,24 @@ impl Loader<'_> {
             }
             (None, None) => (Reads::None, target_shape.clone()),
         };
+        // A state read from discovery (a list) needs a per-target read for apply and backout.
+        let refresh = match (&reads, &test.refresh) {
+            (Reads::None, Some(argv)) => self.argv(argv, &read_roots),
+            (Reads::None, None) => {
+                if !raw.implement.is_empty() {
+                    self.error(
+                        &test.compliant.span(),
+                        "this test reads each target's state from discovery, so `[test]` needs `refresh`: the per-target read (such as `az ... show`) that apply and backout use to read a target back",
+                    );
+                }
+                None
+            }
+            (_, Some(argv)) => {
+                self.error(&argv.span(), "`refresh` is only for a test without `read`/`reads`: the reads already read one target");
+                None
+            }
+            (_, None) => None,
+        };
         let compliant = self.condition(&test.compliant, &state_shape);
         let evidence = self.paths(&test.evidence, &state_shape);
         let record = self.paths(&test.record, &state_shape);
@@ -488,6 +523,23 @@ impl Loader<'_> {
         step_roots.push(("before".into(), state_shape.restrict(&record_segments)));
         let implement = self.steps(raw.implement, &step_roots, &record);
         let backout = self.steps(raw.backout, &step_roots, &record);
+        let mut prechecks = Vec::new();
+        for check in raw.precheck {
+            if check.name.get_ref().trim().is_empty() {
+                self.error(
+                    &check.name.span(),
+                    "a precheck needs a name that says what it confirms",
+                );
+            }
+            if let Some(read) = self.argv(&check.read, &step_roots) {
+                prechecks.push(Precheck {
+                    name: check.name.into_inner(),
+                    read,
+                    subscription: check.subscription,
+                    warning: check.warning,
+                });
+            }
+        }
 
         let playbook = Playbook {
             id: raw.id.into_inner(),
@@ -501,8 +553,10 @@ impl Loader<'_> {
             },
             origin: origin.to_string(),
             discover: levels,
+            source: self.text.to_string(),
             test: TestSpec {
                 reads,
+                refresh,
                 compliant: compliant?,
                 evidence,
                 record,
@@ -511,6 +565,7 @@ impl Loader<'_> {
             },
             implement,
             backout,
+            prechecks,
         };
         Some(playbook)
     }
@@ -883,6 +938,7 @@ argv = ["az", "storage", "account", "list"]
 [test]
 compliant = "encryption.keySource == 'Microsoft.Storage'"
 record = ["encryption.keySource"]
+refresh = ["az", "storage", "account", "show", "--name={target.name}", "--resource-group={target.resourceGroup}"]
 "#;
 
     #[test]
@@ -923,7 +979,7 @@ record = ["encryption.keySource"]
         );
         let e = errors(&text);
         assert!(e[0].message.contains("--flag="), "{}", e[0].message);
-        assert_eq!(e[0].line, 17);
+        assert_eq!(e[0].line, 18);
     }
 
     #[test]

@@ -26,10 +26,16 @@ pub struct Playbook {
     pub control: Control,
     /// Where it came from: `builtin:<file>` or the path given.
     pub origin: String,
+    /// The TOML text: hashed into plans and change logs, and stored with each run so that backout
+    /// uses the playbook as it was when the change was made.
+    pub source: String,
     pub discover: Vec<DiscoverLevel>,
     pub test: TestSpec,
     pub implement: Vec<Step>,
     pub backout: Vec<Step>,
+    /// Reads run before a change whose failure is worth a warning (the customer key that
+    /// backout needs may be gone).
+    pub prechecks: Vec<Precheck>,
 }
 
 #[derive(Debug)]
@@ -69,6 +75,8 @@ pub enum Reads {
 #[derive(Debug)]
 pub struct TestSpec {
     pub reads: Reads,
+    /// For a state read from discovery: how to re-read one target (apply's read-back, backout).
+    pub refresh: Option<Argv>,
     pub compliant: Expr,
     pub evidence: Vec<FieldPath>,
     /// The prior state kept for backout (`before` in templates).
@@ -103,6 +111,17 @@ pub enum Action {
     Az(Argv),
     /// Done by a person; the text (a template) is shown, never run.
     Manual(Template),
+}
+
+/// A read before a change: if it fails, or a value it needs is not set, apply warns (and records
+/// the warning) but goes on: the check is about what backout will need, not about the change.
+#[derive(Debug)]
+pub struct Precheck {
+    pub name: String,
+    pub read: Argv,
+    /// False for data-plane reads (Key Vault keys), which az runs without a subscription.
+    pub subscription: bool,
+    pub warning: String,
 }
 
 /// A read that, when its condition holds, makes a step unnecessary (the server key is still
@@ -156,5 +175,60 @@ impl Argv {
 impl Playbook {
     pub fn target_level(&self) -> &DiscoverLevel {
         self.discover.last().expect("validated: at least one level")
+    }
+
+    /// The hex SHA-256 of the playbook's text: what plans and change logs are bound to.
+    pub fn sha256(&self) -> String {
+        use sha2::{Digest, Sha256};
+        Sha256::digest(self.source.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    /// Every field of the target and of the discovery levels that the playbook's templates and
+    /// step conditions read, plus the target's id. A plan or change log keeps only these of a
+    /// target (enough to re-derive every argv), not whole resources that may hold secrets.
+    pub fn context_fields(&self) -> Vec<FieldPath> {
+        let mut fields = vec![FieldPath::from_segments(vec!["target".into(), "id".into()])];
+        let mut argvs: Vec<&Argv> = Vec::new();
+        let mut conditions: Vec<&Expr> = Vec::new();
+        match &self.test.reads {
+            Reads::None => {}
+            Reads::One(argv) => argvs.push(argv),
+            Reads::Named(named) => argvs.extend(named.iter().map(|(_, a)| a)),
+        }
+        argvs.extend(&self.test.refresh);
+        argvs.extend(self.prechecks.iter().map(|p| &p.read));
+        for step in self.implement.iter().chain(&self.backout) {
+            conditions.extend(&step.when);
+            match &step.action {
+                Action::Az(argv) => argvs.push(argv),
+                Action::Manual(text) => fields.extend(text.fields().cloned()),
+            }
+            if let Some(skip) = &step.skip_if {
+                argvs.push(&skip.read);
+                conditions.push(&skip.when);
+            }
+        }
+        for argv in argvs {
+            for arg in &argv.args {
+                fields.extend(arg.template.fields().cloned());
+                conditions.extend(&arg.when);
+            }
+        }
+        for expr in conditions {
+            fields.extend(
+                expr.root_fields()
+                    .into_iter()
+                    .filter(|(path, _)| path.len() > 1)
+                    .map(|(path, _)| FieldPath::from_segments(path)),
+            );
+        }
+        let levels: Vec<&str> = self.discover.iter().map(|l| l.name.as_str()).collect();
+        fields.retain(|f| f.first() == "target" || levels.contains(&f.first()));
+        fields.sort();
+        fields.dedup();
+        fields
     }
 }

@@ -1,7 +1,11 @@
 //! What a run found, as data (DESIGN section 6), apart from how it is rendered.
 
+mod changes;
+mod runs;
 mod table;
 
+pub use changes::{render_change_table, render_plan, state_changes, summary_line};
+pub use runs::*;
 pub use table::{render_playbook_list, render_test_table};
 
 use serde::ser::SerializeMap;

@@ -4,7 +4,7 @@ use super::{PlaybookInfo, Status, TestReport};
 
 const RESET: &str = "\x1b[0m";
 
-fn colour(status: Status) -> &'static str {
+pub(crate) fn colour(status: Status) -> &'static str {
     match status {
         Status::Compliant => "\x1b[32m",
         Status::Noncompliant => "\x1b[31m",
@@ -15,7 +15,7 @@ fn colour(status: Status) -> &'static str {
 
 /// `/subscriptions/S/resourceGroups/RG/providers/P/T/N[/T2/N2]` shown as `RG/N[/N2]`; the
 /// subscription prefix is added when a run covers more than one.
-fn short_resource(id: &str, with_subscription: bool) -> String {
+pub(crate) fn short_resource(id: &str, with_subscription: bool) -> String {
     let parts: Vec<&str> = id.split('/').collect();
     let find = |key: &str| {
         parts
@@ -55,7 +55,7 @@ fn subscription_of(id: &str) -> Option<String> {
     None
 }
 
-fn aligned(rows: &[Vec<String>], colours: &[Option<&str>]) -> String {
+pub(crate) fn aligned(rows: &[Vec<String>], colours: &[Option<&str>]) -> String {
     let columns = rows.first().map_or(0, Vec::len);
     let widths: Vec<usize> = (0..columns)
         .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))

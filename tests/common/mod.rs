@@ -126,12 +126,18 @@ fn uai(sub: &str) -> String {
 }
 
 pub fn cmk(vault: &str, key: &str, version: Value) -> Value {
+    // Azure resolves a versionless key to its current version and prints it here.
+    let current = version
+        .as_str()
+        .filter(|v| !v.is_empty())
+        .unwrap_or("5f4e3d2c1b0a99887766554433221100");
     json!({
         "keySource": "Microsoft.Keyvault",
         "keyVaultProperties": {
             "keyVaultUri": format!("https://{vault}.vault.azure.net/"),
             "keyName": key,
             "keyVersion": version,
+            "currentVersionedKeyIdentifier": format!("https://{vault}.vault.azure.net/keys/{key}/{current}"),
         },
         "encryptionIdentity": null,
         "requireInfrastructureEncryption": false,
@@ -220,5 +226,127 @@ pub fn results_by_resource(stdout: &[u8]) -> std::collections::BTreeMap<String, 
         .expect("results")
         .iter()
         .map(|r| (r["resource"].as_str().unwrap().to_lowercase(), r.clone()))
+        .collect()
+}
+
+/// The edge world plus the remaining customer-key variants: a system-assigned identity, a
+/// federated client id, and an AzureKeyVault protector without auto-rotation.
+pub fn variant_world() -> Value {
+    let mut world = edge_world();
+    let accounts = world["storageAccounts"].as_array_mut().unwrap();
+    let mut system = account(
+        SUB_A,
+        "rg-data",
+        "stcmksystem",
+        cmk(
+            "kv-finance",
+            "st-key",
+            json!("0123456789abcdef0123456789abcdef"),
+        ),
+        json!({}),
+    );
+    system["identity"] = json!({"type": "SystemAssigned", "principalId": "11111111-2222-3333-4444-555555555555",
+                                "tenantId": TENANT, "userAssignedIdentities": null});
+    accounts.push(system);
+    let mut federated = cmk("kv-finance", "st-key", json!(""));
+    federated["encryptionIdentity"] = json!({
+        "encryptionUserAssignedIdentity": uai(SUB_A),
+        "encryptionFederatedIdentityClientId": "99999999-8888-7777-6666-555555555555"
+    });
+    accounts.push(account(
+        SUB_A,
+        "rg-data",
+        "stcmkfederated",
+        federated,
+        json!({}),
+    ));
+    let servers = world["sqlServers"].as_array_mut().unwrap();
+    servers.push(json!({"subscription": SUB_A, "resourceGroup": "rg-sql", "name": "sql-akv-norotate", "tags": null,
+        "protector": {"serverKeyType": "AzureKeyVault", "uri": KEY_URI_2, "autoRotationEnabled": false},
+        "keys": [{"uri": KEY_URI_2, "autoRotationEnabled": false}]}));
+    world
+}
+
+pub const KEY_URI_2: &str =
+    "https://kv-sql2.vault.azure.net/keys/tde2/abcdefabcdefabcdefabcdefabcdefab";
+
+/// The fields the MMK control reads or restores, per resource: what apply then backout must
+/// leave exactly as they were.
+pub fn essentials(world: &Value) -> Value {
+    let pick = |v: &Value, paths: &[&str]| {
+        let mut out = serde_json::Map::new();
+        for p in paths {
+            let mut cur = v;
+            for seg in p.split('.') {
+                cur = cur.get(seg).unwrap_or(&Value::Null);
+            }
+            out.insert(p.to_string(), cur.clone());
+        }
+        Value::Object(out)
+    };
+    // Enum values compare case-insensitively (DESIGN section 4): az normalises the casing of an
+    // enum argument, so a key source Azure once stored as `microsoft.keyvault` comes back as
+    // `Microsoft.Keyvault`, the same value to the service.
+    let lower = |mut v: Value, key: &str| {
+        if let Some(s) = v[key].as_str() {
+            v[key] = json!(s.to_lowercase());
+        }
+        v
+    };
+    let mut out = serde_json::Map::new();
+    for a in world["storageAccounts"].as_array().unwrap() {
+        out.insert(
+            format!("storage {} {}", a["resourceGroup"], a["name"]),
+            lower(
+                pick(
+                    a,
+                    &[
+                        "encryption.keySource",
+                        "encryption.keyVaultProperties.keyVaultUri",
+                        "encryption.keyVaultProperties.keyName",
+                        "encryption.keyVaultProperties.keyVersion",
+                        "encryption.encryptionIdentity.encryptionUserAssignedIdentity",
+                        "encryption.encryptionIdentity.encryptionFederatedIdentityClientId",
+                        "identity",
+                    ],
+                ),
+                "encryption.keySource",
+            ),
+        );
+    }
+    for s in world["sqlServers"].as_array().unwrap() {
+        let mut keys: Vec<String> = s["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["uri"].as_str().unwrap().to_lowercase())
+            .collect();
+        keys.sort();
+        let mut v = pick(
+            s,
+            &[
+                "protector.serverKeyType",
+                "protector.uri",
+                "protector.autoRotationEnabled",
+            ],
+        );
+        v["keys"] = json!(keys);
+        out.insert(format!("server {}", s["name"]), v);
+    }
+    for d in world["sqlDatabases"].as_array().unwrap() {
+        out.insert(
+            format!("db {} {}", d["server"], d["name"]),
+            pick(d, &["tdeState", "encryptionProtector"]),
+        );
+    }
+    Value::Object(out)
+}
+
+/// Calls that changed something, as azsim logged them.
+pub fn mutating_calls(sim: &Sim) -> Vec<Value> {
+    let text = std::fs::read_to_string(sim.log_path()).unwrap_or_default();
+    text.lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|v| v["mutating"] == true)
         .collect()
 }

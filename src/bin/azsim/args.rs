@@ -75,14 +75,14 @@ impl Param {
     }
 }
 
-/// The grammar of one command: its words, arguments and the help example az prints under a
-/// missing-argument error.
+/// The grammar of one command: its words, arguments and the examples of its help, which az
+/// prints (the best three) under a usage error.
 #[derive(Debug)]
 pub struct CommandSpec {
     pub words: &'static [&'static str],
     pub summary: &'static str,
-    pub example: &'static str,
-    pub example_summary: &'static str,
+    /// `(command, description)` as azure-cli 2.91's help has them, in its order.
+    pub examples: &'static [(&'static str, &'static str)],
     pub params: &'static [Param],
     /// Changes the world (logged with `mutating: true`).
     pub mutating: bool,
@@ -175,25 +175,86 @@ fn classify<'p>(tok: &str, params: &[&'p Param]) -> Token<'p> {
     Token::UnknownOption
 }
 
-fn check_choice(prog: &str, p: &Param, value: String) -> Result<String, AzError> {
+fn check_choice(
+    spec: &CommandSpec,
+    tokens: &[String],
+    p: &Param,
+    value: String,
+) -> Result<String, AzError> {
     if p.choices.is_empty() {
         return Ok(value);
     }
     match p.choices.iter().find(|c| c.eq_ignore_ascii_case(&value)) {
         Some(canonical) => Ok(canonical.to_string()),
-        None => Err(AzError::usage(format!(
-            "{prog}: '{value}' is not a valid value for '{}'. Allowed values: {}.",
-            p.options[0],
-            p.choices.join(", ")
-        ))),
+        None => Err(command_usage(
+            spec,
+            tokens,
+            format!(
+                "{}: '{value}' is not a valid value for '{}'. Allowed values: {}.",
+                spec.prog(),
+                p.options[0],
+                p.choices.join(", ")
+            ),
+        )),
     }
+}
+
+/// The option names of an argument list in azure-cli's standard form (each argument's longest
+/// option), unknown ones left out: `CommandRecommender._normalize_parameters`.
+fn normalized_options(spec: &CommandSpec, args: &[&str]) -> Vec<&'static str> {
+    let mut all: Vec<&Param> = spec.params.iter().collect();
+    all.extend([&OUTPUT, &QUERY, &HELP, &SUBSCRIPTION, &IDS]);
+    let mut out: Vec<&'static str> = args
+        .iter()
+        .filter(|a| a.starts_with('-') && !a.starts_with("---") && a.len() > 1)
+        .map(|a| {
+            if a.starts_with("--") {
+                a.split('=').next().unwrap_or_default()
+            } else {
+                &a[..2.min(a.len())]
+            }
+        })
+        .filter_map(|name| {
+            all.iter()
+                .find(|p| p.options.contains(&name))
+                .and_then(|p| p.options.iter().max_by_key(|o| o.len()).copied())
+        })
+        .collect();
+    out.sort_unstable();
+    out
+}
+
+/// A usage error raised by the command's own parser (a missing value, an invalid choice, a
+/// missing required argument): az prints the three help examples that best match the
+/// arguments given (`CommandRecommender.provide_recommendations`: most matching options
+/// first, then fewest options, in help order otherwise) above its reference link.
+pub fn command_usage(spec: &CommandSpec, tokens: &[String], message: String) -> AzError {
+    let given: Vec<&str> = tokens.iter().map(String::as_str).collect();
+    let given = normalized_options(spec, &given);
+    let mut ranked: Vec<(i64, usize, usize)> = spec
+        .examples
+        .iter()
+        .enumerate()
+        .map(|(i, (command, _))| {
+            let words: Vec<&str> = command.split(' ').collect();
+            let options = normalized_options(spec, &words);
+            let matches = options.iter().filter(|o| given.contains(o)).count() as i64;
+            (matches, options.len(), i)
+        })
+        .collect();
+    ranked.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
+    let best: Vec<(&str, &str)> = ranked
+        .iter()
+        .take(3)
+        .map(|(_, _, i)| spec.examples[*i])
+        .collect();
+    AzError::usage_with_examples(message, &best)
 }
 
 /// Parses the tokens after the command words, then applies azure-cli's checks in its order:
 /// argument errors while consuming, required arguments, unrecognized arguments, and finally the
 /// `(--x --y | --ids) are required` validator.
 pub fn parse(spec: &CommandSpec, tokens: &[String]) -> Result<ParseResult, AzError> {
-    let prog = spec.prog();
     let mut params: Vec<&Param> = spec.params.iter().collect();
     params.extend([&OUTPUT, &QUERY, &HELP]);
     if spec.subscription {
@@ -222,10 +283,11 @@ pub fn parse(spec: &CommandSpec, tokens: &[String]) -> Result<ParseResult, AzErr
         };
         let values = match (p.arity, explicit) {
             (Arity::Flag, Some(v)) => {
-                return Err(AzError::usage(format!(
-                    "argument {}: ignored explicit argument '{v}'",
-                    p.display()
-                )));
+                return Err(command_usage(
+                    spec,
+                    tokens,
+                    format!("argument {}: ignored explicit argument '{v}'", p.display()),
+                ));
             }
             (Arity::Flag, None) if p.dest == "help" => return Ok(ParseResult::Help),
             (Arity::Flag, None) => vec!["true".to_string()],
@@ -236,10 +298,11 @@ pub fn parse(spec: &CommandSpec, tokens: &[String]) -> Result<ParseResult, AzErr
                     vec![v.clone()]
                 }
                 None => {
-                    return Err(AzError::usage(format!(
-                        "argument {}: expected one argument",
-                        p.display()
-                    )));
+                    return Err(command_usage(
+                        spec,
+                        tokens,
+                        format!("argument {}: expected one argument", p.display()),
+                    ));
                 }
             },
             (Arity::OptionalBool, None) => match tokens.get(i).filter(|t| is_value(t)) {
@@ -256,10 +319,11 @@ pub fn parse(spec: &CommandSpec, tokens: &[String]) -> Result<ParseResult, AzErr
                     .cloned()
                     .collect();
                 if taken.is_empty() {
-                    return Err(AzError::usage(format!(
-                        "argument {}: expected at least one argument",
-                        p.display()
-                    )));
+                    return Err(command_usage(
+                        spec,
+                        tokens,
+                        format!("argument {}: expected at least one argument", p.display()),
+                    ));
                 }
                 i += taken.len();
                 taken
@@ -267,7 +331,7 @@ pub fn parse(spec: &CommandSpec, tokens: &[String]) -> Result<ParseResult, AzErr
         };
         let values = values
             .into_iter()
-            .map(|v| check_choice(&prog, p, v))
+            .map(|v| check_choice(spec, tokens, p, v))
             .collect::<Result<Vec<_>, _>>()?;
         parsed.set(p.dest, values);
     }
@@ -290,11 +354,7 @@ pub fn parse(spec: &CommandSpec, tokens: &[String]) -> Result<ParseResult, AzErr
             "the following arguments are required: {}",
             missing.join(", ")
         );
-        return Err(AzError::missing(
-            message,
-            spec.example,
-            spec.example_summary,
-        ));
+        return Err(command_usage(spec, tokens, message));
     }
     if !extras.is_empty() {
         return Err(AzError::usage(format!(
@@ -376,10 +436,13 @@ pub fn help_text(spec: &CommandSpec) -> String {
     if spec.subscription {
         out.push_str("    --subscription\n");
     }
-    out.push_str(&format!(
-        "    --verbose\n\nExamples\n    {}\n        {}\n\n",
-        spec.example_summary, spec.example
-    ));
+    out.push_str("    --verbose\n");
+    if !spec.examples.is_empty() {
+        out.push_str("\nExamples\n");
+        for (command, description) in spec.examples {
+            out.push_str(&format!("    {description}\n        {command}\n\n"));
+        }
+    }
     out
 }
 
@@ -404,8 +467,10 @@ mod tests {
     const SPEC: CommandSpec = CommandSpec {
         words: &["thing", "set"],
         summary: "s",
-        example: "az thing set",
-        example_summary: "Sets.",
+        examples: &[
+            ("az thing set --ids /x", "By id."),
+            ("az thing set -g G -n N --status Enabled", "Sets."),
+        ],
         params: PARAMS,
         mutating: true,
         ids: true,

@@ -54,9 +54,9 @@ pub fn database_id(sub: &str, rg: &str, server: &str, name: &str) -> String {
 
 /// The Key Vault host suffixes azure-cli's SQL module accepts in a key id.
 const VAULT_SUFFIXES: &[&str] = &[
-    "vault.azure.net",
     "managedhsm.azure.net",
     "managedhsm-preview.azure.net",
+    "vault.azure.net",
     "vault-int.azure-int.net",
     "vault.azure.cn",
     "managedhsm.azure.cn",
@@ -66,29 +66,44 @@ const VAULT_SUFFIXES: &[&str] = &[
     "managedhsm.microsoftazure.de",
     "vault.cloudapi.eaglex.ic.gov",
     "vault.cloudapi.microsoft.scloud",
+    "mdep.azure.net",
 ];
 
-/// The server key name SQL requires for a Key Vault key id (`vault_key_version`), or None when
-/// the id does not match azure-cli's pattern
-/// `https://(.)+\.(suffixes)(:443)?/keys/[^/]+/[0-9a-zA-Z]+$`.
+/// The server key name SQL requires for a Key Vault key id, derived as azure-cli 2.91's
+/// `_get_server_key_name_from_uri` does: `vault_key_version`, or `vault_key` for a versionless
+/// id (`.../keys/key` or `.../keys/key/`); None when the id does not match its pattern
+/// `^https://(?!.*\.\.)[a-zA-Z0-9][a-zA-Z0-9.-]+[a-zA-Z0-9]\.(suffixes)(:443)?/keys/[^/]+(/[0-9a-zA-Z]+|/|)$`.
 pub fn server_key_name(kid: &str) -> Option<String> {
     let rest = kid.strip_prefix("https://")?;
+    if rest.contains("..") {
+        return None;
+    }
     let (host, path) = rest.split_once('/')?;
     let host = host.strip_suffix(":443").unwrap_or(host);
-    let vault = VAULT_SUFFIXES
+    let label = VAULT_SUFFIXES
         .iter()
         .find_map(|s| host.strip_suffix(s)?.strip_suffix('.'))?;
-    let mut segs = path.split('/');
-    let (keys, key, version) = (segs.next()?, segs.next()?, segs.next()?);
-    let valid = keys == "keys"
-        && !vault.is_empty()
-        && !key.is_empty()
-        && !version.is_empty()
-        && version.chars().all(|c| c.is_ascii_alphanumeric())
-        && segs.next().is_none();
-    // azure-cli takes the vault as the text before the first '.' after the scheme.
-    let vault_label = vault.split('.').next()?;
-    valid.then(|| format!("{vault_label}_{key}_{version}"))
+    let label_ok = label.len() >= 3
+        && label
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+        && label.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && label.ends_with(|c: char| c.is_ascii_alphanumeric());
+    let key_path = path.strip_prefix("keys/")?;
+    let (key, tail) = key_path.split_once('/').unwrap_or((key_path, ""));
+    let tail_ok = tail.is_empty() || tail.chars().all(|c| c.is_ascii_alphanumeric());
+    if !label_ok || key.is_empty() || !tail_ok {
+        return None;
+    }
+    // azure-cli: vault = uri.split('.')[0].split('/')[-1]; version = uri.split('/')[-1],
+    // versionless when empty or equal to the key name.
+    let vault = kid.split('.').next()?.rsplit('/').next()?;
+    let version = kid.rsplit('/').next().unwrap_or_default();
+    Some(if version.is_empty() || version == key {
+        format!("{vault}_{key}")
+    } else {
+        format!("{vault}_{key}_{version}")
+    })
 }
 
 #[cfg(test)]
@@ -120,10 +135,31 @@ mod tests {
             server_key_name("https://kv1.vault.azure.net:443/keys/k/v1").as_deref(),
             Some("kv1_k_v1")
         );
+        // azure-cli 2.91 accepts versionless key ids.
         assert_eq!(
-            server_key_name("https://kv1.vault.azure.net/keys/k"),
-            None,
-            "a version is required"
+            server_key_name("https://kv1.vault.azure.net/keys/k").as_deref(),
+            Some("kv1_k")
+        );
+        assert_eq!(
+            server_key_name("https://kv1.vault.azure.net/keys/k/").as_deref(),
+            Some("kv1_k")
+        );
+        assert_eq!(
+            server_key_name("https://eus.hsm1.managedhsm.azure.net/keys/k/v2").as_deref(),
+            Some("eus_k_v2")
+        );
+        assert_eq!(
+            server_key_name("https://kv1.vault.azure.net/keys/k/v-1"),
+            None
+        );
+        assert_eq!(
+            server_key_name("https://kv..1.vault.azure.net/keys/k/v1"),
+            None
+        );
+        assert_eq!(server_key_name("https://k.vault.azure.net/keys/k/v1"), None);
+        assert_eq!(
+            server_key_name("https://kv1.vault.azure.net/secrets/k/v1"),
+            None
         );
         assert_eq!(server_key_name("https://kv1.example.com/keys/k/v1"), None);
         assert_eq!(

@@ -171,7 +171,7 @@ fn find_subscription(subs: &[Subscription], wanted: Option<&str>) -> Result<Subs
 }
 
 /// `latencyMs` plus a random 0..=`jitterMs`.
-fn latency(latency_ms: u64, jitter_ms: u64) -> Duration {
+pub fn latency(latency_ms: u64, jitter_ms: u64) -> Duration {
     let jitter = if jitter_ms == 0 {
         0
     } else {

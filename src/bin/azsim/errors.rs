@@ -68,10 +68,17 @@ impl AzError {
         }
     }
 
-    /// A missing required argument: az also prints the command's help example.
-    pub fn missing(message: impl Into<String>, example: &str, summary: &str) -> AzError {
-        let trailer =
-            format!("\nExamples from command's help:\n{example}\n{summary}\n{REFERENCE_FOOTER}");
+    /// A usage error of a command's own parser: az prints the chosen help examples (if the
+    /// command has any) above its reference footer.
+    pub fn usage_with_examples(message: impl Into<String>, examples: &[(&str, &str)]) -> AzError {
+        if examples.is_empty() {
+            return AzError::usage(message);
+        }
+        let mut trailer = String::from("\nExamples from command's help:\n");
+        for (command, description) in examples {
+            trailer.push_str(&format!("{command}\n{description}\n\n"));
+        }
+        trailer.push_str(REFERENCE_FOOTER.trim_start_matches('\n'));
         AzError::Client {
             message: message.into(),
             trailer,

@@ -1,6 +1,13 @@
 //! Fault injection: the `faults` list of a world makes matching CLI calls fail, slow down, hang,
 //! print garbage or crash after changing the world, so that azbook's error handling can be
 //! tested against every way a real `az` call goes wrong.
+//!
+//! The ARM face (`azsim serve`) fires the same faults on the requests that serve a command:
+//! `command` matches the az command a request belongs to (a PATCH of a storage account is
+//! `storage account update`) and `argvContains` matches the method or the decoded request
+//! path. There an error is an ARM error response, latency and hangs delay the response,
+//! `malformed` tears the response body and `crashAfterChange` closes the connection unanswered
+//! after the change was made.
 
 use crate::errors::AzError;
 use crate::store::Db;
@@ -41,6 +48,10 @@ pub struct FaultError {
     pub message: String,
     #[serde(default = "one")]
     pub exit_code: i32,
+    /// The HTTP status `azsim serve` answers with; absent: the status Azure uses for the code
+    /// (404 for the not-found codes, 403 AuthorizationFailed, 429 for throttling, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
 }
 
 fn one() -> i32 {
@@ -94,6 +105,8 @@ pub struct Outcome {
     pub delay: Duration,
     /// Fail with this error instead of running the command.
     pub error: Option<AzError>,
+    /// The HTTP status the fault asked for (ARM face only).
+    pub error_status: Option<u16>,
     /// Run the command, then print a torn JSON document.
     pub malformed: bool,
     /// Run the command (committing any change), then die by SIGKILL before printing.
@@ -118,6 +131,7 @@ pub fn fire(store: &Db, command: &[&str], argv: &[String]) -> Result<Outcome> {
                 message: e.message.clone(),
                 exit: e.exit_code,
             });
+            outcome.error_status = e.status;
             break;
         } else if fault.malformed == Some(true) {
             outcome.malformed = true;

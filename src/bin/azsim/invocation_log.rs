@@ -23,7 +23,11 @@ pub fn path(world: &std::path::Path) -> PathBuf {
 /// Appends one line with a single `write` on an `O_APPEND` descriptor: the kernel places each
 /// such write at the end of the file whole, so parallel callers never interleave.
 pub fn append(log: &std::path::Path, ts: f64, argv: &[String], mutating: bool) -> Result<()> {
-    let mut line = serde_json::to_string(&json!({"ts": ts, "argv": argv, "mutating": mutating}))?;
+    write_line(log, &json!({"ts": ts, "argv": argv, "mutating": mutating}))
+}
+
+fn write_line(log: &std::path::Path, value: &serde_json::Value) -> Result<()> {
+    let mut line = serde_json::to_string(value)?;
     line.push('\n');
     let mut file = OpenOptions::new()
         .create(true)
@@ -36,6 +40,21 @@ pub fn append(log: &std::path::Path, ts: f64, argv: &[String], mutating: bool) -
         file.write_all(&line.as_bytes()[written..])?;
     }
     Ok(())
+}
+
+/// Appends one line for a request to the ARM face (`azsim serve`): `via: "arm"` marks it,
+/// `argv` holds the method and the request target, `command` the az command the request
+/// belongs to (null for sign-in, metadata and operation polls).
+pub fn append_arm(
+    log: &std::path::Path,
+    ts: f64,
+    method: &str,
+    target: &str,
+    command: Option<&str>,
+    mutating: bool,
+) -> Result<()> {
+    let line = json!({"ts": ts, "argv": [method, target], "mutating": mutating, "via": "arm", "command": command});
+    write_line(log, &line)
 }
 
 /// The log's lines, optionally only the mutating ones (for `azsim calls`).
@@ -86,5 +105,30 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&mutating[0]).unwrap();
         assert_eq!(v["argv"][3], "set");
         assert_eq!(v["ts"], 2.0);
+    }
+
+    #[test]
+    fn arm_lines_are_marked() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("calls.jsonl");
+        append_arm(
+            &log,
+            3.0,
+            "PATCH",
+            "/subscriptions/s/x?api-version=1",
+            Some("storage account update"),
+            true,
+        )
+        .unwrap();
+        append_arm(&log, 4.0, "POST", "/t/oauth2/v2.0/token", None, false).unwrap();
+        let mutating = read(&log, true).unwrap();
+        assert_eq!(mutating.len(), 1);
+        let v: serde_json::Value = serde_json::from_str(&mutating[0]).unwrap();
+        assert_eq!(v["via"], "arm");
+        assert_eq!(v["command"], "storage account update");
+        assert_eq!(v["argv"][0], "PATCH");
+        let all = read(&log, false).unwrap();
+        let token: serde_json::Value = serde_json::from_str(&all[1]).unwrap();
+        assert!(token["command"].is_null());
     }
 }

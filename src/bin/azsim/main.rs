@@ -1,8 +1,8 @@
 //! azsim: the Azure CLI simulator that azbook's tests, demo and benchmarks put on PATH as `az`.
 //!
-//! Invoked as `azsim` it is a management tool (load, dump, seed, settings, calls); invoked
-//! under any other name (a link or copy named `az`) it answers az's commands from the world
-//! store. See `/work/shared/DESIGN.md` section 7 for the contract.
+//! Invoked as `azsim` it is a management tool (load, dump, seed, settings, calls) and the ARM
+//! face (`azsim serve`: the REST API the real azure-cli talks to); invoked under any other name
+//! (a link or copy named `az`) it answers az's commands from the world store. See `/work/shared/DESIGN.md` section 7 for the contract.
 
 mod args;
 mod armid;
@@ -15,6 +15,7 @@ mod manage;
 mod output;
 mod render;
 mod seed;
+mod serve;
 mod store;
 mod synth;
 mod world;

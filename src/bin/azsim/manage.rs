@@ -58,6 +58,29 @@ enum Command {
         #[arg(long)]
         mutating: bool,
     },
+    /// Serve the Azure Resource Manager REST API (the ARM face) over HTTPS on 127.0.0.1, so
+    /// that the real azure-cli can run against the world. Prints the base URL on stdout.
+    Serve {
+        /// TCP port; 0 picks a free one (see --port-file).
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+        /// Write the chosen port to FILE (after the certificate; written atomically).
+        #[arg(long, value_name = "FILE")]
+        port_file: Option<PathBuf>,
+        /// Write the CA certificate (PEM) to FILE: point REQUESTS_CA_BUNDLE at it.
+        #[arg(long, value_name = "FILE")]
+        cert_out: Option<PathBuf>,
+        /// Polls of each SQL change (202 Accepted) that answer InProgress before Succeeded.
+        #[arg(long, default_value_t = 1, value_name = "N")]
+        lro_polls: u32,
+        /// Retry-After seconds on 202 answers and in-progress polls (at least 1: azure-core
+        /// waits its 30 s default when it is 0).
+        #[arg(long, default_value_t = 1, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=3600))]
+        retry_after: u64,
+        /// Database lists omit `encryptionProtector` (a GET of one database still has it).
+        #[arg(long)]
+        db_list_omits_protector: bool,
+    },
     /// Run the CLI face: `azsim az storage account list` is `az storage account list`.
     #[command(disable_help_flag = true)]
     Az {
@@ -94,6 +117,22 @@ fn world_path(world: Option<PathBuf>) -> Result<PathBuf> {
 fn execute(command: Command, world: Option<PathBuf>) -> Result<i32> {
     match command {
         Command::Az { args } => return Ok(cli::run(&args, world)),
+        Command::Serve {
+            port,
+            port_file,
+            cert_out,
+            lro_polls,
+            retry_after,
+            db_list_omits_protector,
+        } => crate::serve::run(crate::serve::Options {
+            world: world_path(world)?,
+            port,
+            port_file,
+            cert_out,
+            lro_polls,
+            retry_after,
+            db_list_omits_protector,
+        })?,
         Command::Load { file } => {
             let text = if file == Path::new("-") {
                 let mut s = String::new();

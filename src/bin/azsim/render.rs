@@ -293,9 +293,10 @@ const DATABASE_NULLS: &[&str] = &[
     "useFreeLimit",
 ];
 
-/// The service objective the SQL RP reports for a sku: vCore skus are `NAME_CAPACITY`, DTU
+/// The service objective the SQL RP reports for a sku: vCore skus (a hardware family, or a
+/// vCore tier: the spec's `BC_Gen4` with capacity 2 is `BC_Gen4_2`) are `NAME_CAPACITY`, DTU
 /// skus use their short names.
-fn service_objective(sku: &Value) -> Value {
+pub fn service_objective(sku: &Value) -> Value {
     let name = sku["name"].as_str().unwrap_or_default();
     let capacity = sku["capacity"].as_u64();
     let dtu = |table: &[(u64, &str)]| {
@@ -304,8 +305,13 @@ fn service_objective(sku: &Value) -> Value {
             .find(|(c, _)| Some(*c) == capacity)
             .map(|(_, s)| s.to_string())
     };
+    let vcore_tier = matches!(
+        sku["tier"].as_str(),
+        Some("GeneralPurpose" | "BusinessCritical" | "Hyperscale")
+    );
     let objective = match (sku["tier"].as_str(), sku.get("family")) {
         (_, Some(Value::String(_))) => capacity.map(|c| format!("{name}_{c}")),
+        _ if vcore_tier => capacity.map(|c| format!("{name}_{c}")),
         (Some("Standard"), _) => {
             dtu(&[(10, "S0"), (20, "S1"), (50, "S2"), (100, "S3"), (200, "S4")])
         }
@@ -395,6 +401,12 @@ mod tests {
         assert_eq!(
             service_objective(&json!({"name": "Standard", "tier": "Standard", "capacity": 10})),
             "S0"
+        );
+        assert_eq!(
+            service_objective(
+                &json!({"name": "BC_Gen4", "tier": "BusinessCritical", "capacity": 2})
+            ),
+            "BC_Gen4_2"
         );
         assert_eq!(
             service_objective(&json!({"name": "System0", "tier": "System", "capacity": 0})),

@@ -11,8 +11,7 @@ pub const COMMANDS: &[Command] = &[
         spec: CommandSpec {
             words: &["version"],
             summary: "Show the versions of Azure CLI modules and extensions in JSON format by default or format configured by --output.",
-            example: "az version",
-            example_summary: "Show the versions of Azure CLI modules and extensions in JSON format by default or format configured by --output",
+            examples: &[],
             params: &[],
             mutating: false,
             ids: false,
@@ -25,8 +24,7 @@ pub const COMMANDS: &[Command] = &[
         spec: CommandSpec {
             words: &["account", "show"],
             summary: "Get the details of a subscription.",
-            example: "az account show",
-            example_summary: "Get the details of the current subscription.",
+            examples: &[],
             params: &[Param::one(
                 "subscription",
                 &["--name", "-n", "--subscription", "-s"],
@@ -42,8 +40,7 @@ pub const COMMANDS: &[Command] = &[
         spec: CommandSpec {
             words: &["account", "list"],
             summary: "Get a list of subscriptions for the logged in account.",
-            example: "az account list",
-            example_summary: "Get a list of subscriptions for the logged in account.",
+            examples: &[],
             params: &[
                 Param::one("all", &["--all"]).arity(Arity::Flag),
                 Param::one("refresh", &["--refresh"]).arity(Arity::Flag),

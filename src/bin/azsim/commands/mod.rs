@@ -2,8 +2,9 @@
 //! to its handler, and this module resolves command words to a command as az's parser does.
 
 mod account;
-mod sql_db;
-mod sql_server;
+mod keyvault;
+pub mod sql_db;
+pub mod sql_server;
 mod storage;
 
 use crate::args::{CommandSpec, Param, Parsed};
@@ -43,6 +44,7 @@ fn all() -> impl Iterator<Item = &'static Command> {
         .chain(storage::COMMANDS)
         .chain(sql_server::COMMANDS)
         .chain(sql_db::COMMANDS)
+        .chain(keyvault::COMMANDS)
 }
 
 /// Where the leading words of an argv lead.

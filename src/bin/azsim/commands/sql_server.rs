@@ -16,22 +16,23 @@ const SERVER: Param = Param::one("server", &["--server", "-s"])
     .id(IdPart::Name);
 const KID: Param = Param::one("kid", &["--kid", "-k"]).required();
 
-const INVALID_KID: &str = "The provided uri is invalid. Please provide a valid Azure Key Vault key id. For example: \
+/// azure-cli 2.91's text, two spaces before "For example" included.
+const INVALID_KID: &str = "The provided uri is invalid. Please provide a valid Azure Key Vault key id.  For example: \
 \"https://YourVaultName.vault.azure.net/keys/YourKeyName/01234567890123456789012345678901\" or \
-\"https://YourManagedHsmRegion.YourManagedHsmName.managedhsm.azure.net/keys/YourKeyName/01234567890123456789012345678901\"";
+\"https://YourManagedHsmRegion.YourManagedHsmName.managedhsm.azure.net/keys/YourKeyName/01234567890123456789012345678901\" \
+for versioned key or \"https://YourVaultName.vault.azure.net/keys/YourKeyName\" for a versionless key.";
 
 const fn spec(
     words: &'static [&'static str],
     summary: &'static str,
-    example: &'static str,
+    examples: &'static [(&'static str, &'static str)],
     params: &'static [Param],
     mutating: bool,
 ) -> CommandSpec {
     CommandSpec {
         words,
         summary,
-        example,
-        example_summary: summary,
+        examples,
         params,
         mutating,
         ids: true,
@@ -47,7 +48,16 @@ pub const COMMANDS: &[Command] = &[
             ..spec(
                 &["sql", "server", "list"],
                 "List available servers.",
-                "az sql server list -g mygroup",
+                &[
+                    (
+                        "az sql server list",
+                        "List all servers in the current subscription.",
+                    ),
+                    (
+                        "az sql server list -g mygroup",
+                        "List all servers in a resource group.",
+                    ),
+                ],
                 &[group()],
                 false,
             )
@@ -58,7 +68,7 @@ pub const COMMANDS: &[Command] = &[
         spec: spec(
             &["sql", "server", "show"],
             "Gets a server.",
-            "az sql server show -g mygroup -n myserver",
+            &[],
             &[
                 RG,
                 Param::one("name", &["--name", "-n"])
@@ -73,7 +83,7 @@ pub const COMMANDS: &[Command] = &[
         spec: spec(
             &["sql", "server", "tde-key", "show"],
             "Gets a server encryption protector.",
-            "az sql server tde-key show --resource-group MyResourceGroup --server myserver",
+            &[],
             &[RG, SERVER],
             false,
         ),
@@ -83,7 +93,7 @@ pub const COMMANDS: &[Command] = &[
         spec: spec(
             &["sql", "server", "tde-key", "set"],
             "Sets the server's encryption protector. Ensure to create the key first az sql server key create.",
-            "az sql server tde-key set -g mygroup -s myserver -t ServiceManaged",
+            &[],
             &[
                 RG,
                 SERVER,
@@ -103,7 +113,7 @@ pub const COMMANDS: &[Command] = &[
         spec: spec(
             &["sql", "server", "key", "list"],
             "Gets a list of server keys.",
-            "az sql server key list -g mygroup -s myserver",
+            &[],
             &[RG, SERVER],
             false,
         ),
@@ -116,7 +126,7 @@ pub const COMMANDS: &[Command] = &[
             ..spec(
                 &["sql", "server", "key", "create"],
                 "Creates a server key.",
-                "az sql server key create -g mygroup -s myserver -k https://myvault.vault.azure.net/keys/mykey/01234567890123456789012345678901",
+                &[],
                 &[
                     group().required(),
                     Param::one("server", &["--server", "-s"]).required(),
@@ -131,7 +141,7 @@ pub const COMMANDS: &[Command] = &[
         spec: spec(
             &["sql", "server", "key", "show"],
             "Shows a server key.",
-            "az sql server key show -g mygroup -s myserver -k https://myvault.vault.azure.net/keys/mykey/01234567890123456789012345678901",
+            &[],
             &[RG, SERVER, KID],
             false,
         ),
@@ -226,31 +236,60 @@ fn tde_key_set(ctx: &mut Ctx, p: &Parsed) -> Result<Value, AzError> {
     let sub = ctx.sub();
     ctx.store.immediate(|db| {
         let mut server = load_server(db, &sub, arg(p, "resource_group"), arg(p, "server"), true)?;
-        let uri = match &wanted_name {
-            None => None,
-            Some(name) => {
-                let key = server
-                    .keys
-                    .iter()
-                    .find(|k| {
-                        armid::server_key_name(&k.uri).is_some_and(|n| n.eq_ignore_ascii_case(name))
-                    })
-                    .ok_or_else(|| {
-                        AzError::service(
-                            "ServerKeyNotFound",
-                            "The requested server key was not found.",
-                        )
-                    })?;
-                Some(key.uri.clone())
-            }
-        };
-        server.protector = Protector {
-            server_key_type: key_type,
-            uri,
-            auto_rotation_enabled: rotation,
-        };
+        set_protector(&mut server, key_type, wanted_name.as_deref(), rotation)?;
         db.put(Kind::SqlServer, server_loc(&server), &server)?;
         Ok(render::protector(&server))
+    })
+}
+
+/// What the SQL service does with a protector change (both faces): an AzureKeyVault protector
+/// must name a key registered on the server (by its server key name), else ServerKeyNotFound.
+pub fn set_protector(
+    server: &mut SqlServer,
+    key_type: ServerKeyType,
+    key_name: Option<&str>,
+    rotation: bool,
+) -> Result<(), AzError> {
+    let uri = match (key_type, key_name) {
+        (ServerKeyType::ServiceManaged, _) => None,
+        (ServerKeyType::AzureKeyVault, name) => {
+            let name = name.unwrap_or_default();
+            let key = server
+                .keys
+                .iter()
+                .find(|k| {
+                    armid::server_key_name(&k.uri).is_some_and(|n| n.eq_ignore_ascii_case(name))
+                })
+                .ok_or_else(|| {
+                    AzError::service(
+                        "ServerKeyNotFound",
+                        "The requested server key was not found.",
+                    )
+                })?;
+            Some(key.uri.clone())
+        }
+    };
+    server.protector = Protector {
+        server_key_type: key_type,
+        uri,
+        auto_rotation_enabled: rotation,
+    };
+    Ok(())
+}
+
+/// Registers a Key Vault key on a server (a PUT: registering a known key changes nothing) and
+/// returns its index in `server.keys`.
+pub fn register_key(server: &mut SqlServer, kid: &str, name: &str) -> usize {
+    let existing = server
+        .keys
+        .iter()
+        .position(|k| armid::server_key_name(&k.uri).is_some_and(|n| n.eq_ignore_ascii_case(name)));
+    existing.unwrap_or_else(|| {
+        server.keys.push(ServerKey {
+            uri: kid.to_string(),
+            auto_rotation_enabled: false,
+        });
+        server.keys.len() - 1
     })
 }
 
@@ -273,20 +312,11 @@ fn key_create(ctx: &mut Ctx, p: &Parsed) -> Result<Value, AzError> {
     let sub = ctx.sub();
     ctx.store.immediate(|db| {
         let mut server = load_server(db, &sub, arg(p, "resource_group"), arg(p, "server"), true)?;
-        let existing = server.keys.iter().position(|k| {
-            armid::server_key_name(&k.uri).is_some_and(|n| n.eq_ignore_ascii_case(&name))
-        });
-        let index = match existing {
-            Some(i) => i,
-            None => {
-                server.keys.push(ServerKey {
-                    uri: kid.to_string(),
-                    auto_rotation_enabled: false,
-                });
-                db.put(Kind::SqlServer, server_loc(&server), &server)?;
-                server.keys.len() - 1
-            }
-        };
+        let count = server.keys.len();
+        let index = register_key(&mut server, kid, &name);
+        if server.keys.len() != count {
+            db.put(Kind::SqlServer, server_loc(&server), &server)?;
+        }
         Ok(render::server_key(&server, Some(&server.keys[index])))
     })
 }

@@ -1,0 +1,512 @@
+//! `azbook plan` and `azbook apply` (DESIGN section 5).
+
+use super::{Format, Global, Prompt, Selection, fatal, start_session};
+use crate::apply;
+use crate::exit;
+use crate::fsutil::write_atomic;
+use crate::journal::{PlaybookRef, Record, RunEnd, RunKind, RunStart, StateDir};
+use crate::plan::{self, Change, ChangeReport, ChangeStatus, PLAN_KIND, PlanFile};
+use crate::playbook::{self, Playbook};
+use crate::progress::Bar;
+use crate::report::{self, TestResult};
+use crate::session;
+use crate::timefmt;
+use anyhow::{Context, Result, bail};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
+
+pub struct PlanOptions {
+    pub selection: Selection,
+    pub output: Format,
+    /// Save the plan here, for `apply FILE`.
+    pub out: Option<PathBuf>,
+}
+
+pub struct ApplyOptions {
+    /// Apply exactly this saved plan instead of planning from the selection.
+    pub plan_file: Option<PathBuf>,
+    pub selection: Selection,
+    pub output: Format,
+    pub yes: bool,
+    /// Plan only (`apply --dry-run` is `plan`).
+    pub dry_run: bool,
+    pub max_changes: usize,
+    pub max_age: Duration,
+}
+
+fn playbook_refs(playbooks: &[Playbook]) -> Vec<PlaybookRef> {
+    playbooks
+        .iter()
+        .map(|p| PlaybookRef {
+            id: p.id.clone(),
+            origin: p.origin.clone(),
+            sha256: p.sha256(),
+        })
+        .collect()
+}
+
+fn scope_json(selection: &Selection) -> Value {
+    let f = &selection.filters;
+    json!({
+        "playbooks": selection.playbooks,
+        "subscriptions": selection.subscriptions,
+        "allSubscriptions": selection.all_subscriptions,
+        "resourceGroup": f.resource_group,
+        "tags": f.tags.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
+        "names": f.names.iter().map(|p| p.as_str().to_string()).collect::<Vec<_>>(),
+        "excludes": f.excludes.iter().map(|p| p.as_str().to_string()).collect::<Vec<_>>(),
+    })
+}
+
+fn print_report(
+    report: &ChangeReport,
+    format: Format,
+    plan_view: bool,
+    colour: bool,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let text = match (format, plan_view) {
+        (Format::Json, _) => report.to_json(),
+        (Format::Table, true) => report::render_plan(report, colour),
+        (Format::Table, false) => report::render_change_table(report, colour),
+    };
+    out.write_all(text.as_bytes())?;
+    out.flush().context("writing the results")
+}
+
+/// `azbook plan`: what `apply` would do, without changing anything.
+pub fn plan(
+    global: &Global,
+    options: &PlanOptions,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<i32> {
+    let bar = Bar::new(global.progress, global.verbose, "planning");
+    let session = start_session(global, &options.selection, &bar, "plan", err)?;
+    let outcomes = session.assess(global, &options.selection, &bar)?;
+    let (mut changes, errors) = plan::from_outcomes(&outcomes);
+    sort_changes(&mut changes, &session.playbooks);
+    let report = ChangeReport::new(None, changes, errors);
+    if let Some(path) = &options.out {
+        let file = PlanFile {
+            schema_version: 1,
+            kind: PLAN_KIND.into(),
+            azbook_version: env!("CARGO_PKG_VERSION").into(),
+            created_at: timefmt::now_rfc3339(),
+            tenant_id: session.account.tenant_id.clone(),
+            user: session.account.user.clone(),
+            subscriptions: session.subscriptions.clone(),
+            playbooks: playbook_refs(&session.playbooks),
+            scope: scope_json(&options.selection),
+            changes: report.changes.clone(),
+        };
+        let bytes = serde_json::to_vec_pretty(&file)?;
+        write_atomic(path, &bytes)
+            .with_context(|| format!("cannot write the plan file {}", path.display()))?;
+    }
+    print_report(&report, options.output, true, global.colour, out)?;
+    if !global.quiet {
+        writeln!(err, "plan: {}", report::summary_line(&report.changes))?;
+        if let Some(path) = &options.out {
+            writeln!(
+                err,
+                "saved to {}; apply it with: azbook apply {}",
+                path.display(),
+                path.display()
+            )?;
+        }
+    }
+    Ok(if report.errors.is_empty() {
+        exit::OK
+    } else {
+        exit::INCOMPLETE
+    })
+}
+
+/// Refuses a saved plan that does not belong here, now, with these playbooks, or whose argvs
+/// are not what the playbooks derive from its own recorded state.
+fn check_plan_file(
+    file: &PlanFile,
+    account: &session::Account,
+    visible: &[String],
+    playbooks: &[Playbook],
+    max_age: Duration,
+) -> Result<()> {
+    if file.kind != PLAN_KIND || file.schema_version != 1 {
+        bail!(
+            "not an azbook plan (schema version 1): kind {:?}, schemaVersion {}",
+            file.kind,
+            file.schema_version
+        );
+    }
+    if !file.tenant_id.eq_ignore_ascii_case(&account.tenant_id) {
+        bail!(
+            "the plan was made for tenant {}, but az is signed in to tenant {}: sign in to the plan's tenant (az login --tenant {})",
+            file.tenant_id,
+            account.tenant_id,
+            file.tenant_id
+        );
+    }
+    for sub in file
+        .subscriptions
+        .iter()
+        .chain(file.changes.iter().map(|c| &c.subscription))
+    {
+        if !file
+            .subscriptions
+            .iter()
+            .any(|s| s.eq_ignore_ascii_case(sub))
+        {
+            bail!(
+                "the plan changes subscription {sub}, which it does not name as its own: the file was edited"
+            );
+        }
+        if !visible.iter().any(|s| s.eq_ignore_ascii_case(sub)) {
+            bail!(
+                "the plan is for subscription {sub}, which the signed-in identity ({}) cannot see",
+                account.user
+            );
+        }
+    }
+    let created = timefmt::parse_rfc3339(&file.created_at)
+        .with_context(|| format!("the plan's createdAt {:?} is not a time", file.created_at))?;
+    let age = SystemTime::now()
+        .duration_since(created)
+        .unwrap_or(Duration::ZERO);
+    if age > max_age {
+        bail!(
+            "the plan was made {} ago, longer than --max-age ({}): make a new plan (azbook plan --out FILE)",
+            human_duration(age),
+            human_duration(max_age)
+        );
+    }
+    for wanted in &file.playbooks {
+        let Some(p) = playbooks.iter().find(|p| p.id == wanted.id) else {
+            bail!(
+                "the plan uses playbook {}, which is not available",
+                wanted.id
+            );
+        };
+        if p.sha256() != wanted.sha256 {
+            bail!(
+                "playbook {} has changed since the plan was made (sha256 {} then, {} now): make a new plan",
+                p.id,
+                wanted.sha256,
+                p.sha256()
+            );
+        }
+    }
+    for change in &file.changes {
+        let Some(p) = playbooks.iter().find(|p| p.id == change.playbook) else {
+            bail!(
+                "the plan changes {} with playbook {}, which the plan does not name",
+                change.resource,
+                change.playbook
+            );
+        };
+        let derived = plan::derive(
+            p,
+            &change.resource,
+            &change.subscription,
+            &change.context,
+            &change.before,
+        )
+        .map_err(|e| anyhow::anyhow!("cannot derive the change for {}: {e}", change.resource))?;
+        if derived.steps != change.steps || derived.backout != change.backout {
+            bail!(
+                "the plan's commands for {} are not what playbook {} derives from the plan's own recorded state: the file was edited. A plan file is input, not a script: make a new plan",
+                change.resource,
+                p.id
+            );
+        }
+    }
+    Ok(())
+}
+
+pub fn human_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..=119 => format!("{s}s"),
+        120..=7199 => format!("{}m", s / 60),
+        7200..=172_799 => format!("{}h", s / 3600),
+        _ => format!("{}d", s / 86_400),
+    }
+}
+
+/// The playbooks a saved plan names: built-in by id, others from the file they were loaded from.
+fn plan_playbooks(file: &PlanFile) -> Result<Vec<Playbook>> {
+    let builtins = playbook::builtin();
+    let mut out = Vec::new();
+    for wanted in &file.playbooks {
+        let value = if builtins.iter().any(|b| b.id == wanted.id) {
+            wanted.id.clone()
+        } else {
+            wanted.origin.clone()
+        };
+        out.extend(playbook::select(&[value])?);
+    }
+    Ok(out)
+}
+
+/// The largest plan file azbook reads: far beyond any real plan, small enough to refuse junk.
+const MAX_PLAN_BYTES: u64 = 64 * 1024 * 1024;
+
+fn read_plan_file(path: &PathBuf) -> Result<PlanFile> {
+    let size = std::fs::metadata(path)
+        .with_context(|| format!("cannot read the plan file {}", path.display()))?
+        .len();
+    if size > MAX_PLAN_BYTES {
+        bail!(
+            "the plan file {} is {size} bytes; azbook reads at most {MAX_PLAN_BYTES}",
+            path.display()
+        );
+    }
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the plan file {}", path.display()))?;
+    serde_json::from_str(&text)
+        .with_context(|| format!("{} is not an azbook plan file", path.display()))
+}
+
+/// `azbook apply`: plan (or load a saved plan), confirm, then change with a change log.
+pub fn apply(
+    global: &Global,
+    options: &ApplyOptions,
+    prompt: &dyn Prompt,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<i32> {
+    if options.dry_run {
+        let plan_options = PlanOptions {
+            selection: options.selection.clone(),
+            output: options.output,
+            out: None,
+        };
+        if options.plan_file.is_some() {
+            bail!(
+                "--dry-run plans from filters; to review a saved plan, read the file (or run azbook plan again)"
+            );
+        }
+        return plan(global, &plan_options, out, err);
+    }
+    // The lock first: two applies planning the same targets at once would both change them,
+    // and a state directory that cannot be written must stop the run before anything changes.
+    let state = StateDir::new(&global.state_dir);
+    let lock = state.lock()?;
+    let bar = Bar::new(global.progress, global.verbose, "planning");
+    let (session, changes, errors, recheck, scope) = match &options.plan_file {
+        Some(path) => {
+            let file = read_plan_file(path)?;
+            let selection = Selection {
+                playbooks: Vec::new(),
+                ..Selection::default()
+            };
+            let playbooks = plan_playbooks(&file)?;
+            let az = crate::az::Az::new(global.az.clone(), Some(&bar));
+            let account = session::current_account(&az).map_err(fatal)?;
+            let visible: Vec<String> = session::enabled_subscriptions(&az)
+                .map_err(fatal)?
+                .into_iter()
+                .map(|s| s.id)
+                .collect();
+            check_plan_file(&file, &account, &visible, &playbooks, options.max_age)?;
+            if !global.quiet {
+                writeln!(
+                    err,
+                    "{} (plan {} made {} by {})",
+                    super::scope_line(
+                        "apply",
+                        &playbooks,
+                        &file.subscriptions,
+                        &account,
+                        &selection
+                    ),
+                    path.display(),
+                    file.created_at,
+                    file.user
+                )?;
+            }
+            let scope = json!({"planFile": path.display().to_string(), "planCreatedAt": file.created_at, "planScope": file.scope});
+            let session = super::Session {
+                az,
+                account,
+                subscriptions: file.subscriptions.clone(),
+                playbooks,
+            };
+            (session, file.changes, Vec::<TestResult>::new(), true, scope)
+        }
+        None => {
+            let session = start_session(global, &options.selection, &bar, "apply", err)?;
+            let outcomes = session.assess(global, &options.selection, &bar)?;
+            let (mut changes, errors) = plan::from_outcomes(&outcomes);
+            sort_changes(&mut changes, &session.playbooks);
+            drop(outcomes);
+            (
+                session,
+                changes,
+                errors,
+                false,
+                scope_json(&options.selection),
+            )
+        }
+    };
+    bar.finish();
+    let actionable = changes.iter().filter(|c| c.has_az_steps()).count();
+    if actionable == 0 {
+        let report = ChangeReport::new(None, changes, errors);
+        print_report(&report, options.output, false, global.colour, out)?;
+        if !global.quiet {
+            writeln!(err, "nothing for azbook to change")?;
+        }
+        return Ok(if report.errors.is_empty() {
+            exit::OK
+        } else {
+            exit::INCOMPLETE
+        });
+    }
+    if actionable > options.max_changes {
+        bail!(
+            "this run would change {actionable} resources, more than --max-changes ({}): narrow the scope (--name, --resource-group, --tag, --playbook) to run in batches, or raise --max-changes",
+            options.max_changes
+        );
+    }
+    if !options.yes {
+        if !prompt.interactive() {
+            bail!(
+                "apply changes Azure resources and needs confirmation: review with `azbook plan`, then run again with --yes (stdin is not a terminal, so azbook cannot ask)"
+            );
+        }
+        let preview = ChangeReport::new(None, changes.clone(), Vec::new());
+        writeln!(err, "{}", report::render_plan(&preview, global.colour))?;
+        let question = format!("Apply: {}? [y/N] ", report::summary_line(&changes));
+        if !prompt.confirm(&question) {
+            writeln!(err, "nothing changed")?;
+            return Ok(exit::NOTHING_RAN);
+        }
+    }
+    let az_version = session
+        .az
+        .run(
+            &["az".into(), "version".into()],
+            None,
+            crate::az::CallKind::Read,
+        )
+        .ok()
+        .and_then(|v| v["azure-cli"].as_str().map(String::from));
+    let start = RunStart {
+        run_id: String::new(),
+        kind: RunKind::Apply,
+        azbook_version: env!("CARGO_PKG_VERSION").into(),
+        az_version,
+        tenant_id: session.account.tenant_id.clone(),
+        user: session.account.user.clone(),
+        subscriptions: session.subscriptions.clone(),
+        playbooks: playbook_refs(&session.playbooks),
+        command_line: global.command_line.clone(),
+        scope,
+        reverts: None,
+    };
+    let sources: Vec<(String, String)> = session
+        .playbooks
+        .iter()
+        .map(|p| (p.id.clone(), p.source.clone()))
+        .collect();
+    let journal = Mutex::new(lock.create_run(start, &sources)?);
+    let run_id = journal.lock().expect("journal lock").run_id().to_string();
+    if !global.quiet {
+        writeln!(
+            err,
+            "change log: {}",
+            journal.lock().expect("journal lock").dir().display()
+        )?;
+    }
+    let done = apply::execute(
+        &session.az,
+        &journal,
+        &session.playbooks,
+        changes,
+        global.jobs,
+        recheck,
+    );
+    let report = ChangeReport::new(Some(run_id.clone()), done, errors);
+    let failed = report
+        .changes
+        .iter()
+        .any(|c| matches!(c.status, ChangeStatus::Failed | ChangeStatus::Drifted));
+    let summary: BTreeMap<String, usize> = report.summary.clone();
+    journal
+        .lock()
+        .expect("journal lock")
+        .append(Record::RunEnd(RunEnd {
+            status: if failed {
+                "incomplete".into()
+            } else {
+                "finished".into()
+            },
+            summary,
+        }))?;
+    drop(lock);
+    print_report(&report, options.output, false, global.colour, out)?;
+    if !global.quiet {
+        writeln!(err, "run {run_id}: {}", report.summary_text())?;
+        writeln!(err, "to undo it: azbook backout {run_id}")?;
+    }
+    Ok(if failed || !report.errors.is_empty() {
+        exit::INCOMPLETE
+    } else {
+        exit::OK
+    })
+}
+
+/// Parses `--max-age`: `90s`, `30m`, `24h`, `2d`, or plain seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => text.split_at(i),
+        None => (text, "s"),
+    };
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration such as 30m, 24h or 2d"))?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        _ => return Err(format!("`{text}`: the unit must be s, m, h or d")),
+    };
+    Ok(Duration::from_secs(secs))
+}
+
+/// Sorts changes the way reports show them: by playbook order, then resource.
+pub fn sort_changes(changes: &mut [Change], playbooks: &[Playbook]) {
+    let rank = |id: &str| {
+        playbooks
+            .iter()
+            .position(|p| p.id == id)
+            .unwrap_or(usize::MAX)
+    };
+    changes.sort_by(|a, b| {
+        rank(&a.playbook)
+            .cmp(&rank(&b.playbook))
+            .then_with(|| a.resource.to_lowercase().cmp(&b.resource.to_lowercase()))
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("24h").unwrap(), Duration::from_secs(86_400));
+        assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("2d").unwrap(), Duration::from_secs(172_800));
+        assert!(parse_duration("1w").is_err());
+        assert!(parse_duration("h").is_err());
+        assert_eq!(human_duration(Duration::from_secs(3 * 86_400)), "3d");
+    }
+}

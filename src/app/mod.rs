@@ -1,0 +1,192 @@
+//! The commands, as functions of plain option structs: no clap, no environment, no globals, so
+//! that each is testable without a process. People's prose goes to `err`, results to `out`.
+
+mod audit;
+mod change;
+mod history;
+mod revert;
+
+pub use audit::{TestOptions, list, test};
+pub use change::{ApplyOptions, PlanOptions, apply, parse_duration, plan};
+pub use history::{log, runs};
+pub use revert::{BackoutOptions, backout};
+
+use crate::az::{Az, AzConfig, AzError};
+use crate::discover::Filters;
+use crate::evaluate::{self, Outcome, RunOptions};
+use crate::playbook::{self, Playbook};
+use crate::progress::Bar;
+use crate::session;
+use anyhow::{Result, anyhow};
+use std::io::Write;
+use std::path::PathBuf;
+
+#[derive(Clone, Debug)]
+pub struct Global {
+    pub az: AzConfig,
+    /// Most az processes alive at once.
+    pub jobs: usize,
+    pub quiet: bool,
+    pub verbose: bool,
+    /// Colour in tables written to `out`.
+    pub colour: bool,
+    /// A progress bar on stderr.
+    pub progress: bool,
+    /// Where change logs live (`--state-dir`, `AZBOOK_STATE_DIR`, default `.azbook`).
+    pub state_dir: PathBuf,
+    /// The command line, recorded in every change log.
+    pub command_line: Vec<String>,
+}
+
+/// Asks a person to confirm; the CLI answers from the terminal, tests answer directly.
+pub trait Prompt {
+    /// True only when a person is there to answer (stdin is a terminal).
+    fn interactive(&self) -> bool;
+    fn confirm(&self, question: &str) -> bool;
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Table,
+    Json,
+}
+
+/// Which playbooks, subscriptions and resources a run covers.
+#[derive(Clone, Debug, Default)]
+pub struct Selection {
+    /// Built-in ids or playbook files; none means every built-in playbook.
+    pub playbooks: Vec<String>,
+    /// None means az's current subscription.
+    pub subscriptions: Vec<String>,
+    pub all_subscriptions: bool,
+    pub filters: Filters,
+}
+
+/// A condition that stops a run before or during it, said once with what to do next.
+pub(crate) fn fatal(error: AzError) -> anyhow::Error {
+    anyhow!("{error}\n  hint: {}", error.hint())
+}
+
+fn resolve_subscriptions(
+    az: &Az,
+    selection: &Selection,
+    account: &session::Account,
+) -> Result<Vec<String>> {
+    if selection.all_subscriptions {
+        let subs = session::enabled_subscriptions(az).map_err(fatal)?;
+        if subs.is_empty() {
+            anyhow::bail!(
+                "`az account list` shows no enabled subscription for the signed-in identity"
+            );
+        }
+        return Ok(subs.into_iter().map(|s| s.id).collect());
+    }
+    if selection.subscriptions.is_empty() {
+        return Ok(vec![account.subscription_id.clone()]);
+    }
+    let mut subs: Vec<String> = Vec::new();
+    for s in &selection.subscriptions {
+        if !subs.iter().any(|k| k.eq_ignore_ascii_case(s)) {
+            subs.push(s.clone());
+        }
+    }
+    Ok(subs)
+}
+
+/// The first line of every run: what it covers, as whom. It goes in logs and change tickets.
+pub(crate) fn scope_line(
+    command: &str,
+    playbooks: &[Playbook],
+    subscriptions: &[String],
+    account: &session::Account,
+    selection: &Selection,
+) -> String {
+    let ids: Vec<&str> = playbooks.iter().map(|p| p.id.as_str()).collect();
+    let subs = if subscriptions.len() == 1 && subscriptions[0] == account.subscription_id {
+        format!(
+            "subscription {} ({})",
+            account.subscription_id, account.subscription_name
+        )
+    } else {
+        format!("subscriptions {}", subscriptions.join(", "))
+    };
+    let f = &selection.filters;
+    let mut filters = Vec::new();
+    if let Some(rg) = &f.resource_group {
+        filters.push(format!("resource group {rg}"));
+    }
+    for (k, v) in &f.tags {
+        filters.push(format!("tag {k}={v}"));
+    }
+    for n in &f.names {
+        filters.push(format!("name {}", n.as_str()));
+    }
+    for n in &f.excludes {
+        filters.push(format!("excluding {}", n.as_str()));
+    }
+    let filters = if filters.is_empty() {
+        String::new()
+    } else {
+        format!("; {}", filters.join(", "))
+    };
+    format!(
+        "azbook {command}: {} in {subs}, signed in as {} (tenant {}){filters}",
+        ids.join(", "),
+        account.user,
+        account.tenant_id
+    )
+}
+
+/// What every command that reads Azure starts with: the playbooks, who is signed in (once, so
+/// that not being signed in is one message), the subscriptions, and the scope line.
+pub(crate) struct Session<'b> {
+    pub az: Az<'b>,
+    pub account: session::Account,
+    pub subscriptions: Vec<String>,
+    pub playbooks: Vec<Playbook>,
+}
+
+pub(crate) fn start_session<'b>(
+    global: &Global,
+    selection: &Selection,
+    bar: &'b Bar,
+    command: &str,
+    err: &mut dyn Write,
+) -> Result<Session<'b>> {
+    let playbooks = playbook::select(&selection.playbooks)?;
+    let az = Az::new(global.az.clone(), Some(bar));
+    let account = session::current_account(&az).map_err(fatal)?;
+    let subscriptions = resolve_subscriptions(&az, selection, &account)?;
+    if !global.quiet {
+        writeln!(
+            err,
+            "{}",
+            scope_line(command, &playbooks, &subscriptions, &account, selection)
+        )?;
+    }
+    Ok(Session {
+        az,
+        account,
+        subscriptions,
+        playbooks,
+    })
+}
+
+impl Session<'_> {
+    pub fn assess<'s>(
+        &'s self,
+        global: &Global,
+        selection: &Selection,
+        bar: &Bar,
+    ) -> Result<Vec<Outcome<'s>>> {
+        let run = RunOptions {
+            playbooks: &self.playbooks,
+            subscriptions: &self.subscriptions,
+            filters: &selection.filters,
+            jobs: global.jobs,
+        };
+        let outcomes = evaluate::assess(&self.az, &run, bar);
+        bar.finish();
+        outcomes.map_err(fatal)
+    }
+}

@@ -1,0 +1,695 @@
+//! Requests to ARM resources: which resource a path names, which az command the request serves
+//! (for fault matching and the invocation log), and the handlers over the world store.
+
+use super::http::{Reply, Request, Response};
+use super::lro::{Operation, Operations};
+use super::wire;
+use crate::commands::sql_db::set_tde;
+use crate::commands::sql_server::{register_key, set_protector};
+use crate::errors::{self, AzError};
+use crate::store::{Db, Kind, Loc, Store, database_loc, server_loc, storage_loc};
+use crate::world::{SqlDatabase, SqlServer, StorageAccount, Subscription};
+use serde_json::{Value, json};
+
+/// A resource (or collection) path, with names decoded and in the case the caller sent.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Resource {
+    StorageAccounts {
+        rg: Option<String>,
+    },
+    StorageAccount {
+        rg: String,
+        name: String,
+    },
+    Servers {
+        rg: Option<String>,
+    },
+    Server {
+        rg: String,
+        name: String,
+    },
+    Protectors {
+        rg: String,
+        server: String,
+    },
+    Protector {
+        rg: String,
+        server: String,
+        name: String,
+    },
+    Keys {
+        rg: String,
+        server: String,
+    },
+    Key {
+        rg: String,
+        server: String,
+        name: String,
+    },
+    Databases {
+        rg: String,
+        server: String,
+    },
+    Database {
+        rg: String,
+        server: String,
+        name: String,
+    },
+    Tdes {
+        rg: String,
+        server: String,
+        db: String,
+    },
+    Tde {
+        rg: String,
+        server: String,
+        db: String,
+        name: String,
+    },
+    /// An async operation status (`...AzureAsyncOperation/{id}`) or result
+    /// (`...OperationResults/{id}`) URL that a 202 handed out.
+    Operation {
+        id: String,
+        result: bool,
+    },
+}
+
+fn is(segment: &str, word: &str) -> bool {
+    segment.eq_ignore_ascii_case(word)
+}
+
+/// Parses the part after `/subscriptions/{id}/`. None: not a route azsim serves.
+pub fn parse(rest: &[String]) -> Option<Resource> {
+    let s: Vec<&str> = rest.iter().map(String::as_str).collect();
+    let storage = |p: &str, t: &str| is(p, "Microsoft.Storage") && is(t, "storageAccounts");
+    let sql = |p: &str, t: &str| is(p, "Microsoft.Sql") && is(t, "servers");
+    let owned = |x: &str| x.to_string();
+    Some(match s.as_slice() {
+        ["providers", p, t] if storage(p, t) => Resource::StorageAccounts { rg: None },
+        ["providers", p, t] if sql(p, t) => Resource::Servers { rg: None },
+        ["providers", p, "locations", _, kind, id] if is(p, "Microsoft.Sql") => {
+            let kind = kind.to_ascii_lowercase();
+            if kind.ends_with("azureasyncoperation") {
+                Resource::Operation {
+                    id: owned(id),
+                    result: false,
+                }
+            } else if kind.ends_with("operationresults") {
+                Resource::Operation {
+                    id: owned(id),
+                    result: true,
+                }
+            } else {
+                return None;
+            }
+        }
+        [g, rg, "providers", p, t] if is(g, "resourceGroups") && storage(p, t) => {
+            Resource::StorageAccounts {
+                rg: Some(owned(rg)),
+            }
+        }
+        [g, rg, "providers", p, t, name] if is(g, "resourceGroups") && storage(p, t) => {
+            Resource::StorageAccount {
+                rg: owned(rg),
+                name: owned(name),
+            }
+        }
+        [g, rg, "providers", p, t] if is(g, "resourceGroups") && sql(p, t) => Resource::Servers {
+            rg: Some(owned(rg)),
+        },
+        [g, rg, "providers", p, t, srv, rest @ ..] if is(g, "resourceGroups") && sql(p, t) => {
+            let (rg, server) = (owned(rg), owned(srv));
+            match rest {
+                [] => Resource::Server { rg, name: server },
+                [c] if is(c, "encryptionProtector") => Resource::Protectors { rg, server },
+                [c, n] if is(c, "encryptionProtector") => Resource::Protector {
+                    rg,
+                    server,
+                    name: owned(n),
+                },
+                [c] if is(c, "keys") => Resource::Keys { rg, server },
+                [c, n] if is(c, "keys") => Resource::Key {
+                    rg,
+                    server,
+                    name: owned(n),
+                },
+                [c] if is(c, "databases") => Resource::Databases { rg, server },
+                [c, n] if is(c, "databases") => Resource::Database {
+                    rg,
+                    server,
+                    name: owned(n),
+                },
+                [c, d, t] if is(c, "databases") && is(t, "transparentDataEncryption") => {
+                    Resource::Tdes {
+                        rg,
+                        server,
+                        db: owned(d),
+                    }
+                }
+                [c, d, t, n] if is(c, "databases") && is(t, "transparentDataEncryption") => {
+                    Resource::Tde {
+                        rg,
+                        server,
+                        db: owned(d),
+                        name: owned(n),
+                    }
+                }
+                _ => return None,
+            }
+        }
+        _ => return None,
+    })
+}
+
+/// The az command a request serves: what a fault's `command` matches and the log records.
+/// Requests az makes for bookkeeping (operation polls) serve no command.
+pub fn command(resource: &Resource, method: &str) -> Option<&'static str> {
+    let get = method.eq_ignore_ascii_case("GET");
+    let change = method.eq_ignore_ascii_case("PUT") || method.eq_ignore_ascii_case("PATCH");
+    Some(match resource {
+        Resource::StorageAccounts { .. } if get => "storage account list",
+        Resource::StorageAccount { .. } if get => "storage account show",
+        Resource::StorageAccount { .. } if change => "storage account update",
+        Resource::Servers { .. } if get => "sql server list",
+        Resource::Server { .. } if get => "sql server show",
+        Resource::Protectors { .. } | Resource::Protector { .. } if get => {
+            "sql server tde-key show"
+        }
+        Resource::Protector { .. } if change => "sql server tde-key set",
+        Resource::Keys { .. } if get => "sql server key list",
+        Resource::Key { .. } if get => "sql server key show",
+        Resource::Key { .. } if change => "sql server key create",
+        Resource::Databases { .. } if get => "sql db list",
+        Resource::Database { .. } if get => "sql db show",
+        Resource::Tdes { .. } | Resource::Tde { .. } if get => "sql db tde show",
+        Resource::Tde { .. } if change => "sql db tde set",
+        _ => return None,
+    })
+}
+
+/// What the handlers need besides the request.
+pub struct Ctx<'a> {
+    pub store: &'a mut Store,
+    pub sub: &'a Subscription,
+    pub ops: &'a Operations,
+    /// `https://127.0.0.1:PORT`, for the URLs of async operations.
+    pub base: &'a str,
+    pub api_version: &'a str,
+    pub retry_after: u64,
+    /// Whether database lists carry `encryptionProtector` (see [`wire::database`]).
+    pub list_db_protector: bool,
+}
+
+/// ARM's error body with the HTTP status Azure uses for the code.
+pub fn error_response(e: &AzError, status: Option<u16>) -> Response {
+    let (code, message, exit) = match e {
+        AzError::Service {
+            code,
+            message,
+            exit,
+        } => (code.as_str(), message.as_str(), *exit),
+        AzError::Client { message, .. } => ("InternalServerError", message.as_str(), 1),
+    };
+    let status = status.unwrap_or_else(|| status_for(code, exit));
+    let mut response = Response::json(
+        status,
+        &json!({"error": {"code": code, "message": message}}),
+    );
+    if status == 429 {
+        response = response.with_header("Retry-After", "1");
+    }
+    response
+}
+
+/// The status ARM answers an error code with; exit code 3 (az's not-found) means 404.
+pub fn status_for(code: &str, exit: i32) -> u16 {
+    match code {
+        "ResourceNotFound"
+        | "ResourceGroupNotFound"
+        | "ParentResourceNotFound"
+        | "SubscriptionNotFound"
+        | "NotFound" => 404,
+        "AuthorizationFailed" | "LinkedAuthorizationFailed" | "Forbidden" => 403,
+        "AuthenticationFailed" | "InvalidAuthenticationToken" | "ExpiredAuthenticationToken" => 401,
+        "TooManyRequests" | "ResourceRequestsThrottled" | "SubscriptionRequestsThrottled" => 429,
+        "Conflict" | "AnotherOperationInProgress" => 409,
+        "InternalServerError" | "GatewayAuthenticationFailed" | "InternalError" => 500,
+        "ServiceUnavailable" => 503,
+        "GatewayTimeout" => 504,
+        _ if exit == 3 => 404,
+        _ => 400,
+    }
+}
+
+fn ok(value: Value) -> Reply {
+    Reply::Send(Response::json(200, &value))
+}
+
+fn method_not_allowed(method: &str) -> Result<Reply, AzError> {
+    Err(AzError::service(
+        "MethodNotAllowed",
+        format!("The requested method '{method}' is not allowed for this resource."),
+    ))
+}
+
+fn group(db: &Db, sub: &str, rg: &str) -> Result<(), AzError> {
+    if db.group_exists(sub, rg)? {
+        Ok(())
+    } else {
+        Err(errors::group_not_found(rg))
+    }
+}
+
+fn account(db: &Db, sub: &str, rg: &str, name: &str) -> Result<StorageAccount, AzError> {
+    group(db, sub, rg)?;
+    let loc = Loc {
+        sub,
+        rg,
+        parent: "",
+        name,
+    };
+    db.get(Kind::StorageAccount, loc)?.ok_or_else(|| {
+        errors::arm_resource_not_found("Microsoft.Storage/storageAccounts", name, rg)
+    })
+}
+
+/// A server; `nested` says the request names something under it (ParentResourceNotFound).
+fn server(db: &Db, sub: &str, rg: &str, name: &str, nested: bool) -> Result<SqlServer, AzError> {
+    group(db, sub, rg)?;
+    let loc = Loc {
+        sub,
+        rg,
+        parent: "",
+        name,
+    };
+    db.get(Kind::SqlServer, loc)?.ok_or_else(|| {
+        if nested {
+            errors::parent_not_found(name)
+        } else {
+            errors::arm_resource_not_found("Microsoft.Sql/servers", name, rg)
+        }
+    })
+}
+
+fn database(
+    db: &Db,
+    sub: &str,
+    rg: &str,
+    server_name: &str,
+    name: &str,
+) -> Result<SqlDatabase, AzError> {
+    server(db, sub, rg, server_name, true)?;
+    let loc = Loc {
+        sub,
+        rg,
+        parent: server_name,
+        name,
+    };
+    db.get(Kind::SqlDatabase, loc)?
+        .ok_or_else(|| errors::sql_not_found("Microsoft.Sql/servers/databases", name))
+}
+
+/// The only encryption protector and TDE configuration a server or database has is `current`.
+fn current(kind: &str, name: &str) -> Result<(), AzError> {
+    if name.eq_ignore_ascii_case("current") {
+        Ok(())
+    } else {
+        Err(errors::sql_not_found(kind, name))
+    }
+}
+
+fn body_json(request: &Request) -> Result<Value, AzError> {
+    serde_json::from_slice(&request.body).map_err(|_| {
+        AzError::service(
+            "InvalidRequestContent",
+            "The request content was invalid and could not be deserialized.",
+        )
+    })
+}
+
+/// A list answer: `{"value": [...]}` (no `nextLink`: one page holds everything).
+fn list(items: Vec<Value>) -> Reply {
+    ok(json!({ "value": items }))
+}
+
+impl Ctx<'_> {
+    fn legacy_tde(&self) -> bool {
+        self.api_version.starts_with("2014-")
+    }
+
+    /// Answers a change that the SQL RP runs as a long-running operation: the change is
+    /// already made (or refused) in the store; az learns the outcome by polling.
+    fn accepted(&self, location: &str, operation: &str, outcome: Result<Value, AzError>) -> Reply {
+        let op = self.ops.start(Operation::new(outcome.map_err(|e| match e {
+            AzError::Service { code, message, .. } => (code, message),
+            AzError::Client { message, .. } => ("InternalServerError".into(), message),
+        })));
+        let sub = &self.sub.id;
+        let prefix = format!(
+            "{}/subscriptions/{sub}/providers/Microsoft.Sql/locations/{location}",
+            self.base
+        );
+        let query = format!("api-version={}", self.api_version);
+        let response = Response::json(
+            202,
+            &json!({"operation": operation, "startTime": op.start_time}),
+        )
+        .with_header(
+            "Azure-AsyncOperation",
+            format!("{prefix}/{operation}AzureAsyncOperation/{}?{query}", op.id),
+        )
+        .with_header(
+            "Location",
+            format!("{prefix}/{operation}OperationResults/{}?{query}", op.id),
+        )
+        .with_header("Retry-After", self.retry_after.to_string());
+        Reply::Send(response)
+    }
+
+    /// Handles one resource request.
+    pub fn handle(
+        &mut self,
+        method: &str,
+        resource: &Resource,
+        request: &Request,
+    ) -> Result<Reply, AzError> {
+        let sub = self.sub.id.clone();
+        let get = method.eq_ignore_ascii_case("GET");
+        match resource {
+            Resource::StorageAccounts { rg } if get => {
+                let db = self.store.db();
+                if let Some(rg) = rg {
+                    group(&db, &sub, rg)?;
+                }
+                let accounts: Vec<StorageAccount> =
+                    db.list(Kind::StorageAccount, &sub, rg.as_deref(), None)?;
+                Ok(list(accounts.iter().map(wire::storage_account).collect()))
+            }
+            Resource::StorageAccount { rg, name } if get => Ok(ok(wire::storage_account(
+                &account(&self.store.db(), &sub, rg, name)?,
+            ))),
+            Resource::StorageAccount { rg, name } if method.eq_ignore_ascii_case("PATCH") => {
+                let body = body_json(request)?;
+                self.store.immediate(|db| {
+                    let mut sa = account(db, &sub, rg, name)?;
+                    wire::patch_storage_account(&mut sa, &body)?;
+                    db.put(Kind::StorageAccount, storage_loc(&sa), &sa)?;
+                    Ok(ok(wire::storage_account(&sa)))
+                })
+            }
+            Resource::Servers { rg } if get => {
+                let db = self.store.db();
+                if let Some(rg) = rg {
+                    group(&db, &sub, rg)?;
+                }
+                let servers: Vec<SqlServer> =
+                    db.list(Kind::SqlServer, &sub, rg.as_deref(), None)?;
+                Ok(list(servers.iter().map(wire::sql_server).collect()))
+            }
+            Resource::Server { rg, name } if get => Ok(ok(wire::sql_server(&server(
+                &self.store.db(),
+                &sub,
+                rg,
+                name,
+                false,
+            )?))),
+            Resource::Protectors { rg, server: s } if get => {
+                let srv = server(&self.store.db(), &sub, rg, s, true)?;
+                Ok(list(vec![wire::protector(&srv)]))
+            }
+            Resource::Protector {
+                rg,
+                server: s,
+                name,
+            } => {
+                current("Microsoft.Sql/servers/encryptionProtector", name)?;
+                if get {
+                    let srv = server(&self.store.db(), &sub, rg, s, true)?;
+                    return Ok(ok(wire::protector(&srv)));
+                }
+                if !method.eq_ignore_ascii_case("PUT") {
+                    return method_not_allowed(method);
+                }
+                let put = wire::parse_protector_put(&body_json(request)?)?;
+                let (location, outcome) = self.store.immediate(|db| {
+                    let mut srv = server(db, &sub, rg, s, true)?;
+                    let outcome = set_protector(
+                        &mut srv,
+                        put.server_key_type,
+                        put.server_key_name.as_deref(),
+                        put.auto_rotation_enabled,
+                    );
+                    if outcome.is_ok() {
+                        db.put(Kind::SqlServer, server_loc(&srv), &srv)?;
+                    }
+                    Ok::<_, AzError>((
+                        srv.location.clone(),
+                        outcome.map(|()| wire::protector(&srv)),
+                    ))
+                })?;
+                Ok(self.accepted(&location, "encryptionProtector", outcome))
+            }
+            Resource::Keys { rg, server: s } if get => {
+                let srv = server(&self.store.db(), &sub, rg, s, true)?;
+                let mut keys: Vec<Value> = srv
+                    .keys
+                    .iter()
+                    .map(|k| wire::server_key(&srv, Some(k)))
+                    .collect();
+                keys.push(wire::server_key(&srv, None));
+                Ok(list(keys))
+            }
+            Resource::Key {
+                rg,
+                server: s,
+                name,
+            } => {
+                if get {
+                    let srv = server(&self.store.db(), &sub, rg, s, true)?;
+                    if name.eq_ignore_ascii_case("ServiceManaged") {
+                        return Ok(ok(wire::server_key(&srv, None)));
+                    }
+                    let key = srv
+                        .keys
+                        .iter()
+                        .find(|k| {
+                            crate::armid::server_key_name(&k.uri)
+                                .is_some_and(|n| n.eq_ignore_ascii_case(name))
+                        })
+                        .ok_or_else(|| errors::sql_not_found("Microsoft.Sql/servers/keys", name))?;
+                    return Ok(ok(wire::server_key(&srv, Some(key))));
+                }
+                if !method.eq_ignore_ascii_case("PUT") {
+                    return method_not_allowed(method);
+                }
+                let uri = wire::parse_key_put(name, &body_json(request)?)?;
+                let (location, value) = self.store.immediate(|db| {
+                    let mut srv = server(db, &sub, rg, s, true)?;
+                    let count = srv.keys.len();
+                    let index = register_key(&mut srv, &uri, name);
+                    if srv.keys.len() != count {
+                        db.put(Kind::SqlServer, server_loc(&srv), &srv)?;
+                    }
+                    Ok::<_, AzError>((
+                        srv.location.clone(),
+                        wire::server_key(&srv, Some(&srv.keys[index])),
+                    ))
+                })?;
+                Ok(self.accepted(&location, "serverKey", Ok(value)))
+            }
+            Resource::Databases { rg, server: s } if get => {
+                let db = self.store.db();
+                let srv = server(&db, &sub, rg, s, true)?;
+                let dbs: Vec<SqlDatabase> = db.list(
+                    Kind::SqlDatabase,
+                    &sub,
+                    Some(&srv.resource_group),
+                    Some(&srv.name),
+                )?;
+                let protector = self.list_db_protector;
+                Ok(list(
+                    dbs.iter().map(|d| wire::database(d, protector)).collect(),
+                ))
+            }
+            Resource::Database {
+                rg,
+                server: s,
+                name,
+            } if get => Ok(ok(wire::database(
+                &database(&self.store.db(), &sub, rg, s, name)?,
+                true,
+            ))),
+            Resource::Tdes { rg, server: s, db } if get => {
+                let d = database(&self.store.db(), &sub, rg, s, db)?;
+                Ok(list(vec![wire::tde(&d, self.legacy_tde())]))
+            }
+            Resource::Tde {
+                rg,
+                server: s,
+                db,
+                name,
+            } => {
+                current(
+                    "Microsoft.Sql/servers/databases/transparentDataEncryption",
+                    name,
+                )?;
+                let legacy = self.legacy_tde();
+                if get {
+                    let d = database(&self.store.db(), &sub, rg, s, db)?;
+                    return Ok(ok(wire::tde(&d, legacy)));
+                }
+                if !method.eq_ignore_ascii_case("PUT") {
+                    return method_not_allowed(method);
+                }
+                let state = wire::parse_tde_put(&body_json(request)?)?;
+                let (location, value) = self.store.immediate(|store| {
+                    let mut d = database(store, &sub, rg, s, db)?;
+                    set_tde(&mut d, state)?;
+                    store.put(Kind::SqlDatabase, database_loc(&d), &d)?;
+                    Ok::<_, AzError>((
+                        d.location.clone().unwrap_or_default(),
+                        wire::tde(&d, legacy),
+                    ))
+                })?;
+                if legacy {
+                    // api-version 2014-04-01 answered the PUT at once, with a null location.
+                    let mut value = value;
+                    value["location"] = Value::Null;
+                    return Ok(ok(value));
+                }
+                Ok(self.accepted(&location, "transparentDataEncryption", Ok(value)))
+            }
+            Resource::Operation { id, result } => {
+                let Some(poll) = self.ops.poll(id) else {
+                    return Err(errors::sql_not_found(
+                        "Microsoft.Sql/locations/operationResults",
+                        id,
+                    ));
+                };
+                let retry = self.retry_after.to_string();
+                if *result {
+                    return Ok(Reply::Send(match (&poll.status, &poll.outcome) {
+                        (s, _) if s == "InProgress" => Response::json(202, &json!({}))
+                            .with_header(
+                                "Location",
+                                format!("{}{}?{}", self.base, request.path, request.query),
+                            )
+                            .with_header("Retry-After", retry),
+                        (_, Ok(value)) => Response::json(200, value),
+                        (_, Err((code, message))) => {
+                            error_response(&AzError::service(code, message.clone()), None)
+                        }
+                    }));
+                }
+                let mut body =
+                    json!({"name": id, "status": poll.status, "startTime": poll.start_time});
+                if let (Err((code, message)), "Failed") = (&poll.outcome, poll.status.as_str()) {
+                    body["error"] = json!({"code": code, "message": message});
+                }
+                let mut response = Response::json(200, &body);
+                if poll.status == "InProgress" {
+                    response = response.with_header("Retry-After", retry);
+                }
+                Ok(Reply::Send(response))
+            }
+            _ => method_not_allowed(method),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn segs(path: &str) -> Vec<String> {
+        path.split('/')
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect()
+    }
+
+    #[test]
+    fn parses_the_routes_az_uses_case_insensitively() {
+        assert_eq!(
+            parse(&segs("providers/Microsoft.Storage/storageAccounts")),
+            Some(Resource::StorageAccounts { rg: None })
+        );
+        assert_eq!(
+            parse(&segs(
+                "resourcegroups/-rg.ops(1)/providers/microsoft.storage/storageaccounts/st1"
+            )),
+            Some(Resource::StorageAccount {
+                rg: "-rg.ops(1)".into(),
+                name: "st1".into()
+            })
+        );
+        assert_eq!(
+            parse(&segs(
+                "resourceGroups/rg/providers/Microsoft.Sql/servers/s1/databases/db1/transparentDataEncryption/current"
+            )),
+            Some(Resource::Tde {
+                rg: "rg".into(),
+                server: "s1".into(),
+                db: "db1".into(),
+                name: "current".into()
+            })
+        );
+        assert_eq!(
+            parse(&segs(
+                "providers/Microsoft.Sql/locations/eastus/encryptionProtectorAzureAsyncOperation/42"
+            )),
+            Some(Resource::Operation {
+                id: "42".into(),
+                result: false
+            })
+        );
+        assert_eq!(
+            parse(&segs("resourceGroups/rg/providers/Microsoft.Web/sites/x")),
+            None
+        );
+    }
+
+    #[test]
+    fn commands_for_fault_matching() {
+        let acct = Resource::StorageAccount {
+            rg: "rg".into(),
+            name: "n".into(),
+        };
+        assert_eq!(command(&acct, "GET"), Some("storage account show"));
+        assert_eq!(command(&acct, "PATCH"), Some("storage account update"));
+        assert_eq!(command(&acct, "DELETE"), None);
+        let op = Resource::Operation {
+            id: "1".into(),
+            result: false,
+        };
+        assert_eq!(command(&op, "GET"), None);
+    }
+
+    #[test]
+    fn error_statuses_as_arm() {
+        let cases = [
+            ("ResourceNotFound", 1, 404),
+            ("ResourceGroupNotFound", 1, 404),
+            ("AuthorizationFailed", 1, 403),
+            ("TooManyRequests", 1, 429),
+            ("SubscriptionRequestsThrottled", 1, 429),
+            ("GatewayAuthenticationFailed", 1, 500),
+            ("SomethingNotFoundish", 3, 404),
+            ("KeyVaultPolicyError", 1, 400),
+        ];
+        for (code, exit, status) in cases {
+            assert_eq!(status_for(code, exit), status, "{code}");
+        }
+        let throttled = error_response(&AzError::service("TooManyRequests", "slow down"), None);
+        assert_eq!(throttled.header("Retry-After"), Some("1"));
+        let body: Value = serde_json::from_slice(&throttled.body).unwrap();
+        assert_eq!(
+            body,
+            json!({"error": {"code": "TooManyRequests", "message": "slow down"}})
+        );
+        assert_eq!(
+            error_response(&AzError::service("X", "y"), Some(503)).status,
+            503
+        );
+    }
+}

@@ -1,0 +1,632 @@
+//! The state directory: its lock, run ids, and the creation of a run.
+//!
+//! Everything that can go wrong with the state directory (a path through a regular file, no
+//! permission, a read-only or full disk) goes wrong here, in `lock` or `create_run`, before
+//! apply or backout changes anything: both write and fsync before they return.
+
+use super::writer::Journal;
+use super::{
+    JOURNAL_FILE, LOCK_FILE, PLAYBOOKS_DIR, PlaybookRef, RUNS_DIR, RunKind, RunStart, is_safe_name,
+    sha256_hex,
+};
+use crate::fsutil::{parent_dir, sync_dir, write_atomic};
+use crate::timefmt::{compact_utc, now_rfc3339, parse_rfc3339};
+use anyhow::{Result, anyhow, bail};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+use std::fs::{self, File, OpenOptions, TryLockError};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+pub struct StateDir {
+    root: PathBuf,
+}
+
+impl StateDir {
+    pub fn new(root: impl Into<PathBuf>) -> StateDir {
+        StateDir { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub(super) fn runs_dir(&self) -> PathBuf {
+        self.root.join(RUNS_DIR)
+    }
+
+    /// Creates the directory if needed and takes the exclusive lock; fails at once if another run holds it.
+    pub fn lock(&self) -> Result<StateLock> {
+        create_state_dir(&self.root)?;
+        let path = self.root.join(LOCK_FILE);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| {
+                anyhow!(
+                    "{}; nothing was changed",
+                    fs_failure("cannot open the lock file", &path, &e, &self.root)
+                )
+            })?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => return Err(held(&self.root, &path)),
+            Err(TryLockError::Error(e)) => bail!(
+                "cannot lock {}: {e}; the file system holding the state directory may not support \
+                 file locks: choose another state directory with --state-dir (or AZBOOK_STATE_DIR)",
+                path.display()
+            ),
+        }
+        let lock = StateLock {
+            file,
+            root: self.root.clone(),
+            path,
+        };
+        // Also the first write of the run: a full disk or a read-only mount stops it here.
+        lock.record_holder(None).map_err(|e| {
+            anyhow!(
+                "{}; nothing was changed",
+                fs_failure("cannot write the lock file", &lock.path, &e, &self.root)
+            )
+        })?;
+        Ok(lock)
+    }
+}
+
+/// The exclusive lock on a state directory; released on drop (and by the kernel, whenever the
+/// process ends).
+pub struct StateLock {
+    file: File,
+    root: PathBuf,
+    path: PathBuf,
+}
+
+/// What the lock file holds, for the message another run shows when the lock is taken.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Holder {
+    pid: u32,
+    since: String,
+    run_id: Option<String>,
+}
+
+impl StateLock {
+    /// Creates a run: its directory, the playbook copies, and the `run-start` record (fsynced). Errors here mean
+    /// nothing was changed yet.
+    ///
+    /// `playbook_sources` holds `(id, source text)` for exactly the playbooks `start` names.
+    /// A run that cannot be created completely is removed again, so that `azbook runs` does
+    /// not list a run that never started.
+    pub fn create_run(
+        &self,
+        mut start: RunStart,
+        playbook_sources: &[(String, String)],
+    ) -> Result<Journal> {
+        let copies = hash_playbooks(&mut start.playbooks, playbook_sources)?;
+        let runs = self.root.join(RUNS_DIR);
+        let unchanged = |action: &str, path: &Path, e: io::Error| {
+            anyhow!(
+                "{}; nothing was changed",
+                fs_failure(action, path, &e, &self.root)
+            )
+        };
+        // The journal keeps its own handle on the lock, so the lock outlives it.
+        let lock = self
+            .file
+            .try_clone()
+            .map_err(|e| unchanged("cannot share the lock file", &self.path, e))?;
+        create_dir_durable(&runs).map_err(|e| unchanged("cannot create", &runs, e))?;
+        let (run_id, dir) = new_run_dir(&runs, start.kind)
+            .map_err(|e| unchanged("cannot create a run directory in", &runs, e))?;
+        start.run_id = run_id.clone();
+
+        let created = (|| {
+            let playbooks = dir.join(PLAYBOOKS_DIR);
+            fs::create_dir(&playbooks).map_err(|e| unchanged("cannot create", &playbooks, e))?;
+            for (id, source) in &copies {
+                let copy = playbooks.join(format!("{id}.toml"));
+                write_atomic(&copy, source.as_bytes())
+                    .map_err(|e| unchanged("cannot write the playbook copy", &copy, e))?;
+            }
+            let journal_path = dir.join(JOURNAL_FILE);
+            let journal = Journal::create(&dir, &run_id, lock, start)
+                .map_err(|e| unchanged("cannot write the change log", &journal_path, e))?;
+            sync_dir(&dir).map_err(|e| unchanged("cannot sync", &dir, e))?;
+            Ok(journal)
+        })();
+        match created {
+            Ok(journal) => {
+                // Only for the message another run shows; the run does not depend on it.
+                let _ = self.record_holder(Some(&run_id));
+                Ok(journal)
+            }
+            Err(e) => {
+                let _ = fs::remove_dir_all(&dir);
+                let _ = sync_dir(&runs);
+                Err(e)
+            }
+        }
+    }
+
+    fn record_holder(&self, run_id: Option<&str>) -> io::Result<()> {
+        let holder = Holder {
+            pid: std::process::id(),
+            since: now_rfc3339(),
+            run_id: run_id.map(str::to_string),
+        };
+        let text = serde_json::to_string(&holder).map_err(io::Error::other)? + "\n";
+        self.file.set_len(0)?;
+        self.file.write_all_at(text.as_bytes(), 0)?;
+        self.file.sync_data()
+    }
+}
+
+/// The message for a lock held by another process, naming it as well as the lock file says.
+fn held(root: &Path, lock_path: &Path) -> anyhow::Error {
+    let holder = fs::read_to_string(lock_path)
+        .ok()
+        .and_then(|text| serde_json::from_str::<Holder>(text.trim()).ok());
+    let who = match &holder {
+        Some(Holder {
+            pid,
+            since,
+            run_id: Some(run),
+        }) => format!("run {run}, process {pid}, since {since}"),
+        Some(Holder { pid, since, .. }) => format!("process {pid}, since {since}"),
+        None => "a process that has not yet said which".to_string(),
+    };
+    let look_for = holder
+        .map(|h| format!("process {}", h.pid))
+        .unwrap_or_else(|| "azbook process".to_string());
+    anyhow!(
+        "the state directory {} is locked by another azbook apply or backout ({who}): wait for \
+         it to finish, then run this again; nothing was changed. The lock ({}) is released \
+         automatically when the process holding it ends, even if it crashes or is killed, so \
+         there is never a stale lock to delete: if no azbook seems to be running, look for a \
+         stopped or hung {look_for}.",
+        root.display(),
+        lock_path.display(),
+    )
+}
+
+/// "`action` `path`: `err`; what to do about it".
+pub(super) fn fs_failure(action: &str, path: &Path, err: &io::Error, root: &Path) -> String {
+    let choose = "choose another state directory with --state-dir (or AZBOOK_STATE_DIR)";
+    let hint = match err.kind() {
+        io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem => format!(
+            "the state directory {} is not writable: {choose}",
+            root.display()
+        ),
+        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => format!(
+            "the disk holding {} is full: free space, or {choose}",
+            root.display()
+        ),
+        io::ErrorKind::NotADirectory | io::ErrorKind::AlreadyExists => match blocking_file(path) {
+            Some(file) => format!(
+                "{} is a regular file, not a directory: {choose}, or move that file",
+                file.display()
+            ),
+            None => format!("part of the path is not a directory: {choose}"),
+        },
+        _ => format!("check the state directory {}, or {choose}", root.display()),
+    };
+    format!("{action} {}: {err}; {hint}", path.display())
+}
+
+/// The first existing ancestor of `path` (itself included) that is not a directory.
+fn blocking_file(path: &Path) -> Option<&Path> {
+    path.ancestors()
+        .filter(|p| !p.as_os_str().is_empty())
+        .find_map(|p| fs::metadata(p).ok().map(|m| (p, m)))
+        .and_then(|(p, m)| (!m.is_dir()).then_some(p))
+}
+
+fn create_state_dir(root: &Path) -> Result<()> {
+    let fail = |e: io::Error| {
+        anyhow!(
+            "{}; nothing was changed",
+            fs_failure("cannot create the state directory", root, &e, root)
+        )
+    };
+    match fs::metadata(root) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => bail!(
+            "the state directory {} is a regular file, not a directory: choose another state \
+             directory with --state-dir (or AZBOOK_STATE_DIR), or move that file; nothing was changed",
+            root.display()
+        ),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => create_dir_durable(root).map_err(fail),
+        Err(e) => Err(fail(e)),
+    }
+}
+
+/// `create_dir_all`, with each new directory's entry fsynced in its parent, so that what was
+/// created survives a power cut.
+fn create_dir_durable(path: &Path) -> io::Result<()> {
+    match fs::create_dir(path) {
+        Ok(()) => sync_dir(parent_dir(path)),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && path.is_dir() => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            match path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                Some(parent) => {
+                    create_dir_durable(parent)?;
+                    create_dir_durable(path)
+                }
+                None => Err(e),
+            }
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Fills each playbook's sha256 from its source; the copies to write, as (id, source).
+fn hash_playbooks<'s>(
+    playbooks: &mut [PlaybookRef],
+    sources: &'s [(String, String)],
+) -> Result<Vec<(&'s str, &'s str)>> {
+    let mut seen = BTreeSet::new();
+    for (id, _) in sources {
+        if !is_safe_name(id) {
+            bail!(
+                "playbook id `{id}` cannot name its copy in the run directory; nothing was changed"
+            );
+        }
+        if !seen.insert(id.as_str()) {
+            bail!("playbook `{id}` was given twice; nothing was changed");
+        }
+    }
+    let named: BTreeSet<&str> = playbooks.iter().map(|p| p.id.as_str()).collect();
+    if named.len() != playbooks.len() {
+        bail!("run-start names a playbook twice; nothing was changed");
+    }
+    if let Some(extra) = seen.difference(&named).next() {
+        bail!(
+            "the source of playbook `{extra}` was given, but run-start does not name it; nothing was changed"
+        );
+    }
+    for playbook in playbooks.iter_mut() {
+        let Some((_, source)) = sources.iter().find(|(id, _)| *id == playbook.id) else {
+            bail!(
+                "no source was given for playbook `{}`: the run must keep a copy of every \
+                 playbook it uses; nothing was changed",
+                playbook.id
+            );
+        };
+        playbook.sha256 = sha256_hex(source.as_bytes());
+    }
+    Ok(sources
+        .iter()
+        .map(|(id, source)| (id.as_str(), source.as_str()))
+        .collect())
+}
+
+/// The run's timestamp and kind, when `id` is a run id (`YYYYMMDDTHHMMSSZ-<kind>-<4 hex>`).
+pub(super) fn parse_run_id(id: &str) -> Option<(&str, RunKind)> {
+    if !id.is_ascii() || id.len() < 16 {
+        return None;
+    }
+    let (stamp, rest) = id.split_at(16);
+    let stamp_ok = stamp.bytes().enumerate().all(|(i, c)| match i {
+        8 => c == b'T',
+        15 => c == b'Z',
+        _ => c.is_ascii_digit(),
+    });
+    let (kind, hex) = rest.strip_prefix('-')?.rsplit_once('-')?;
+    let hex_ok = hex.len() == 4 && hex.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'));
+    (stamp_ok && hex_ok).then_some(())?;
+    Some((stamp, RunKind::parse(kind)?))
+}
+
+/// `20261129T080102Z` as an instant.
+fn stamp_time(stamp: &str) -> Option<SystemTime> {
+    let b = stamp.get(..15)?;
+    parse_rfc3339(&format!(
+        "{}-{}-{}T{}:{}:{}Z",
+        &b[0..4],
+        &b[4..6],
+        &b[6..8],
+        &b[9..11],
+        &b[11..13],
+        &b[13..15]
+    ))
+}
+
+/// The timestamp a new run takes: now, or one second after the newest run when that is not
+/// earlier (two runs in one second, or a clock set back). Run ids then sort in the order the
+/// runs were made, which `latest` and backout rely on; the true start time is in `run-start`.
+fn next_stamp(now: SystemTime, newest: Option<&str>) -> String {
+    let candidate = compact_utc(now);
+    match newest {
+        Some(newest) if candidate.as_str() <= newest => stamp_time(newest)
+            .map(|t| compact_utc(t + Duration::from_secs(1)))
+            .unwrap_or(candidate),
+        _ => candidate,
+    }
+}
+
+/// A few bits that differ between runs: ids in one second must not collide. Not secret.
+fn random_hex4() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    hasher.write_u32(std::process::id());
+    format!("{:04x}", hasher.finish() as u16)
+}
+
+/// Creates `<runs>/<new id>/`, durably; the caller holds the lock, so only a leftover directory
+/// can collide.
+fn new_run_dir(runs: &Path, kind: RunKind) -> io::Result<(String, PathBuf)> {
+    let mut newest: Option<String> = None;
+    for entry in fs::read_dir(runs)? {
+        let name = entry?.file_name();
+        if let Some((stamp, _)) = name.to_str().and_then(parse_run_id)
+            && newest.as_deref().is_none_or(|n| stamp > n)
+        {
+            newest = Some(stamp.to_string());
+        }
+    }
+    let stamp = next_stamp(SystemTime::now(), newest.as_deref());
+    for _ in 0..64 {
+        let id = format!("{stamp}-{}-{}", kind.as_str(), random_hex4());
+        let dir = runs.join(&id);
+        match fs::create_dir(&dir) {
+            Ok(()) => {
+                sync_dir(runs)?;
+                return Ok((id, dir));
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::AlreadyExists,
+        "no free run id in this second",
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::RunLog;
+    use super::super::test_support::*;
+    use super::*;
+
+    #[test]
+    fn run_ids_have_the_documented_form_and_sort_by_time() {
+        let t = parse_rfc3339("2026-11-29T08:01:02Z").unwrap();
+        assert_eq!(next_stamp(t, None), "20261129T080102Z");
+        assert_eq!(next_stamp(t, Some("20261129T080101Z")), "20261129T080102Z");
+        assert_eq!(
+            next_stamp(t, Some("20261129T080102Z")),
+            "20261129T080103Z",
+            "a second run in the same second takes the next one"
+        );
+        assert_eq!(
+            next_stamp(t, Some("20261231T235959Z")),
+            "20270101T000000Z",
+            "a clock set back still makes a newer id"
+        );
+        assert_eq!(
+            parse_run_id("20261129T080102Z-apply-3f2a"),
+            Some(("20261129T080102Z", RunKind::Apply))
+        );
+        assert_eq!(
+            parse_run_id("20261129T080102Z-backout-00ff"),
+            Some(("20261129T080102Z", RunKind::Backout))
+        );
+        for bad in [
+            "20261129T080102Z-apply-3F2A",
+            "20261129T080102Z-apply-3f2",
+            "20261129T080102Z-plan-3f2a",
+            "20261129-080102Z-apply-3f2a",
+            "20261129T080102Z_apply_3f2a",
+            "../20261129T080102Z-apply-3f2a",
+            "",
+        ] {
+            assert_eq!(parse_run_id(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn runs_created_in_one_second_still_sort_in_creation_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::new(dir.path().join("state"));
+        let lock = state.lock().unwrap();
+        let mut ids = Vec::new();
+        for kind in [RunKind::Backout, RunKind::Apply, RunKind::Backout] {
+            let journal = lock.create_run(start_of(kind, None), &sources()).unwrap();
+            assert!(parse_run_id(journal.run_id()).is_some_and(|(_, k)| k == kind));
+            ids.push(journal.run_id().to_string());
+        }
+        let mut sorted = ids.clone();
+        sorted.sort();
+        assert_eq!(sorted, ids);
+    }
+
+    #[test]
+    fn create_run_writes_a_durable_start_and_the_playbook_copies() {
+        let dir = tempfile::tempdir().unwrap();
+        // Two levels that do not exist yet: both are created.
+        let state = StateDir::new(dir.path().join("a/state"));
+        let lock = state.lock().unwrap();
+        let journal = lock
+            .create_run(start_of(RunKind::Apply, None), &sources())
+            .unwrap();
+        let run_dir = state.root().join("runs").join(journal.run_id());
+        assert_eq!(journal.dir(), run_dir);
+        assert_eq!(
+            fs::read_to_string(run_dir.join("playbooks/storage-account-mmk.toml")).unwrap(),
+            PLAYBOOK_SOURCE
+        );
+        let log = RunLog::read(&run_dir, journal.run_id()).unwrap();
+        let start = log.start().unwrap();
+        assert_eq!(start.run_id, journal.run_id());
+        assert_eq!(
+            start.playbooks[0].sha256,
+            sha256_hex(PLAYBOOK_SOURCE.as_bytes())
+        );
+        assert_eq!(log.entries.len(), 1);
+        assert_eq!(log.entries[0].seq, 0);
+        assert!(log.warnings.is_empty() && log.tampered.is_none());
+        // The lock file names the holder and its run, for the message another run shows.
+        let holder: Holder =
+            serde_json::from_str(&fs::read_to_string(state.root().join("lock")).unwrap()).unwrap();
+        assert_eq!(holder.pid, std::process::id());
+        assert_eq!(holder.run_id.as_deref(), Some(journal.run_id()));
+    }
+
+    #[test]
+    fn a_second_lock_fails_at_once_naming_the_state_dir_and_the_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("state");
+        let first = StateDir::new(&root);
+        let lock = first.lock().unwrap();
+        let journal = lock
+            .create_run(start_of(RunKind::Apply, None), &sources())
+            .unwrap();
+        // flock belongs to an open file: a second StateDir opens the file again.
+        let second = StateDir::new(&root);
+        let message = second.lock().err().unwrap().to_string();
+        assert!(message.contains(&root.display().to_string()), "{message}");
+        assert!(message.contains(journal.run_id()), "{message}");
+        assert!(
+            message.contains(&format!("process {}", std::process::id())),
+            "{message}"
+        );
+        assert!(message.contains("wait for it"), "{message}");
+        assert!(message.contains("released automatically"), "{message}");
+        assert!(
+            message.contains("never a stale lock to delete"),
+            "{message}"
+        );
+
+        // The journal shares the lock: dropping the StateLock alone does not release it.
+        drop(lock);
+        assert!(second.lock().is_err());
+        drop(journal);
+        let again = second.lock().unwrap();
+        drop(again);
+    }
+
+    #[test]
+    fn a_state_dir_below_a_regular_file_fails_at_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("not-a-dir");
+        fs::write(&file, "x").unwrap();
+        let state = StateDir::new(file.join("state"));
+        let message = state.lock().err().unwrap().to_string();
+        assert!(
+            message.contains(&format!(
+                "{} is a regular file, not a directory",
+                file.display()
+            )),
+            "{message}"
+        );
+        assert!(message.contains("--state-dir"), "{message}");
+        assert!(message.contains("nothing was changed"), "{message}");
+        assert_eq!(fs::read_to_string(&file).unwrap(), "x");
+
+        let state = StateDir::new(&file);
+        let message = state.lock().err().unwrap().to_string();
+        assert!(
+            message.contains("is a regular file, not a directory"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn a_runs_path_that_is_a_file_fails_at_create_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::new(dir.path());
+        let lock = state.lock().unwrap();
+        fs::write(dir.path().join("runs"), "x").unwrap();
+        let message = lock
+            .create_run(start_of(RunKind::Apply, None), &sources())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            message.contains(&format!(
+                "{} is a regular file",
+                dir.path().join("runs").display()
+            )),
+            "{message}"
+        );
+        assert!(message.contains("--state-dir"), "{message}");
+    }
+
+    #[test]
+    fn playbook_sources_must_match_run_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::new(dir.path());
+        let lock = state.lock().unwrap();
+        let start = || start_of(RunKind::Apply, None);
+        let cases: Vec<(Vec<(String, String)>, &str)> = vec![
+            (
+                vec![],
+                "no source was given for playbook `storage-account-mmk`",
+            ),
+            (
+                vec![
+                    (PLAYBOOK_ID.into(), "a".into()),
+                    (PLAYBOOK_ID.into(), "b".into()),
+                ],
+                "given twice",
+            ),
+            (
+                vec![
+                    (PLAYBOOK_ID.into(), "a".into()),
+                    ("other".into(), "b".into()),
+                ],
+                "run-start does not name it",
+            ),
+            (vec![("../x".into(), "a".into())], "cannot name its copy"),
+        ];
+        for (sources, expected) in cases {
+            let message = lock
+                .create_run(start(), &sources)
+                .err()
+                .unwrap()
+                .to_string();
+            assert!(message.contains(expected), "{message}");
+        }
+        // Nothing was left behind by the refused runs.
+        assert!(
+            fs::read_dir(dir.path().join("runs"))
+                .map(|d| d.count() == 0)
+                .unwrap_or(true)
+        );
+    }
+
+    #[test]
+    fn a_run_that_cannot_be_created_is_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::new(dir.path());
+        let lock = state.lock().unwrap();
+        // A valid id whose copy name is longer than a file name may be (ENAMETOOLONG): the
+        // run directory exists by then, and must not stay behind as a run that never started.
+        let long_id = "p".repeat(300);
+        let mut start = start_of(RunKind::Apply, None);
+        start.playbooks[0].id = long_id.clone();
+        let message = lock
+            .create_run(start, &[(long_id, "x".into())])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            message.contains("cannot write the playbook copy"),
+            "{message}"
+        );
+        assert!(message.contains("nothing was changed"), "{message}");
+        assert_eq!(fs::read_dir(dir.path().join("runs")).unwrap().count(), 0);
+        assert!(state.runs().unwrap().is_empty());
+    }
+}

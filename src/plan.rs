@@ -1,0 +1,456 @@
+//! The changes a run would make (DESIGN section 5): per noncompliant target, the exact argv of
+//! every step, the recorded prior state, the predicted after-state and the backout argvs.
+//!
+//! Deriving a change is a pure function of the playbook, the target's recorded context and its
+//! recorded prior state, so that `apply FILE` can derive it again and refuse a plan file whose
+//! argvs differ: a plan file is input, not a script.
+
+use crate::az::Az;
+use crate::evaluate::Outcome;
+use crate::fieldpath::FieldPath;
+use crate::journal::PlaybookRef;
+use crate::playbook::{Action, Playbook};
+use crate::report::{Status, TestResult};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum StepKind {
+    Az,
+    Manual,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct PlannedStep {
+    /// The step's position in the playbook's `implement` list.
+    pub index: usize,
+    pub name: String,
+    pub kind: StepKind,
+    /// Exactly what runs, `--subscription` and `--output` included; empty for a manual step.
+    pub argv: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instructions: Option<String>,
+    pub reversible: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum ChangeStatus {
+    /// plan: azbook would run the steps.
+    Pending,
+    /// plan: only steps a person must do.
+    Manual,
+    Done,
+    Failed,
+    /// The target's state is no longer what the plan or change log recorded.
+    Drifted,
+    Skipped,
+    Restored,
+    Unchanged,
+}
+
+impl ChangeStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeStatus::Pending => "pending",
+            ChangeStatus::Manual => "manual",
+            ChangeStatus::Done => "done",
+            ChangeStatus::Failed => "failed",
+            ChangeStatus::Drifted => "drifted",
+            ChangeStatus::Skipped => "skipped",
+            ChangeStatus::Restored => "restored",
+            ChangeStatus::Unchanged => "unchanged",
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Change {
+    pub playbook: String,
+    pub resource: String,
+    pub subscription: String,
+    pub steps: Vec<PlannedStep>,
+    /// The recorded fields before the change.
+    pub before: Value,
+    /// Predicted (plan) or read back (apply, backout).
+    pub after: Value,
+    pub backout: Vec<Vec<String>>,
+    pub status: ChangeStatus,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+    /// What apply found worth a warning before changing it (a customer key it cannot confirm).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+    /// The target fields the templates need (DESIGN: a plan file re-derives every argv).
+    pub context: Value,
+}
+
+impl Change {
+    pub fn has_az_steps(&self) -> bool {
+        self.steps.iter().any(|s| s.kind == StepKind::Az)
+    }
+
+    /// Warnings a person must read before approving: lost key control, steps that cannot be
+    /// undone, steps done by hand.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for step in &self.steps {
+            if let Some(w) = &step.warning {
+                out.push(format!("{}: {w}", step.name));
+            }
+            if !step.reversible {
+                out.push(format!("{}: cannot be undone by azbook", step.name));
+            }
+            if step.kind == StepKind::Manual {
+                out.push(format!(
+                    "{}: a manual step; azbook never runs it",
+                    step.name
+                ));
+            }
+        }
+        out
+    }
+}
+
+/// What `plan`, `apply` and `backout` print with `--output json` (schema version 1).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct ChangeReport {
+    #[serde(rename = "schemaVersion")]
+    pub schema_version: u32,
+    /// The change log of this run, for apply and backout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<String>,
+    pub changes: Vec<Change>,
+    /// Targets that could not be read, so no change could be derived for them.
+    pub errors: Vec<TestResult>,
+    pub summary: BTreeMap<String, usize>,
+}
+
+impl ChangeReport {
+    pub fn new(run: Option<String>, changes: Vec<Change>, errors: Vec<TestResult>) -> Self {
+        let mut summary = BTreeMap::new();
+        for c in &changes {
+            *summary.entry(c.status.as_str().to_string()).or_insert(0) += 1;
+        }
+        if !errors.is_empty() {
+            summary.insert("error".into(), errors.len());
+        }
+        ChangeReport {
+            schema_version: 1,
+            run,
+            changes,
+            errors,
+            summary,
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("a report serializes") + "\n"
+    }
+
+    /// `12 done, 1 skipped`: the summary for people.
+    pub fn summary_text(&self) -> String {
+        if self.summary.is_empty() {
+            return "nothing to do".into();
+        }
+        self.summary
+            .iter()
+            .map(|(k, v)| format!("{v} {k}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// A saved plan (`plan --out FILE`), bound to where and by whom it was made.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PlanFile {
+    pub schema_version: u32,
+    pub kind: String,
+    pub azbook_version: String,
+    pub created_at: String,
+    pub tenant_id: String,
+    pub user: String,
+    pub subscriptions: Vec<String>,
+    pub playbooks: Vec<PlaybookRef>,
+    pub scope: Value,
+    pub changes: Vec<Change>,
+}
+
+pub const PLAN_KIND: &str = "azbook-plan";
+
+fn with_before(context: &Value, before: &Value) -> Value {
+    let mut ctx = context.clone();
+    if let Value::Object(map) = &mut ctx {
+        map.insert("before".into(), before.clone());
+    }
+    ctx
+}
+
+/// Derives the change for one target from its context and recorded prior state.
+pub fn derive(
+    playbook: &Playbook,
+    resource: &str,
+    subscription: &str,
+    context: &Value,
+    before: &Value,
+) -> Result<Change, String> {
+    let ctx = with_before(context, before);
+    let mut steps = Vec::new();
+    let mut after = before.clone();
+    for (index, step) in playbook.implement.iter().enumerate() {
+        if let Some(when) = &step.when
+            && !when.test(&ctx)?
+        {
+            continue;
+        }
+        let (kind, argv, instructions) = match &step.action {
+            Action::Az(argv) => {
+                for (path, value) in &step.after {
+                    path.set(&mut after, value.clone());
+                }
+                (
+                    StepKind::Az,
+                    Az::full_argv(&argv.render(&ctx)?, Some(subscription)),
+                    None,
+                )
+            }
+            Action::Manual(text) => (StepKind::Manual, Vec::new(), Some(text.render(&ctx)?)),
+        };
+        steps.push(PlannedStep {
+            index,
+            name: step.name.clone(),
+            kind,
+            argv,
+            instructions,
+            reversible: step.reversible,
+            warning: step.warning.clone(),
+        });
+    }
+    let backout = backout_steps(playbook, subscription, context, before)?
+        .into_iter()
+        .map(|(_, argv)| argv)
+        .collect();
+    let status = if steps.iter().any(|s| s.kind == StepKind::Az) {
+        ChangeStatus::Pending
+    } else {
+        ChangeStatus::Manual
+    };
+    let message = if steps.is_empty() {
+        "no step of the playbook applies to this state: fix it by hand".to_string()
+    } else {
+        String::new()
+    };
+    Ok(Change {
+        playbook: playbook.id.clone(),
+        resource: resource.to_string(),
+        subscription: subscription.to_string(),
+        steps,
+        before: before.clone(),
+        after,
+        backout,
+        status,
+        message,
+        warnings: Vec::new(),
+        context: context.clone(),
+    })
+}
+
+/// The backout steps that apply to a recorded prior state, with their full argvs, in order.
+pub fn backout_steps(
+    playbook: &Playbook,
+    subscription: &str,
+    context: &Value,
+    before: &Value,
+) -> Result<Vec<(usize, Vec<String>)>, String> {
+    let ctx = with_before(context, before);
+    let mut out = Vec::new();
+    for (index, step) in playbook.backout.iter().enumerate() {
+        if let Some(when) = &step.when
+            && !when.test(&ctx)?
+        {
+            continue;
+        }
+        if let Action::Az(argv) = &step.action {
+            out.push((
+                index,
+                Az::full_argv(&argv.render(&ctx)?, Some(subscription)),
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// The changes for every noncompliant target of an assessment, and an error result for each
+/// target whose change could not be derived.
+pub fn from_outcomes(outcomes: &[Outcome<'_>]) -> (Vec<Change>, Vec<TestResult>) {
+    let mut changes = Vec::new();
+    let mut errors = Vec::new();
+    for outcome in outcomes {
+        match outcome.assessment.status {
+            Status::Error => errors.push(outcome.to_result()),
+            Status::Noncompliant => {
+                let (Some(target), Some(state)) = (&outcome.target, &outcome.state) else {
+                    continue;
+                };
+                let playbook = outcome.playbook;
+                let before = FieldPath::project(&playbook.test.record, state);
+                let context = FieldPath::project(&playbook.context_fields(), &target.context(None));
+                match derive(
+                    playbook,
+                    &outcome.resource,
+                    &target.subscription,
+                    &context,
+                    &before,
+                ) {
+                    Ok(change) => changes.push(change),
+                    Err(message) => {
+                        let mut result = outcome.to_result();
+                        result.status = Status::Error;
+                        result.message = format!("no change can be derived: {message}");
+                        errors.push(result);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    (changes, errors)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::playbook::builtin;
+    use serde_json::json;
+
+    fn playbook(id: &str) -> Playbook {
+        builtin().into_iter().find(|p| p.id == id).unwrap()
+    }
+
+    #[test]
+    fn storage_change_shows_argv_prediction_and_backout() {
+        let p = playbook("storage-account-mmk");
+        let context = json!({"target": {"id": "/s/x", "name": "st1", "resourceGroup": "-rg"}});
+        let before = json!({"encryption": {"keySource": "Microsoft.Keyvault",
+            "keyVaultProperties": {"keyVaultUri": "https://kv.vault.azure.net/", "keyName": "k", "keyVersion": ""},
+            "encryptionIdentity": {"encryptionUserAssignedIdentity": "/uai", "encryptionFederatedIdentityClientId": null}}});
+        let change = derive(&p, "/s/x", "sub", &context, &before).unwrap();
+        assert_eq!(change.status, ChangeStatus::Pending);
+        assert_eq!(
+            change.steps[0].argv,
+            [
+                "az",
+                "storage",
+                "account",
+                "update",
+                "--name=st1",
+                "--resource-group=-rg",
+                "--encryption-key-source=Microsoft.Storage",
+                "--subscription=sub",
+                "--output=json"
+            ]
+        );
+        assert!(change.warnings()[0].contains("removes the customer's control of the key"));
+        assert_eq!(change.after["encryption"]["keySource"], "Microsoft.Storage");
+        assert_eq!(
+            change.before["encryption"]["keySource"],
+            "Microsoft.Keyvault"
+        );
+        assert_eq!(
+            change.backout,
+            [vec![
+                "az",
+                "storage",
+                "account",
+                "update",
+                "--name=st1",
+                "--resource-group=-rg",
+                "--encryption-key-source=Microsoft.Keyvault",
+                "--encryption-key-vault=https://kv.vault.azure.net/",
+                "--encryption-key-name=k",
+                "--encryption-key-version=",
+                "--key-vault-user-identity-id=/uai",
+                "--subscription=sub",
+                "--output=json"
+            ]]
+        );
+    }
+
+    #[test]
+    fn database_with_its_own_key_gets_a_manual_step_only() {
+        let p = playbook("sql-database-tde-mmk");
+        let context = json!({"target": {"id": "/d", "name": "db1", "resourceGroup": "rg"}, "server": {"name": "sql1", "resourceGroup": "rg"}});
+        let before = json!({"tde": {"state": "Enabled", "status": null},
+                            "db": {"encryptionProtector": "https://kv.vault.azure.net/keys/k/1", "encryptionProtectorAutoRotation": null}});
+        let change = derive(&p, "/d", "sub", &context, &before).unwrap();
+        assert_eq!(change.status, ChangeStatus::Manual);
+        assert_eq!(change.steps.len(), 1);
+        assert!(change.steps[0].argv.is_empty());
+        assert!(!change.steps[0].reversible);
+        assert!(
+            change.steps[0]
+                .instructions
+                .as_ref()
+                .unwrap()
+                .contains("https://kv.vault.azure.net/keys/k/1")
+        );
+        assert!(change.backout.is_empty(), "TDE was on: nothing to turn off");
+
+        let off = json!({"tde": {"state": "Disabled", "status": null}, "db": {"encryptionProtector": null, "encryptionProtectorAutoRotation": null}});
+        let change = derive(&p, "/d", "sub", &context, &off).unwrap();
+        assert_eq!(change.status, ChangeStatus::Pending);
+        assert!(
+            change.steps[0]
+                .argv
+                .contains(&"--status=Enabled".to_string())
+        );
+        assert!(change.backout[0].contains(&"--status=Disabled".to_string()));
+    }
+
+    #[test]
+    fn server_backout_registers_the_key_then_restores_rotation() {
+        let p = playbook("sql-server-tde-protector-mmk");
+        let context = json!({"target": {"id": "/srv", "name": "sql1", "resourceGroup": "rg"}});
+        let before = json!({"serverKeyType": "AzureKeyVault", "serverKeyName": "kv_k_1",
+                            "uri": "https://kv.vault.azure.net/keys/k/1", "autoRotationEnabled": true});
+        let change = derive(&p, "/srv", "sub", &context, &before).unwrap();
+        assert_eq!(change.backout.len(), 2);
+        assert!(
+            change.backout[0].contains(&"--kid=https://kv.vault.azure.net/keys/k/1".to_string())
+        );
+        assert_eq!(
+            change.backout[0][..5],
+            ["az", "sql", "server", "key", "create"]
+        );
+        assert!(change.backout[1].contains(&"--auto-rotation-enabled=true".to_string()));
+        let no_rotation = json!({"serverKeyType": "AzureKeyVault", "serverKeyName": "kv_k_1",
+                                 "uri": "https://kv.vault.azure.net/keys/k/1", "autoRotationEnabled": false});
+        let change = derive(&p, "/srv", "sub", &context, &no_rotation).unwrap();
+        assert!(
+            !change.backout[1]
+                .iter()
+                .any(|a| a.starts_with("--auto-rotation"))
+        );
+    }
+
+    #[test]
+    fn context_fields_are_only_what_templates_read() {
+        let p = playbook("sql-database-tde-mmk");
+        let fields: Vec<String> = p.context_fields().iter().map(|f| f.to_string()).collect();
+        // server.resourceGroup is read only by discovery, never by a step: not kept.
+        assert_eq!(
+            fields,
+            [
+                "server.name",
+                "target.id",
+                "target.name",
+                "target.resourceGroup"
+            ]
+        );
+    }
+}

@@ -1,0 +1,682 @@
+//! `azsim serve`, the ARM face, over real HTTPS: a rustls client that trusts only the CA the
+//! server wrote checks the sign-in endpoints, the resources in their wire shapes, ARM's errors,
+//! SQL's long-running operations, fault injection and the invocation log. (The conformance
+//! suite, scripts/conformance.sh, puts the real azure-cli against the same server.)
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use serde_json::{Value, json};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const PROD: &str = "7d2f8a41-3c6b-4e19-9a5d-1b0e6f4c2a87";
+const TENANT: &str = "5b1e9c37-2d84-4f6a-8c03-a7e4d9b2f615";
+const API: &str = "api-version=2024-11-01-preview";
+
+struct Serve {
+    dir: tempfile::TempDir,
+    child: Child,
+    port: u16,
+    tls: Arc<rustls::ClientConfig>,
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Reply {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Reply {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+fn azsim(world: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_azsim"));
+    cmd.env("AZSIM_WORLD", world)
+        .env("AZSIM_LOG", world.with_extension("calls.jsonl"));
+    cmd
+}
+
+fn run_ok(cmd: &mut Command, stdin: Option<&str>) -> String {
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("azsim runs");
+    if let Some(text) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+    }
+    drop(child.stdin.take());
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+impl Serve {
+    /// A demo world, optionally changed by `edit`, served with `extra` options.
+    fn start(edit: impl FnOnce(&mut Value), extra: &[&str]) -> Serve {
+        let dir = tempfile::tempdir().unwrap();
+        let world = dir.path().join("world.db");
+        run_ok(azsim(&world).args(["seed", "--fleet", "demo"]), None);
+        let mut value: Value =
+            serde_json::from_str(&run_ok(azsim(&world).arg("dump"), None)).unwrap();
+        edit(&mut value);
+        run_ok(azsim(&world).args(["load", "-"]), Some(&value.to_string()));
+        let (port_file, ca) = (dir.path().join("port"), dir.path().join("ca.pem"));
+        let child = azsim(&world)
+            .arg("serve")
+            .arg("--port-file")
+            .arg(&port_file)
+            .arg("--cert-out")
+            .arg(&ca)
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !port_file.exists() {
+            assert!(Instant::now() < deadline, "azsim serve did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let port: u16 = std::fs::read_to_string(&port_file)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(CertificateDer::from_pem_file(&ca).expect("the CA is PEM"))
+            .unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Serve {
+            dir,
+            child,
+            port,
+            tls: Arc::new(tls),
+        }
+    }
+
+    fn demo() -> Serve {
+        Serve::start(|_| {}, &[])
+    }
+
+    fn world(&self) -> PathBuf {
+        self.dir.path().join("world.db")
+    }
+
+    fn dump(&self) -> Value {
+        serde_json::from_str(&run_ok(azsim(&self.world()).arg("dump"), None)).unwrap()
+    }
+
+    /// One request on a new TLS connection; None when the server closed it unanswered.
+    fn try_send(
+        &self,
+        method: &str,
+        target: &str,
+        body: Option<&str>,
+        bearer: bool,
+    ) -> Option<Reply> {
+        let name = ServerName::try_from("127.0.0.1").unwrap();
+        let conn = rustls::ClientConnection::new(self.tls.clone(), name).unwrap();
+        let sock = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        let mut tls = rustls::StreamOwned::new(conn, sock);
+        let body = body.unwrap_or("");
+        let auth = if bearer {
+            "Authorization: Bearer any-token\r\n"
+        } else {
+            ""
+        };
+        let content_type = if target.contains("/oauth2/") {
+            "application/x-www-form-urlencoded"
+        } else {
+            "application/json"
+        };
+        let head = format!(
+            "{method} {target} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\n{auth}Content-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            self.port,
+            body.len()
+        );
+        tls.write_all(head.as_bytes()).unwrap();
+        tls.write_all(body.as_bytes()).unwrap();
+        tls.flush().unwrap();
+        let mut raw = Vec::new();
+        let _ = tls.read_to_end(&mut raw);
+        if raw.is_empty() {
+            return None;
+        }
+        let text = String::from_utf8(raw).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").expect("a response head");
+        let mut lines = head.split("\r\n");
+        let status = lines
+            .next()
+            .unwrap()
+            .split(' ')
+            .nth(1)
+            .unwrap()
+            .parse()
+            .unwrap();
+        let headers = lines
+            .filter_map(|l| l.split_once(": "))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Some(Reply {
+            status,
+            headers,
+            body: body.to_string(),
+        })
+    }
+
+    fn send(&self, method: &str, target: &str, body: Option<&str>) -> Reply {
+        self.try_send(method, target, body, true)
+            .expect("the server answered")
+    }
+
+    fn get(&self, target: &str) -> Reply {
+        self.send("GET", target, None)
+    }
+}
+
+fn arm(path: &str) -> String {
+    let sep = if path.contains('?') { '&' } else { '?' };
+    format!("/subscriptions/{PROD}{path}{sep}{API}")
+}
+
+fn error_code(reply: &Reply) -> String {
+    reply.json()["error"]["code"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn sign_in_endpoints_for_a_service_principal_login() {
+    let s = Serve::demo();
+    let config = s.get(&format!("/{TENANT}/v2.0/.well-known/openid-configuration"));
+    assert_eq!(config.status, 200);
+    let base = format!("https://127.0.0.1:{}", s.port);
+    assert_eq!(config.json()["issuer"], format!("{base}/{TENANT}/v2.0"));
+    assert_eq!(
+        config.json()["token_endpoint"],
+        format!("{base}/{TENANT}/oauth2/v2.0/token")
+    );
+    let form = "client_id=app&client_secret=anything&grant_type=client_credentials&scope=https%3A%2F%2Fmanagement.core.windows.net%2F%2F.default";
+    let token = s
+        .try_send(
+            "POST",
+            &format!("/{TENANT}/oauth2/v2.0/token"),
+            Some(form),
+            false,
+        )
+        .unwrap();
+    assert_eq!(token.status, 200, "{}", token.body);
+    assert_eq!(token.json()["token_type"], "Bearer");
+    assert!(
+        token.json()["access_token"]
+            .as_str()
+            .is_some_and(|t| !t.is_empty())
+    );
+    let other = s
+        .try_send("POST", "/other-tenant/oauth2/v2.0/token", Some(form), false)
+        .unwrap();
+    assert_eq!(other.status, 400);
+    let subs = s.get("/subscriptions?api-version=2022-12-01").json();
+    let ids: Vec<&str> = subs["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["subscriptionId"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [PROD, "c4a9e613-8f27-4d5b-b0c1-9e3a7d5f2b64"]);
+    assert_eq!(subs["value"][0]["tenantId"], TENANT);
+    assert_eq!(
+        s.get(&format!("/subscriptions/{PROD}?api-version=2022-12-01"))
+            .json()["displayName"],
+        "Contoso Production"
+    );
+    assert_eq!(
+        s.get("/tenants?api-version=2022-12-01").json()["value"][0]["tenantId"],
+        TENANT
+    );
+}
+
+#[test]
+fn resources_in_wire_shapes_with_encoded_names() {
+    let s = Serve::demo();
+    let all = s
+        .get(&arm("/providers/Microsoft.Storage/storageAccounts"))
+        .json();
+    assert_eq!(
+        all["value"].as_array().unwrap().len(),
+        10,
+        "the PROD subscription's accounts"
+    );
+    let one = s.get(&arm(
+        "/resourceGroups/-rg.ops%281%29/providers/Microsoft.Storage/storageAccounts/stopsbackup01",
+    ));
+    assert_eq!(one.status, 200);
+    let enc = &one.json()["properties"]["encryption"];
+    assert_eq!(enc["keySource"], "Microsoft.Keyvault");
+    assert_eq!(
+        enc["keyvaultproperties"]["keyversion"], "",
+        "an empty version stays empty"
+    );
+    assert_eq!(
+        enc["keyvaultproperties"]["keyvaulturi"],
+        "https://kv-ops-prod.vault.azure.net/"
+    );
+    let hr = s
+        .get(&arm(
+            "/resourceGroups/rg-hr/providers/Microsoft.Storage/storageAccounts/sthrdocs01",
+        ))
+        .json();
+    assert!(
+        hr["properties"]["encryption"]["keyvaultproperties"]
+            .get("keyversion")
+            .is_none(),
+        "a null version is absent"
+    );
+    let in_group = s
+        .get(&arm(
+            "/resourceGroups/rg-web/providers/Microsoft.Sql/servers/sql-web-prod/databases",
+        ))
+        .json();
+    let names: Vec<&str> = in_group["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"master"));
+    let customers = in_group["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == "customers")
+        .unwrap();
+    assert!(
+        customers["properties"]["encryptionProtector"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://kv-web-prod.vault.azure.net/keys/")
+    );
+    let tde = s.get(&arm("/resourceGroups/rg-payments/providers/Microsoft.Sql/servers/sql-payments-prod/databases/ledger/transparentDataEncryption/current")).json();
+    assert_eq!(tde["properties"], json!({"state": "Disabled"}));
+    let legacy = s.get(&format!("/subscriptions/{PROD}/resourceGroups/rg-payments/providers/Microsoft.Sql/servers/sql-payments-prod/databases/ledger/transparentDataEncryption/current?api-version=2014-04-01")).json();
+    assert_eq!(legacy["properties"], json!({"status": "Disabled"}));
+    let protector = s.get(&arm("/resourceGroups/rg-payments/providers/Microsoft.Sql/servers/sql-payments-prod/encryptionProtector/current")).json();
+    assert_eq!(protector["kind"], "azurekeyvault");
+    assert_eq!(protector["properties"]["autoRotationEnabled"], true);
+    let keys = s
+        .get(&arm(
+            "/resourceGroups/rg-hr/providers/Microsoft.Sql/servers/sql-hr-prod/keys",
+        ))
+        .json();
+    assert_eq!(
+        keys["value"].as_array().unwrap().len(),
+        3,
+        "two Key Vault keys and ServiceManaged"
+    );
+}
+
+#[test]
+fn arm_errors_with_azure_status_codes() {
+    let s = Serve::demo();
+    let cases = [
+        (
+            arm("/resourceGroups/rg-nosuch/providers/Microsoft.Storage/storageAccounts/x"),
+            404,
+            "ResourceGroupNotFound",
+        ),
+        (
+            arm("/resourceGroups/rg-payments/providers/Microsoft.Storage/storageAccounts/nosuch"),
+            404,
+            "ResourceNotFound",
+        ),
+        (
+            arm("/resourceGroups/rg-web/providers/Microsoft.Sql/servers/nosuch/databases"),
+            404,
+            "ParentResourceNotFound",
+        ),
+        (
+            arm(
+                "/resourceGroups/rg-web/providers/Microsoft.Sql/servers/sql-web-prod/databases/nosuch",
+            ),
+            404,
+            "ResourceNotFound",
+        ),
+        (
+            format!(
+                "/subscriptions/00000000-0000-0000-0000-000000000000/providers/Microsoft.Sql/servers?{API}"
+            ),
+            404,
+            "SubscriptionNotFound",
+        ),
+        (
+            arm("/resourceGroups/rg/providers/Microsoft.Web/sites/x"),
+            404,
+            "InvalidResourceType",
+        ),
+        (
+            format!("/subscriptions/{PROD}/providers/Microsoft.Sql/servers"),
+            400,
+            "MissingApiVersionParameter",
+        ),
+    ];
+    for (target, status, code) in cases {
+        let r = s.get(&target);
+        assert_eq!(
+            (r.status, error_code(&r)),
+            (status, code.to_string()),
+            "{target}"
+        );
+    }
+    let anonymous = s
+        .try_send("GET", &arm("/providers/Microsoft.Sql/servers"), None, false)
+        .unwrap();
+    assert_eq!(
+        (anonymous.status, error_code(&anonymous)),
+        (401, "AuthenticationFailed".to_string())
+    );
+    assert!(anonymous.header("WWW-Authenticate").is_some());
+}
+
+#[test]
+fn storage_patch_as_the_service_takes_it() {
+    let s = Serve::demo();
+    let path =
+        arm("/resourceGroups/rg-customer/providers/Microsoft.Storage/storageAccounts/stcustomer01");
+    let mmk = s.send("PATCH", &path, Some(r#"{"properties": {"encryption": {"keySource": "Microsoft.Storage", "identity": {"userAssignedIdentity": "/x"}}}}"#));
+    assert_eq!(mmk.status, 200, "{}", mmk.body);
+    let enc = &mmk.json()["properties"]["encryption"];
+    assert_eq!(enc["keySource"], "Microsoft.Storage");
+    assert!(
+        enc.get("keyvaultproperties").is_none() && enc.get("identity").is_none(),
+        "{enc}"
+    );
+    let uai = "/subscriptions/s/resourceGroups/g/providers/Microsoft.ManagedIdentity/userAssignedIdentities/u";
+    let back = json!({"properties": {"encryption": {"keySource": "Microsoft.Keyvault",
+        "keyvaultproperties": {"keyvaulturi": "https://kv-customer-prod.vault.azure.net/", "keyname": "k", "keyversion": ""},
+        "identity": {"userAssignedIdentity": uai}}}});
+    let r = s.send("PATCH", &path, Some(&back.to_string()));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let world = s.dump();
+    let account = world["storageAccounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "stcustomer01")
+        .unwrap();
+    assert_eq!(
+        account["encryption"]["keyVaultProperties"]["keyVersion"],
+        ""
+    );
+    assert_eq!(
+        account["encryption"]["encryptionIdentity"]["encryptionUserAssignedIdentity"],
+        uai
+    );
+    let missing = s.send("PATCH", &path, Some(r#"{"properties": {"encryption": {"keySource": "Microsoft.Keyvault", "keyvaultproperties": {}}}}"#));
+    assert_eq!(
+        (missing.status, error_code(&missing)),
+        (400, "MissingKeyvaultProperties".to_string())
+    );
+}
+
+/// Polls an Azure-AsyncOperation URL until it is done; returns the statuses seen.
+fn poll(s: &Serve, reply: &Reply) -> Vec<Value> {
+    let url = reply
+        .header("Azure-AsyncOperation")
+        .expect("Azure-AsyncOperation header");
+    let target = url
+        .split_once(&format!("127.0.0.1:{}", s.port))
+        .unwrap()
+        .1
+        .to_string();
+    let mut seen = Vec::new();
+    for _ in 0..10 {
+        let status = s.get(&target).json();
+        let done = status["status"] != "InProgress";
+        seen.push(status);
+        if done {
+            break;
+        }
+    }
+    seen
+}
+
+#[test]
+fn sql_changes_are_long_running_operations() {
+    let s = Serve::start(|_| {}, &["--lro-polls", "2"]);
+    let protector = arm(
+        "/resourceGroups/rg-payments/providers/Microsoft.Sql/servers/sql-payments-prod/encryptionProtector/current",
+    );
+    let put = s.send("PUT", &protector, Some(r#"{"properties": {"serverKeyType": "ServiceManaged", "serverKeyName": "ServiceManaged"}}"#));
+    assert_eq!(put.status, 202, "{}", put.body);
+    assert!(
+        put.header("Location")
+            .is_some_and(|l| l.contains("OperationResults"))
+    );
+    assert_eq!(put.header("Retry-After"), Some("1"));
+    let statuses: Vec<Value> = poll(&s, &put).iter().map(|p| p["status"].clone()).collect();
+    assert_eq!(
+        statuses,
+        [json!("InProgress"), json!("InProgress"), json!("Succeeded")]
+    );
+    assert_eq!(
+        s.get(&protector).json()["properties"]["serverKeyType"],
+        "ServiceManaged"
+    );
+
+    let unknown = s.send(
+        "PUT",
+        &protector,
+        Some(
+            r#"{"properties": {"serverKeyType": "AzureKeyVault", "serverKeyName": "kv_nokey_01"}}"#,
+        ),
+    );
+    assert_eq!(unknown.status, 202);
+    let last = poll(&s, &unknown).pop().unwrap();
+    assert_eq!(last["status"], "Failed");
+    assert_eq!(last["error"]["code"], "ServerKeyNotFound");
+
+    let kid = "https://kv-web-prod.vault.azure.net/keys/sql-tde/0123456789abcdef0123456789abcdef";
+    let key = arm(
+        "/resourceGroups/rg-web/providers/Microsoft.Sql/servers/sql-web-prod/keys/kv-web-prod_sql-tde_0123456789abcdef0123456789abcdef",
+    );
+    let created = s.send(
+        "PUT",
+        &key,
+        Some(&json!({"properties": {"serverKeyType": "AzureKeyVault", "uri": kid}}).to_string()),
+    );
+    assert_eq!(created.status, 202);
+    assert_eq!(poll(&s, &created).pop().unwrap()["status"], "Succeeded");
+    assert_eq!(s.get(&key).json()["properties"]["uri"], kid);
+
+    let master = arm(
+        "/resourceGroups/rg-web/providers/Microsoft.Sql/servers/sql-web-prod/databases/master/transparentDataEncryption/current",
+    );
+    let refused = s.send(
+        "PUT",
+        &master,
+        Some(r#"{"properties": {"state": "Disabled"}}"#),
+    );
+    assert_eq!(
+        (refused.status, error_code(&refused)),
+        (400, "OperationNotSupportedOnSystemDatabase".to_string())
+    );
+}
+
+#[test]
+fn faults_fire_on_the_requests_of_a_command() {
+    let s = Serve::start(
+        |w| {
+            w["faults"] = json!([
+                {"command": "storage account update", "argvContains": "stpayments01",
+                 "error": {"code": "AuthorizationFailed", "message": "no write"}},
+                {"command": "sql server list", "times": 1,
+                 "error": {"code": "TooManyRequests", "message": "slow down"}},
+                {"command": "storage account show", "argvContains": "sthrdocs01", "latencyMs": 400},
+                {"command": "sql db show", "malformed": true},
+                {"command": "sql db tde set", "crashAfterChange": true},
+                {"command": "sql server show", "error": {"code": "Anything", "message": "m", "status": 503}}
+            ]);
+        },
+        &[],
+    );
+    let payments =
+        arm("/resourceGroups/rg-payments/providers/Microsoft.Storage/storageAccounts/stpayments01");
+    assert_eq!(
+        s.get(&payments).status,
+        200,
+        "a GET is `storage account show`, not update"
+    );
+    let denied = s.send(
+        "PATCH",
+        &payments,
+        Some(r#"{"properties": {"encryption": {"keySource": "Microsoft.Storage"}}}"#),
+    );
+    assert_eq!(
+        (denied.status, error_code(&denied)),
+        (403, "AuthorizationFailed".to_string())
+    );
+    let throttled = s.get(&arm("/providers/Microsoft.Sql/servers"));
+    assert_eq!(
+        (throttled.status, throttled.header("Retry-After")),
+        (429, Some("1"))
+    );
+    assert_eq!(
+        s.get(&arm("/providers/Microsoft.Sql/servers")).status,
+        200,
+        "times: 1"
+    );
+    let started = Instant::now();
+    assert_eq!(
+        s.get(&arm(
+            "/resourceGroups/rg-hr/providers/Microsoft.Storage/storageAccounts/sthrdocs01"
+        ))
+        .status,
+        200
+    );
+    assert!(started.elapsed() >= Duration::from_millis(400));
+    let torn = s.get(&arm(
+        "/resourceGroups/rg-web/providers/Microsoft.Sql/servers/sql-web-prod/databases/web",
+    ));
+    assert!(
+        serde_json::from_str::<Value>(&torn.body).is_err(),
+        "{}",
+        torn.body
+    );
+    let tde = arm(
+        "/resourceGroups/rg-payments/providers/Microsoft.Sql/servers/sql-payments-prod/databases/ledger/transparentDataEncryption/current",
+    );
+    assert!(
+        s.try_send(
+            "PUT",
+            &tde,
+            Some(r#"{"properties": {"state": "Enabled"}}"#),
+            true
+        )
+        .is_none(),
+        "crash: no answer"
+    );
+    let db = s.dump()["sqlDatabases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == "ledger")
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        db["tdeState"], "Enabled",
+        "the change was made before the crash"
+    );
+    assert_eq!(
+        s.get(&arm(
+            "/resourceGroups/rg-web/providers/Microsoft.Sql/servers/sql-web-prod"
+        ))
+        .status,
+        503
+    );
+}
+
+#[test]
+fn every_request_is_logged_with_the_arm_marker() {
+    let s = Serve::demo();
+    s.get(&arm("/providers/Microsoft.Storage/storageAccounts"));
+    s.send(
+        "PATCH",
+        &arm(
+            "/resourceGroups/rg-payments/providers/Microsoft.Storage/storageAccounts/stpayments01",
+        ),
+        Some(r#"{"properties": {"encryption": {"keySource": "Microsoft.Storage"}}}"#),
+    );
+    let all = run_ok(azsim(&s.world()).arg("calls"), None);
+    let lines: Vec<Value> = all
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert!(lines.iter().all(|l| l["via"] == "arm"));
+    assert_eq!(lines[0]["command"], "storage account list");
+    assert_eq!(lines[0]["mutating"], false);
+    let mutating = run_ok(azsim(&s.world()).args(["calls", "--mutating"]), None);
+    let only: Value = serde_json::from_str(mutating.trim()).unwrap();
+    assert_eq!(
+        (only["argv"][0].as_str(), only["command"].as_str()),
+        (Some("PATCH"), Some("storage account update"))
+    );
+}
+
+#[test]
+fn database_lists_can_omit_the_protector() {
+    let s = Serve::start(|_| {}, &["--db-list-omits-protector"]);
+    let list = s
+        .get(&arm(
+            "/resourceGroups/rg-web/providers/Microsoft.Sql/servers/sql-web-prod/databases",
+        ))
+        .json();
+    assert!(
+        list["value"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["properties"].get("encryptionProtector").is_none())
+    );
+    let one = s.get(&arm("/resourceGroups/rg-web/providers/Microsoft.Sql/servers/sql-web-prod/databases/customers")).json();
+    assert!(one["properties"]["encryptionProtector"].is_string());
+}
