@@ -19,10 +19,10 @@ step "the README's demo (scripts/demo.sh)"
 demo_out=$(scripts/demo.sh 2>&1) || { printf '%s\n' "$demo_out" >&2; echo "scripts/demo.sh failed" >&2; exit 1; }
 # The demo fleet has both compliant and noncompliant resources of every kind; the demo must
 # show them, so a demo that silently printed nothing fails here.
-for expect in "noncompliant  storage-account-mmk" "compliant     sql-server-tde-protector-mmk" \
-  "skipped       sql-database-tde-mmk" "done      storage-account-mmk" "restored  storage-account-mmk" \
+for expect in "^noncompliant +storage-account-mmk" "^compliant +sql-server-tde-protector-mmk" \
+  "^skipped +sql-database-tde-mmk" "^done +storage-account-mmk" "^restored +storage-account-mmk" \
   "removes the customer's control of the key"; do
-  if ! grep -qF -- "$expect" <<<"$demo_out"; then
+  if ! grep -qE -- "$expect" <<<"$demo_out"; then
     printf '%s\n' "$demo_out" >&2
     echo "the demo output lacks: $expect" >&2
     exit 1

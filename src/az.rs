@@ -6,13 +6,16 @@
 //! `core.output=table` in another terminal cannot change what a run does. Each call has a
 //! timeout that kills az's whole process group (az is a Python program that may start others).
 
+use serde::Deserializer as _;
 use serde_json::Value;
+use std::collections::BTreeSet;
 use std::fmt;
 use std::io;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 #[derive(Clone, Debug)]
 pub struct AzConfig {
@@ -142,7 +145,13 @@ pub struct Az<'o> {
     observer: Option<&'o dyn CallObserver>,
     calls: AtomicU64,
     jitter_state: AtomicU64,
+    /// No call starts before this instant: when az gives up on throttling, every worker
+    /// waits, so that the pool slows down together instead of hammering the subscription.
+    throttled_until: Mutex<Instant>,
 }
+
+/// The top-level fields of each list item worth keeping; `None` keeps everything.
+pub type Keep = Option<BTreeSet<String>>;
 
 impl<'o> Az<'o> {
     pub fn new(config: AzConfig, observer: Option<&'o dyn CallObserver>) -> Self {
@@ -156,6 +165,7 @@ impl<'o> Az<'o> {
             observer,
             calls: AtomicU64::new(0),
             jitter_state: AtomicU64::new(seed),
+            throttled_until: Mutex::new(Instant::now()),
         }
     }
 
@@ -189,20 +199,60 @@ impl<'o> Az<'o> {
     /// Runs an argv exactly as given (already carrying `--subscription` and `--output`): what a
     /// plan showed and the change log recorded is what runs.
     pub fn run_full(&self, full: &[String], kind: CallKind) -> Result<Value, AzError> {
+        self.run_with(full, kind, None)
+    }
+
+    /// Runs a list command and keeps only the given top-level fields of each item, parsing the
+    /// output item by item: a list of 10,000 storage accounts is tens of megabytes of JSON, of
+    /// which a playbook reads a few fields.
+    pub fn run_list(
+        &self,
+        argv: &[String],
+        subscription: Option<&str>,
+        keep: &Keep,
+    ) -> Result<Value, AzError> {
+        self.run_with(
+            &Self::full_argv(argv, subscription),
+            CallKind::Read,
+            keep.as_ref(),
+        )
+    }
+
+    fn run_with(
+        &self,
+        full: &[String],
+        kind: CallKind,
+        keep: Option<&BTreeSet<String>>,
+    ) -> Result<Value, AzError> {
         let timeout = match kind {
             CallKind::Read => self.config.read_timeout,
             CallKind::Change => self.config.change_timeout,
         };
         let mut attempt = 0;
         loop {
-            let result = self.run_once(full, timeout);
+            self.wait_for_throttling();
+            let result = self.run_once(full, timeout, keep);
             match result {
                 Err(e) if e.is_retryable() && attempt < self.config.retry.retries => {
-                    std::thread::sleep(self.backoff(attempt));
+                    let delay = self.backoff(attempt);
+                    if e.kind == ErrorKind::Throttled {
+                        let mut until = self.throttled_until.lock().expect("throttle lock");
+                        *until = (*until).max(Instant::now() + delay);
+                    } else {
+                        std::thread::sleep(delay);
+                    }
                     attempt += 1;
                 }
                 other => return other,
             }
+        }
+    }
+
+    fn wait_for_throttling(&self) {
+        let until = *self.throttled_until.lock().expect("throttle lock");
+        let now = Instant::now();
+        if until > now {
+            std::thread::sleep(until - now);
         }
     }
 
@@ -228,7 +278,12 @@ impl<'o> Az<'o> {
         x.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
 
-    fn run_once(&self, full: &[String], timeout: Duration) -> Result<Value, AzError> {
+    fn run_once(
+        &self,
+        full: &[String],
+        timeout: Duration,
+        keep: Option<&BTreeSet<String>>,
+    ) -> Result<Value, AzError> {
         if let Some(observer) = self.observer {
             observer.call_started(full);
         }
@@ -268,7 +323,15 @@ impl<'o> Az<'o> {
             )
         })?;
         let output = match handle.wait_timeout(timeout) {
-            Ok(Some(output)) => output.clone(),
+            Ok(Some(_)) => handle.into_output().map_err(|e| {
+                error(
+                    ErrorKind::Failed,
+                    None,
+                    format!("reading az's output failed: {e}"),
+                    None,
+                    String::new(),
+                )
+            })?,
             Ok(None) => {
                 kill_group(&handle);
                 let _ = handle.wait();
@@ -300,12 +363,13 @@ impl<'o> Az<'o> {
             let (kind, code, message) = classify(exit_code, &stderr);
             return Err(error(kind, code, message, exit_code, stderr));
         }
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        if stdout.trim().is_empty() {
+        if output.stdout.iter().all(u8::is_ascii_whitespace) {
             return Ok(Value::Null);
         }
-        serde_json::from_str(&stdout).map_err(|e| {
-            let head: String = stdout.chars().take(120).collect();
+        parse_output(&output.stdout, keep).map_err(|e| {
+            let head: String =
+                String::from_utf8_lossy(&output.stdout[..output.stdout.len().min(120)])
+                    .into_owned();
             error(
                 ErrorKind::MalformedOutput,
                 None,
@@ -314,6 +378,72 @@ impl<'o> Az<'o> {
                 stderr,
             )
         })
+    }
+}
+
+/// Parses what az printed; with `keep`, each item of a top-level list keeps only those fields,
+/// and is trimmed as soon as it is parsed, so that the whole list never exists at full size.
+fn parse_output(bytes: &[u8], keep: Option<&BTreeSet<String>>) -> serde_json::Result<Value> {
+    let Some(keep) = keep else {
+        return serde_json::from_slice(bytes);
+    };
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = de.deserialize_any(Trimmed(keep))?;
+    de.end()?;
+    Ok(value)
+}
+
+struct Trimmed<'k>(&'k BTreeSet<String>);
+
+impl<'de> serde::de::Visitor<'de> for Trimmed<'_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("JSON")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element::<Value>()? {
+            items.push(match item {
+                Value::Object(map) => Value::Object(
+                    map.into_iter()
+                        .filter(|(k, _)| self.0.contains(k))
+                        .collect(),
+                ),
+                other => other,
+            });
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Value, A::Error> {
+        use serde::Deserialize;
+        Value::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_string()))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
     }
 }
 
@@ -598,6 +728,36 @@ mod tests {
                 .collect();
             assert_eq!(words, argv);
         }
+    }
+
+    #[test]
+    fn list_items_keep_only_the_fields_asked_for() {
+        let keep: BTreeSet<String> = ["id", "encryption"].iter().map(|s| s.to_string()).collect();
+        let text =
+            br#"[{"id": "a", "encryption": {"keySource": "x"}, "big": [1, 2, 3]}, {"id": "b"}, 3]"#;
+        assert_eq!(
+            parse_output(text, Some(&keep)).unwrap(),
+            serde_json::json!([{"id": "a", "encryption": {"keySource": "x"}}, {"id": "b"}, 3])
+        );
+        let object = br#"{"id": "a", "big": 1}"#;
+        assert_eq!(
+            parse_output(object, Some(&keep)).unwrap(),
+            serde_json::json!({"id": "a", "big": 1})
+        );
+        assert!(parse_output(b"[{\"id\": ", Some(&keep)).is_err());
+        assert!(parse_output(b"[] trailing", Some(&keep)).is_err());
+    }
+
+    #[test]
+    fn throttling_holds_back_every_worker() {
+        let az = fake_az();
+        let until = Instant::now() + Duration::from_millis(150);
+        *az.throttled_until.lock().unwrap() = until;
+        run(&az, "echo '{}'", &[], None).unwrap();
+        assert!(
+            Instant::now() >= until,
+            "a call started while the pool was held back"
+        );
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Targets from list calls: each playbook's discovery levels, run per subscription, filtered.
 
-use crate::az::{Az, AzError, CallKind, ErrorKind};
+use crate::az::{Az, AzError, ErrorKind, Keep};
 use crate::playbook::Playbook;
 use crate::scheduler::Spawner;
 use serde_json::{Map, Value};
@@ -173,7 +173,7 @@ struct Memo {
 }
 
 impl Memo {
-    fn get(&self, az: &Az, argv: &[String], subscription: &str) -> Shared {
+    fn get(&self, az: &Az, argv: &[String], subscription: &str, keep: &Keep) -> Shared {
         let cell = {
             let mut calls = self.calls.lock().expect("memo lock");
             calls
@@ -181,7 +181,7 @@ impl Memo {
                 .or_default()
                 .clone()
         };
-        cell.get_or_init(|| Arc::new(az.run(argv, Some(subscription), CallKind::Read)))
+        cell.get_or_init(|| Arc::new(az.run_list(argv, Some(subscription), keep)))
             .clone()
     }
 }
@@ -191,17 +191,41 @@ pub struct Discovery<'a> {
     filters: &'a Filters,
     abort: &'a Abort,
     memo: Memo,
+    /// Per list command (its words), the fields any selected playbook reads of its items.
+    keep: HashMap<String, Keep>,
 }
 
 pub type Sink<'s, 'p> = dyn Fn(&Spawner<'s>, Found<'p>) + Sync + 's;
 
 impl<'a> Discovery<'a> {
-    pub fn new(az: &'a Az<'a>, filters: &'a Filters, abort: &'a Abort) -> Self {
+    pub fn new(
+        az: &'a Az<'a>,
+        filters: &'a Filters,
+        abort: &'a Abort,
+        playbooks: &[Playbook],
+    ) -> Self {
+        let mut keep: HashMap<String, Keep> = HashMap::new();
+        for playbook in playbooks {
+            for (depth, level) in playbook.discover.iter().enumerate() {
+                let fields = playbook.level_fields(depth);
+                let entry = keep
+                    .entry(level.argv.command_words().join(" "))
+                    .or_insert_with(|| Some(Default::default()));
+                *entry = match (entry.take(), fields) {
+                    (Some(mut have), Some(more)) => {
+                        have.extend(more);
+                        Some(have)
+                    }
+                    _ => None,
+                };
+            }
+        }
         Discovery {
             az,
             filters,
             abort,
             memo: Memo::default(),
+            keep,
         }
     }
 
@@ -250,7 +274,12 @@ impl<'a> Discovery<'a> {
                 Ok(argv) => argv,
                 Err(message) => return fail(render_error(&level.argv.command_words(), message)),
             };
-            let listed = self.memo.get(self.az, &argv, subscription);
+            let keep = self
+                .keep
+                .get(&level.argv.command_words().join(" "))
+                .cloned()
+                .flatten();
+            let listed = self.memo.get(self.az, &argv, subscription, &keep);
             let items = match &*listed {
                 Err(error) => {
                     if !self.abort.check(error) {

@@ -147,7 +147,7 @@ pub fn assess<'p>(
     progress: &dyn Progress,
 ) -> Result<Vec<Outcome<'p>>, AzError> {
     let abort = Abort::default();
-    let discovery = Discovery::new(az, options.filters, &abort);
+    let discovery = Discovery::new(az, options.filters, &abort, options.playbooks);
     let outcomes: Mutex<Vec<Outcome<'p>>> = Mutex::new(Vec::new());
     let engine = Engine {
         az,

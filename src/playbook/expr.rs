@@ -125,6 +125,30 @@ impl Expr {
         out
     }
 
+    /// True when the expression uses the whole document it is evaluated on (`@`, `keys(@)`),
+    /// not only named fields: then no field of that document may be left out.
+    pub fn reads_whole_document(&self) -> bool {
+        fn walk(ast: &Ast) -> bool {
+            match ast {
+                Ast::Identity { .. } => true,
+                Ast::Subexpr { lhs, .. } | Ast::Projection { lhs, .. } => walk(lhs),
+                Ast::Comparison { lhs, rhs, .. }
+                | Ast::And { lhs, rhs, .. }
+                | Ast::Or { lhs, rhs, .. } => walk(lhs) || walk(rhs),
+                Ast::Not { node, .. }
+                | Ast::Flatten { node, .. }
+                | Ast::ObjectValues { node, .. } => walk(node),
+                Ast::Function { args, .. } => args
+                    .iter()
+                    .any(|a| !matches!(a, Ast::Expref { .. }) && walk(a)),
+                Ast::MultiList { elements, .. } => elements.iter().any(walk),
+                Ast::MultiHash { elements, .. } => elements.iter().any(|kv| walk(&kv.value)),
+                _ => false,
+            }
+        }
+        walk(self.compiled.as_ast())
+    }
+
     /// Function names unknown to the runtime are only found at evaluation time by the library;
     /// a playbook must fail when it loads instead.
     fn check_functions(&self) -> Result<(), ExprError> {
@@ -277,6 +301,20 @@ mod tests {
             .map(|(f, _)| f.join("."))
             .collect();
         assert_eq!(fields, ["a.b", "c", "read", "before.uri", "d"]);
+    }
+
+    #[test]
+    fn whole_document_use_is_detected() {
+        assert!(
+            Expr::compile("length(keys(@)) > `0`")
+                .unwrap()
+                .reads_whole_document()
+        );
+        assert!(
+            !Expr::compile("a.b == 'x' && map(&lower(@), c) == `[]`")
+                .unwrap()
+                .reads_whole_document()
+        );
     }
 
     #[test]

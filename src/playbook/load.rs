@@ -920,6 +920,26 @@ mod tests {
         assert!(pinned.contains(&"--resource-group=-rg".to_string()));
     }
 
+    #[test]
+    fn discovery_keeps_only_the_fields_the_playbooks_read() {
+        let all = builtin();
+        let names = |set: Option<std::collections::BTreeSet<String>>| {
+            set.unwrap().into_iter().collect::<Vec<_>>()
+        };
+        assert_eq!(
+            names(all[0].level_fields(0)),
+            ["encryption", "id", "name", "resourceGroup", "tags"]
+        );
+        assert_eq!(
+            names(all[2].level_fields(0)),
+            ["id", "name", "resourceGroup", "tags"]
+        );
+        assert_eq!(
+            names(all[2].level_fields(1)),
+            ["id", "kind", "name", "resourceGroup", "sku", "tags"]
+        );
+    }
+
     fn errors(text: &str) -> Vec<LoadError> {
         parse("p.toml", text, "p.toml").unwrap_err().0
     }

@@ -17,6 +17,7 @@ pub use template::Template;
 
 use crate::fieldpath::FieldPath;
 use serde_json::Value;
+use std::collections::BTreeSet;
 
 #[derive(Debug)]
 pub struct Playbook {
@@ -145,6 +146,17 @@ pub struct Arg {
     pub when: Option<Expr>,
 }
 
+impl DiscoverLevel {
+    /// The fields this level's argv names (`{server.name}` in a database list).
+    fn args_fields(&self) -> Vec<FieldPath> {
+        self.argv
+            .args
+            .iter()
+            .flat_map(|a| a.template.fields().cloned())
+            .collect()
+    }
+}
+
 impl Argv {
     /// The command words after `az` (`storage account list`): what identifies the command.
     pub fn command_words(&self) -> Vec<&str> {
@@ -184,6 +196,42 @@ impl Playbook {
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect()
+    }
+
+    /// The top-level fields of a discovery level's items that the playbook reads (filters,
+    /// skip rules, templates, and the verdict when the item is the state); `None` when it reads
+    /// the whole item. Discovery keeps only these of each listed resource.
+    pub fn level_fields(&self, depth: usize) -> Option<BTreeSet<String>> {
+        let level = &self.discover[depth];
+        let last = depth + 1 == self.discover.len();
+        let mut keep: BTreeSet<String> = ["id", "name", "resourceGroup", "tags"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let mut exprs: Vec<&Expr> = level.skip.iter().map(|r| &r.when).collect();
+        let mut paths: Vec<FieldPath> = Vec::new();
+        if last && matches!(self.test.reads, Reads::None) {
+            exprs.push(&self.test.compliant);
+            exprs.extend(self.test.explain.iter().map(|e| &e.when));
+            paths.extend(self.test.evidence.iter().cloned());
+            paths.extend(self.test.record.iter().cloned());
+        }
+        for expr in &exprs {
+            if expr.reads_whole_document() {
+                return None;
+            }
+            keep.extend(expr.root_fields().into_iter().map(|(f, _)| f[0].clone()));
+        }
+        keep.extend(paths.iter().map(|p| p.first().to_string()));
+        // Fields that templates read through this level's name (or `target`, for the last).
+        let discovery_fields = self.discover.iter().flat_map(DiscoverLevel::args_fields);
+        for field in self.context_fields().into_iter().chain(discovery_fields) {
+            let named = field.first() == level.name || (last && field.first() == "target");
+            if named && let Some(rest) = field.rest() {
+                keep.insert(rest.first().to_string());
+            }
+        }
+        Some(keep)
     }
 
     /// Every field of the target and of the discovery levels that the playbook's templates and
