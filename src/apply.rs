@@ -3,7 +3,7 @@
 
 use crate::az::{Az, CallKind};
 use crate::evaluate::{read_state, verdict};
-use crate::fieldpath::{FieldPath, differences, same_value};
+use crate::fieldpath::{differences, same_value};
 use crate::journal::{Intent, Journal, Note, Outcome as Done, Record};
 use crate::plan::{Change, ChangeStatus, StepKind};
 use crate::playbook::Playbook;
@@ -83,7 +83,7 @@ fn execute_one(
     if recheck {
         match read_state(az, playbook, &change.context, &change.subscription) {
             Ok(state) => {
-                let now = FieldPath::project(record, &state);
+                let now = playbook.test.recorded(&state);
                 let drift = differences(record, &change.before, &now);
                 if !drift.is_empty() {
                     change.status = ChangeStatus::Drifted;
@@ -174,7 +174,7 @@ fn execute_one(
             ),
             Ok(_) => match read_state(az, playbook, &change.context, &change.subscription) {
                 Ok(state) => {
-                    let after = FieldPath::project(record, &state);
+                    let after = playbook.test.recorded(&state);
                     let verified = spec.after.iter().all(|(p, v)| same_value(p.get(&after), v));
                     last_state = Some(state);
                     change.after = after.clone();

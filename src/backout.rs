@@ -4,7 +4,7 @@
 use crate::az::{Az, CallKind};
 use crate::discover::render_error;
 use crate::evaluate::read_state;
-use crate::fieldpath::{FieldPath, differences, same_value};
+use crate::fieldpath::{differences, same_value};
 use crate::journal::{Intent, Journal, Note, Outcome as Done, Record, RunLog};
 use crate::plan::{Change, ChangeStatus, PlannedStep, StepKind, backout_steps};
 use crate::playbook::Playbook;
@@ -113,7 +113,7 @@ impl Reverter<'_> {
             change
         };
         let current = match read_state(self.az, playbook, &t.context, &t.subscription) {
-            Ok(state) => FieldPath::project(record, &state),
+            Ok(state) => playbook.test.recorded(&state),
             Err(e) => {
                 return finish(
                     change,
@@ -263,7 +263,7 @@ impl Reverter<'_> {
         // Verified only when the controlled fields read back equal the recorded prior state.
         match read_state(self.az, playbook, &t.context, &t.subscription) {
             Ok(state) => {
-                let now = FieldPath::project(record, &state);
+                let now = playbook.test.recorded(&state);
                 change.after = now.clone();
                 let left = differences(controlled, &t.before, &now);
                 let side: Vec<String> = record

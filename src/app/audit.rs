@@ -77,6 +77,7 @@ pub fn test(
             started.elapsed().as_secs_f64()
         )?;
     }
+    super::report_usage(global, err)?;
     Ok(if s.error > 0 {
         exit::INCOMPLETE
     } else if s.noncompliant > 0 {

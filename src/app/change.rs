@@ -120,6 +120,7 @@ pub fn plan(
             )?;
         }
     }
+    super::report_usage(global, err)?;
     Ok(if report.errors.is_empty() {
         exit::OK
     } else {
@@ -454,6 +455,7 @@ pub fn apply(
         writeln!(err, "run {run_id}: {}", report.summary_text())?;
         writeln!(err, "to undo it: azbook backout {run_id}")?;
     }
+    super::report_usage(global, err)?;
     Ok(if failed || !report.errors.is_empty() {
         exit::INCOMPLETE
     } else {

@@ -190,3 +190,13 @@ impl Session<'_> {
         outcomes.map_err(fatal)
     }
 }
+
+/// With `-v`, the last line of a run: azbook's own CPU time and peak memory, without az's.
+pub(crate) fn report_usage(global: &Global, err: &mut dyn Write) -> Result<()> {
+    if global.verbose
+        && let Some(usage) = crate::usage::OwnUsage::now()
+    {
+        writeln!(err, "{}", usage.describe())?;
+    }
+    Ok(())
+}

@@ -206,6 +206,7 @@ pub fn backout(
             )?;
         }
     }
+    super::report_usage(global, err)?;
     Ok(if incomplete {
         exit::INCOMPLETE
     } else {

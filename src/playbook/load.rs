@@ -775,6 +775,16 @@ impl Loader<'_> {
                 RawArg::Plain(s) => (s.as_str(), None),
                 RawArg::Conditional(c) => (c.arg.as_str(), Some(c.when.as_str())),
             };
+            // No shell ever sees these, so shell syntax would not do what its author meant:
+            // say so rather than pass `;` or `$(...)` to az as part of an argument.
+            if looks_like_shell(text) {
+                self.error(
+                    &span,
+                    format!("`{text}` looks like shell syntax; azbook runs az without a shell and each element is exactly one argument"),
+                );
+                ok = false;
+                continue;
+            }
             if text.chars().any(|c| c.is_control()) {
                 self.error(
                     &span,
@@ -866,6 +876,14 @@ impl Loader<'_> {
         }
         Some(argv)
     }
+}
+
+/// Separators, substitutions and redirections a shell would act on, or whitespace inside a
+/// single argument.
+fn looks_like_shell(text: &str) -> bool {
+    ["$(", "`", ";", "&&", "||", "|", ">", "<", " "]
+        .iter()
+        .any(|s| text.contains(s))
 }
 
 fn is_identifier(s: &str) -> bool {

@@ -146,6 +146,14 @@ pub struct Arg {
     pub when: Option<Expr>,
 }
 
+impl TestSpec {
+    /// The recorded fields of a state, credentials redacted: what plans and change logs keep
+    /// as `before` and `after`, and what apply and backout compare.
+    pub fn recorded(&self, state: &Value) -> Value {
+        crate::redact::redact(&FieldPath::project(&self.record, state))
+    }
+}
+
 impl DiscoverLevel {
     /// The fields this level's argv names (`{server.name}` in a database list).
     fn args_fields(&self) -> Vec<FieldPath> {
