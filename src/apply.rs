@@ -1,7 +1,7 @@
 //! Executes changes: for each step, the `intent` is written and fsynced before `az` runs, the
 //! `outcome` after it, and the target is read back and verified with the playbook's test.
 
-use crate::az::{Az, CallKind};
+use crate::az::{Az, AzError, CallKind, ErrorKind};
 use crate::evaluate::{read_state, verdict};
 use crate::fieldpath::{differences, same_value};
 use crate::journal::{Intent, Journal, Note, Outcome as Done, Record};
@@ -15,6 +15,32 @@ use std::sync::Mutex;
 /// Runs every change, `jobs` at a time, and returns them with their statuses. `recheck` reads
 /// each target first and skips it as drifted when its state is no longer the plan's `before`
 /// (a saved plan, possibly hours old).
+/// Why a run stopped starting new changes, when it did.
+#[derive(Default)]
+pub struct Stop {
+    reason: Mutex<Option<String>>,
+}
+
+impl Stop {
+    fn get(&self) -> Option<String> {
+        self.reason.lock().expect("stop lock").clone()
+    }
+
+    fn set(&self, reason: String) {
+        self.reason.lock().expect("stop lock").get_or_insert(reason);
+    }
+
+    /// An az failure that every later call would share (signed out, az gone) stops the run.
+    fn check(&self, error: &AzError) {
+        if matches!(error.kind, ErrorKind::NotSignedIn | ErrorKind::Missing) {
+            self.set(format!("{error}. {}", error.hint()));
+        }
+    }
+}
+
+/// Runs the changes and returns them with their statuses, and why the run stopped early if it
+/// did (signed out mid-run, az gone, the change log unwritable): changes not yet started are
+/// then `skipped`, and the log still ends properly.
 pub fn execute(
     az: &Az,
     journal: &Mutex<Journal>,
@@ -22,11 +48,14 @@ pub fn execute(
     changes: Vec<Change>,
     jobs: usize,
     recheck: bool,
-) -> Vec<Change> {
+) -> (Vec<Change>, Option<String>) {
+    let stop = &Stop::default();
     let slots: Vec<Mutex<Option<Change>>> =
         changes.into_iter().map(|c| Mutex::new(Some(c))).collect();
     scheduler::run(jobs, |spawner| {
-        for slot in &slots {
+        // The scheduler runs the newest job first: spawn in reverse so that changes start in
+        // the plan's order.
+        for slot in slots.iter().rev() {
             spawner.spawn(move |_| {
                 let mut guard = slot.lock().expect("change lock");
                 let change = guard.take().expect("each change runs once");
@@ -34,18 +63,27 @@ pub fn execute(
                     .iter()
                     .find(|p| p.id == change.playbook)
                     .expect("changes come from the selected playbooks");
-                *guard = Some(execute_one(az, journal, playbook, change, recheck));
+                *guard = Some(match stop.get() {
+                    Some(reason) => {
+                        let mut change = change;
+                        change.status = ChangeStatus::Skipped;
+                        change.message = format!("not started: {reason}");
+                        change
+                    }
+                    None => execute_one(az, journal, playbook, change, recheck, stop),
+                });
             });
         }
     });
-    slots
+    let done = slots
         .into_iter()
         .map(|s| {
             s.into_inner()
                 .expect("change lock")
                 .expect("every change ran")
         })
-        .collect()
+        .collect();
+    (done, stop.get())
 }
 
 fn append(journal: &Mutex<Journal>, record: Record) -> Result<u64, String> {
@@ -73,6 +111,7 @@ fn execute_one(
     playbook: &Playbook,
     mut change: Change,
     recheck: bool,
+    stop: &Stop,
 ) -> Change {
     let record = &playbook.test.record;
     let fail = |mut change: Change, message: String| {
@@ -153,6 +192,7 @@ fn execute_one(
         let seq = match append(journal, Record::Intent(intent)) {
             Ok(seq) => seq,
             Err(e) => {
+                stop.set(format!("the change log cannot be written: {e}"));
                 return fail(
                     change,
                     format!("could not write the change log, so nothing was changed: {e}"),
@@ -160,6 +200,9 @@ fn execute_one(
             }
         };
         let ran = az.run_full(&step.argv, CallKind::Change);
+        if let Err(e) = &ran {
+            stop.check(e);
+        }
         let (outcome, ok) = match ran {
             Err(e) => (
                 Done {

@@ -424,7 +424,7 @@ pub fn apply(
             journal.lock().expect("journal lock").dir().display()
         )?;
     }
-    let done = apply::execute(
+    let (done, stopped) = apply::execute(
         &session.az,
         &journal,
         &session.playbooks,
@@ -433,28 +433,37 @@ pub fn apply(
         recheck,
     );
     let report = ChangeReport::new(Some(run_id.clone()), done, errors);
-    let failed = report
-        .changes
-        .iter()
-        .any(|c| matches!(c.status, ChangeStatus::Failed | ChangeStatus::Drifted));
+    let failed = stopped.is_some()
+        || report
+            .changes
+            .iter()
+            .any(|c| matches!(c.status, ChangeStatus::Failed | ChangeStatus::Drifted));
     let summary: BTreeMap<String, usize> = report.summary.clone();
-    journal
+    // The log ends properly even when the run stopped early, so that it reads as a whole story.
+    let ended = journal
         .lock()
         .expect("journal lock")
         .append(Record::RunEnd(RunEnd {
-            status: if failed {
-                "incomplete".into()
-            } else {
-                "finished".into()
+            status: match (&stopped, failed) {
+                (Some(_), _) => "stopped".into(),
+                (None, true) => "incomplete".into(),
+                (None, false) => "finished".into(),
             },
             summary,
-        }))?;
+        }));
     drop(lock);
     print_report(&report, options.output, false, global.colour, out)?;
+    if let Some(reason) = &stopped {
+        writeln!(
+            err,
+            "apply stopped starting new changes: {reason}\nTo go on: fix that, then run `azbook apply` again (it picks up what is left); `azbook backout {run_id}` undoes what this run did."
+        )?;
+    }
     if !global.quiet {
         writeln!(err, "run {run_id}: {}", report.summary_text())?;
         writeln!(err, "to undo it: azbook backout {run_id}")?;
     }
+    ended?;
     super::report_usage(global, err)?;
     Ok(if failed || !report.errors.is_empty() {
         exit::INCOMPLETE
