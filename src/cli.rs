@@ -84,6 +84,10 @@ struct GlobalArgs {
     #[arg(long, global = true, default_value_t = 1200.0, value_name = "SECONDS")]
     change_timeout: f64,
 
+    /// Waivers (TOML) [default: azbook.toml beside the state directory, if present]
+    #[arg(long, global = true, env = "AZBOOK_WAIVERS", value_name = "FILE")]
+    waivers: Option<PathBuf>,
+
     /// Where change logs are kept
     #[arg(
         long,
@@ -339,6 +343,7 @@ impl Cli {
             },
             progress: terminal.stderr_is_tty && !g.quiet,
             state_dir: g.state_dir.clone(),
+            waivers: g.waivers.clone(),
             command_line: terminal.args.clone(),
         };
         let prompt = TerminalPrompt {

@@ -21,3 +21,4 @@ pub mod scheduler;
 pub mod session;
 pub mod timefmt;
 pub mod usage;
+pub mod waivers;

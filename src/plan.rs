@@ -127,11 +127,18 @@ pub struct ChangeReport {
     pub changes: Vec<Change>,
     /// Targets that could not be read, so no change could be derived for them.
     pub errors: Vec<TestResult>,
+    /// Noncompliant or not, targets an active waiver exempts: never changed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub waived: Vec<TestResult>,
     pub summary: BTreeMap<String, usize>,
 }
 
 impl ChangeReport {
-    pub fn new(run: Option<String>, changes: Vec<Change>, errors: Vec<TestResult>) -> Self {
+    /// `results` are the targets no change was derived for: errors and waived ones.
+    pub fn new(run: Option<String>, changes: Vec<Change>, results: Vec<TestResult>) -> Self {
+        let (waived, errors): (Vec<TestResult>, Vec<TestResult>) = results
+            .into_iter()
+            .partition(|r| r.status == Status::Waived);
         let mut summary = BTreeMap::new();
         for c in &changes {
             *summary.entry(c.status.as_str().to_string()).or_insert(0) += 1;
@@ -139,11 +146,15 @@ impl ChangeReport {
         if !errors.is_empty() {
             summary.insert("error".into(), errors.len());
         }
+        if !waived.is_empty() {
+            summary.insert("waived".into(), waived.len());
+        }
         ChangeReport {
             schema_version: 1,
             run,
             changes,
             errors,
+            waived,
             summary,
         }
     }
@@ -285,14 +296,14 @@ pub fn backout_steps(
     Ok(out)
 }
 
-/// The changes for every noncompliant target of an assessment, and an error result for each
-/// target whose change could not be derived.
+/// The changes for every noncompliant target of an assessment, and the results no change is
+/// derived for: errors (including a change that could not be derived) and waived targets.
 pub fn from_outcomes(outcomes: &[Outcome<'_>]) -> (Vec<Change>, Vec<TestResult>) {
     let mut changes = Vec::new();
     let mut errors = Vec::new();
     for outcome in outcomes {
         match outcome.assessment.status {
-            Status::Error => errors.push(outcome.to_result()),
+            Status::Error | Status::Waived => errors.push(outcome.to_result()),
             Status::Noncompliant => {
                 let (Some(target), Some(state)) = (&outcome.target, &outcome.state) else {
                     continue;

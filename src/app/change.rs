@@ -332,6 +332,7 @@ pub fn apply(
             }
             let scope = json!({"planFile": path.display().to_string(), "planCreatedAt": file.created_at, "planScope": file.scope});
             let session = super::Session {
+                waivers: global.waivers(err)?,
                 az,
                 account,
                 subscriptions: file.subscriptions.clone(),
@@ -355,6 +356,24 @@ pub fn apply(
         }
     };
     bar.finish();
+    // A waiver made after a plan was saved still holds: a waived target is never changed.
+    let (changes, waived): (Vec<Change>, Vec<Change>) = changes
+        .into_iter()
+        .partition(|c| session.waivers.find(&c.playbook, &c.resource).is_none());
+    let mut errors = errors;
+    errors.extend(waived.iter().map(|c| {
+        TestResult {
+            playbook: c.playbook.clone(),
+            resource: c.resource.clone(),
+            status: crate::report::Status::Waived,
+            evidence: crate::report::Evidence::default(),
+            message: session
+                .waivers
+                .find(&c.playbook, &c.resource)
+                .map(|w| w.describe())
+                .unwrap_or_default(),
+        }
+    }));
     let actionable = changes.iter().filter(|c| c.has_az_steps()).count();
     if actionable == 0 {
         let report = ChangeReport::new(None, changes, errors);

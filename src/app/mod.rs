@@ -16,7 +16,9 @@ use crate::discover::Filters;
 use crate::evaluate::{self, Outcome, RunOptions};
 use crate::playbook::{self, Playbook};
 use crate::progress::Bar;
+use crate::report::Status;
 use crate::session;
+use crate::waivers::Waivers;
 use anyhow::{Result, anyhow};
 use std::io::Write;
 use std::path::PathBuf;
@@ -36,6 +38,30 @@ pub struct Global {
     pub state_dir: PathBuf,
     /// The command line, recorded in every change log.
     pub command_line: Vec<String>,
+    /// `--waivers FILE`; None: `azbook.toml` beside the state directory, if it exists.
+    pub waivers: Option<PathBuf>,
+}
+
+impl Global {
+    /// The waivers in effect: from `--waivers`, else from `azbook.toml` beside the state
+    /// directory when there is one. Expired waivers are ignored with a warning.
+    pub fn waivers(&self, err: &mut dyn Write) -> Result<Waivers> {
+        let default = self
+            .state_dir
+            .parent()
+            .map(|p| p.join("azbook.toml"))
+            .unwrap_or_else(|| PathBuf::from("azbook.toml"));
+        let path = match &self.waivers {
+            Some(path) => path.clone(),
+            None if default.is_file() => default,
+            None => return Ok(Waivers::default()),
+        };
+        let waivers = Waivers::load(&path, std::time::SystemTime::now())?;
+        for warning in &waivers.warnings {
+            writeln!(err, "warning: {warning}")?;
+        }
+        Ok(waivers)
+    }
 }
 
 /// Asks a person to confirm; the CLI answers from the terminal, tests answer directly.
@@ -141,6 +167,7 @@ pub(crate) fn scope_line(
 /// that not being signed in is one message), the subscriptions, and the scope line.
 pub(crate) struct Session<'b> {
     pub az: Az<'b>,
+    pub waivers: Waivers,
     pub account: session::Account,
     pub subscriptions: Vec<String>,
     pub playbooks: Vec<Playbook>,
@@ -154,6 +181,7 @@ pub(crate) fn start_session<'b>(
     err: &mut dyn Write,
 ) -> Result<Session<'b>> {
     let playbooks = playbook::select(&selection.playbooks)?;
+    let waivers = global.waivers(err)?;
     let az = Az::new(global.az.clone(), Some(bar));
     let account = session::current_account(&az).map_err(fatal)?;
     let subscriptions = resolve_subscriptions(&az, selection, &account)?;
@@ -166,6 +194,7 @@ pub(crate) fn start_session<'b>(
     }
     Ok(Session {
         az,
+        waivers,
         account,
         subscriptions,
         playbooks,
@@ -187,7 +216,18 @@ impl Session<'_> {
         };
         let outcomes = evaluate::assess(&self.az, &run, bar);
         bar.finish();
-        outcomes.map_err(fatal)
+        let mut outcomes = outcomes.map_err(fatal)?;
+        for outcome in &mut outcomes {
+            let verdict = matches!(
+                outcome.assessment.status,
+                Status::Compliant | Status::Noncompliant
+            );
+            if verdict && let Some(w) = self.waivers.find(&outcome.playbook.id, &outcome.resource) {
+                outcome.assessment.status = Status::Waived;
+                outcome.assessment.message = w.describe();
+            }
+        }
+        Ok(outcomes)
     }
 }
 

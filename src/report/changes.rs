@@ -129,9 +129,10 @@ pub fn render_plan(report: &ChangeReport, colour: bool) -> String {
         }
         out.push('\n');
     }
-    for e in &report.errors {
+    for e in report.errors.iter().chain(&report.waived) {
         out.push_str(&format!(
-            "error  {}  {}\n    {}\n",
+            "{}  {}  {}\n    {}\n",
+            e.status.as_str(),
             e.playbook,
             short_resource(&e.resource, false),
             e.message
@@ -167,14 +168,14 @@ pub fn render_change_table(report: &ChangeReport, colour: bool) -> String {
         };
         colours.push(colour.then_some(code));
     }
-    for e in &report.errors {
+    for e in report.errors.iter().chain(&report.waived) {
         rows.push(vec![
-            "error".into(),
+            e.status.as_str().into(),
             e.playbook.clone(),
             short_resource(&e.resource, false),
             e.message.clone(),
         ]);
-        colours.push(colour.then_some("\x1b[1;33m"));
+        colours.push(colour.then_some(super::table::colour(e.status)));
     }
     aligned(&rows, &colours)
 }
