@@ -145,6 +145,9 @@ pub struct Az<'o> {
     observer: Option<&'o dyn CallObserver>,
     calls: AtomicU64,
     jitter_state: AtomicU64,
+    /// A descriptor every az process inherits (the state directory's lock during apply and
+    /// backout), or -1.
+    inherited_fd: std::sync::atomic::AtomicI32,
     /// No call starts before this instant: when az gives up on throttling, every worker
     /// waits, so that the pool slows down together instead of hammering the subscription.
     throttled_until: Mutex<Instant>,
@@ -166,7 +169,15 @@ impl<'o> Az<'o> {
             calls: AtomicU64::new(0),
             jitter_state: AtomicU64::new(seed),
             throttled_until: Mutex::new(Instant::now()),
+            inherited_fd: std::sync::atomic::AtomicI32::new(-1),
         }
+    }
+
+    /// Lets every az process from now on inherit `fd` (it is otherwise closed on exec). A run
+    /// passes its state-directory lock, so that the lock is held until the last az it started
+    /// has ended, even when azbook itself is killed.
+    pub fn share_with_children(&self, fd: std::os::fd::RawFd) {
+        self.inherited_fd.store(fd, Ordering::SeqCst);
     }
 
     /// How many az processes this runner started (retries included).
@@ -298,14 +309,27 @@ impl<'o> Az<'o> {
                 exit_code,
                 stderr,
             };
+        let inherited = self.inherited_fd.load(Ordering::SeqCst);
         let expression = duct::cmd(self.config.program.as_os_str(), &full[1..])
             .stdin_null()
             .stdout_capture()
             .stderr_capture()
             .unchecked()
-            .before_spawn(|cmd| {
+            .before_spawn(move |cmd| {
                 // A group of its own, so that a timeout can kill az and everything it started.
                 cmd.process_group(0);
+                if inherited >= 0 {
+                    // SAFETY: runs in the child between fork and exec; fcntl is
+                    // async-signal-safe and touches only the descriptor table.
+                    unsafe {
+                        cmd.pre_exec(move || {
+                            if libc::fcntl(inherited, libc::F_SETFD, 0) == -1 {
+                                return Err(io::Error::last_os_error());
+                            }
+                            Ok(())
+                        });
+                    }
+                }
                 Ok(())
             });
         let handle = expression.start().map_err(|e| {

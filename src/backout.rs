@@ -125,11 +125,21 @@ impl Reverter<'_> {
         change.before = current.clone();
         change.after = current.clone();
         if differences(controlled, &t.before, &current).is_empty() {
-            let why = if t.unfinished {
-                "the run stopped before az answered, and the change did not happen"
-            } else {
-                "already as it was before the change"
-            };
+            if t.unfinished {
+                // Any az the killed run left behind has ended (it held the state lock), but Azure
+                // may still be working on a request it accepted (SQL changes run for minutes).
+                let warning = "the run stopped before az answered and the change is not visible now; \
+                               if Azure accepted it and is still working on it, it may land later: \
+                               run `azbook test` in a while, and back out this run again if it shows up";
+                change.warnings.push(warning.to_string());
+                let _ = self.note(t, format!("unchanged for now: {warning}"));
+                return finish(
+                    change,
+                    ChangeStatus::Unchanged,
+                    "not changed (the run stopped before az answered)".into(),
+                );
+            }
+            let why = "already as it was before the change";
             let _ = self.note(t, format!("unchanged: {why}"));
             return finish(change, ChangeStatus::Unchanged, why.into());
         }

@@ -2,12 +2,13 @@
 //! [`crate::app`]. Nothing here decides anything about Azure.
 
 use crate::app::{
-    self, ApplyOptions, BackoutOptions, Format, Global, PlanOptions, Prompt, Selection, TestOptions,
+    self, ApplyOptions, BackoutOptions, Format, Global, PlanOptions, Prompt, ReportFile, Selection,
+    TestOptions,
 };
 use crate::az::{AzConfig, RetryPolicy};
 use crate::discover::Filters;
 use anyhow::Result;
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -121,6 +122,50 @@ impl From<OutputArg> for Format {
     }
 }
 
+/// The formats of `test`: JUnit for CI gates, CSV for spreadsheets, Markdown for auditors.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum TestOutputArg {
+    Table,
+    Json,
+    Csv,
+    Junit,
+    Markdown,
+}
+
+impl From<TestOutputArg> for Format {
+    fn from(o: TestOutputArg) -> Format {
+        match o {
+            TestOutputArg::Table => Format::Table,
+            TestOutputArg::Json => Format::Json,
+            TestOutputArg::Csv => Format::Csv,
+            TestOutputArg::Junit => Format::Junit,
+            TestOutputArg::Markdown => Format::Markdown,
+        }
+    }
+}
+
+/// The formats of plan, apply and backout: Markdown is the change record.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum ChangeOutputArg {
+    Table,
+    Json,
+    Markdown,
+}
+
+impl From<ChangeOutputArg> for Format {
+    fn from(o: ChangeOutputArg) -> Format {
+        match o {
+            ChangeOutputArg::Table => Format::Table,
+            ChangeOutputArg::Json => Format::Json,
+            ChangeOutputArg::Markdown => Format::Markdown,
+        }
+    }
+}
+
+fn parse_report(s: &str) -> Result<ReportFile, String> {
+    ReportFile::parse(s)
+}
+
 #[derive(Subcommand, Debug)]
 enum Command {
     /// List the playbooks available
@@ -146,6 +191,22 @@ enum Command {
     /// Restore what an apply run changed, newest change first, from its change log
     #[command(after_help = BACKOUT_EXAMPLES)]
     Backout(BackoutArgs),
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish)
+    #[command(
+        after_help = "Examples:\n  azbook completions bash > /etc/bash_completion.d/azbook\n  azbook completions zsh > \"${fpath[1]}/_azbook\"\n  azbook completions fish > ~/.config/fish/completions/azbook.fish\n  azbook completions powershell >> $PROFILE"
+    )]
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), generated from the same definitions as --help
+    #[command(
+        after_help = "Examples:\n  azbook man | man -l -\n  azbook man > /usr/local/share/man/man1/azbook.1"
+    )]
+    Man,
+    /// Work with reports: merge the JSON reports of sharded runs
+    #[command(subcommand)]
+    Report(ReportCommand),
     /// List the runs in the change log
     #[command(
         after_help = "Examples:\n  azbook runs\n  azbook runs --output json\n  azbook --state-dir /var/lib/azbook runs"
@@ -163,6 +224,24 @@ enum Command {
         run: String,
         #[arg(long, short, value_enum, default_value_t = OutputArg::Table)]
         output: OutputArg,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ReportCommand {
+    /// Combine the JSON reports of runs sharded by subscription into one, in any format
+    #[command(
+        after_help = "Examples:\n  azbook report merge shard-*.json --output junit > results.xml\n  azbook report merge a.json b.json --output markdown --report merged.json\n\nEach shard is the output of `azbook test --output json --subscription ...`. The same\nresource in two shards with different results is an error naming both files.\nExit codes as for test: 0 all compliant, 1 noncompliant found, 3 some errors."
+    )]
+    Merge {
+        /// The shard reports (`azbook test --output json`)
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+        #[arg(long, short, value_enum, default_value_t = TestOutputArg::Table)]
+        output: TestOutputArg,
+        /// Also write the merged report to FILE, atomically, as [FORMAT=]FILE; repeatable
+        #[arg(long, value_name = "[FORMAT=]FILE", value_parser = parse_report)]
+        report: Vec<ReportFile>,
     },
 }
 
@@ -200,18 +279,27 @@ Exit codes: 0 restored (or nothing to do), 2 nothing ran, 3 some targets drifted
 struct TestArgs {
     #[command(flatten)]
     filters: FilterArgs,
-    /// `table` for people, `json` for machines (schema in README.md)
-    #[arg(long, short, value_enum, default_value_t = OutputArg::Table)]
-    output: OutputArg,
+    /// `table` for people, `json` for machines (schema in README.md), `junit` for CI, `csv`,
+    /// `markdown` (an audit report grouped by control)
+    #[arg(long, short, value_enum, default_value_t = TestOutputArg::Table)]
+    output: TestOutputArg,
+    /// Also write the results to FILE, atomically, as [FORMAT=]FILE (the format is implied by
+    /// .json, .csv, .xml (junit), .md or .txt); repeatable
+    #[arg(long, value_name = "[FORMAT=]FILE", value_parser = parse_report)]
+    report: Vec<ReportFile>,
 }
 
 #[derive(Args, Debug)]
 struct PlanArgs {
     #[command(flatten)]
     filters: FilterArgs,
-    /// `table` for people, `json` for machines (schema in README.md)
-    #[arg(long, short, value_enum, default_value_t = OutputArg::Table)]
-    output: OutputArg,
+    /// `table` for people, `json` for machines (schema in README.md), `markdown` for a change
+    /// record ready for a change-advisory board
+    #[arg(long, short, value_enum, default_value_t = ChangeOutputArg::Table)]
+    output: ChangeOutputArg,
+    /// Also write the plan to FILE, atomically, as [FORMAT=]FILE (e.g. change-record.md); repeatable
+    #[arg(long, value_name = "[FORMAT=]FILE", value_parser = parse_report)]
+    report: Vec<ReportFile>,
     /// Save the plan to this file, for `azbook apply FILE`
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
@@ -236,8 +324,12 @@ struct ApplyArgs {
     /// Refuse a saved plan older than this (s, m, h or d)
     #[arg(long, default_value = "24h", value_name = "AGE", value_parser = parse_age)]
     max_age: Duration,
-    #[arg(long, short, value_enum, default_value_t = OutputArg::Table)]
-    output: OutputArg,
+    /// `table`, `json` (schema in README.md) or `markdown` (the change record, with the run id)
+    #[arg(long, short, value_enum, default_value_t = ChangeOutputArg::Table)]
+    output: ChangeOutputArg,
+    /// Also write the result to FILE, atomically, as [FORMAT=]FILE; repeatable
+    #[arg(long, value_name = "[FORMAT=]FILE", value_parser = parse_report)]
+    report: Vec<ReportFile>,
 }
 
 #[derive(Args, Debug)]
@@ -253,8 +345,12 @@ struct BackoutArgs {
     /// Restore targets that drifted since the change too (and read a log whose chain is broken)
     #[arg(long)]
     force: bool,
-    #[arg(long, short, value_enum, default_value_t = OutputArg::Table)]
-    output: OutputArg,
+    /// `table`, `json` (schema in README.md) or `markdown` (the change record)
+    #[arg(long, short, value_enum, default_value_t = ChangeOutputArg::Table)]
+    output: ChangeOutputArg,
+    /// Also write the result to FILE, atomically, as [FORMAT=]FILE; repeatable
+    #[arg(long, value_name = "[FORMAT=]FILE", value_parser = parse_report)]
+    report: Vec<ReportFile>,
 }
 
 fn parse_age(s: &str) -> Result<Duration, String> {
@@ -355,6 +451,7 @@ impl Cli {
                 let options = TestOptions {
                     selection: args.filters.into_selection(),
                     output: args.output.into(),
+                    reports: args.report,
                 };
                 app::test(&global, &options, out, err)
             }
@@ -362,6 +459,7 @@ impl Cli {
                 let options = PlanOptions {
                     selection: args.filters.into_selection(),
                     output: args.output.into(),
+                    reports: args.report,
                     out: args.out,
                 };
                 app::plan(&global, &options, out, err)
@@ -371,6 +469,7 @@ impl Cli {
                     plan_file: args.plan,
                     selection: args.filters.into_selection(),
                     output: args.output.into(),
+                    reports: args.report,
                     yes: args.yes,
                     dry_run: args.dry_run,
                     max_changes: args.max_changes,
@@ -385,9 +484,23 @@ impl Cli {
                     dry_run: args.dry_run,
                     force: args.force,
                     output: args.output.into(),
+                    reports: args.report,
                 };
                 app::backout(&global, &options, &prompt, out, err)
             }
+            Command::Completions { shell } => {
+                clap_complete::generate(shell, &mut Cli::command(), "azbook", out);
+                Ok(crate::exit::OK)
+            }
+            Command::Man => {
+                clap_mangen::Man::new(Cli::command()).render(out)?;
+                Ok(crate::exit::OK)
+            }
+            Command::Report(ReportCommand::Merge {
+                files,
+                output,
+                report,
+            }) => app::merge_reports(&files, output.into(), &report, global.colour, out),
             Command::Runs { output } => app::runs(&global.state_dir, output.into(), out),
             Command::Log { run, output } => app::log(&global.state_dir, &run, output.into(), out),
         }
@@ -431,7 +544,6 @@ impl Prompt for TerminalPrompt {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
 
     #[test]
     fn definition_is_consistent() {

@@ -1019,3 +1019,73 @@ fn hostile_names_from_azure_stay_single_inert_arguments() {
         );
     }
 }
+
+#[test]
+fn az_left_running_by_a_killed_apply_holds_the_lock_until_it_ends() {
+    use std::os::unix::process::CommandExt;
+    let mut world = edge_world();
+    world["faults"] = json!([{"command": "storage account update", "argvContains": "--name=stcmkpinned", "latencyMs": 1500, "times": 1}]);
+    let sim = Sim::new(&world);
+    let original = essentials(&sim.dump());
+    let mut apply = std::process::Command::new(env!("CARGO_BIN_EXE_azbook"));
+    apply
+        .env(
+            "PATH",
+            format!(
+                "{}:{}",
+                sim.dir.path().join("bin").display(),
+                std::env::var("PATH").unwrap()
+            ),
+        )
+        .env("AZSIM_WORLD", sim.world_path())
+        .env("AZSIM_LOG", sim.log_path())
+        .env_remove("AZBOOK_AZ")
+        .current_dir(sim.dir.path())
+        .args(["apply", "--yes", "--playbook", "storage-account-mmk"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .process_group(0);
+    let child = apply.spawn().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !sim.calls().iter().any(|c| {
+        c.join(" ")
+            .starts_with("storage account update --name=stcmkpinned")
+    }) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the slow change never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    // Kill azbook as a terminal or a CI runner would: its whole process group.
+    unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+    let mut child = child;
+    child.wait().unwrap();
+    // The az it started is still changing the account: backout must not race it.
+    let out = sim.azbook().args(["backout", "--yes"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("az commands it started are still running"),
+        "{stderr}"
+    );
+    // Once it has ended, backout restores everything, the late change included.
+    let restored = loop {
+        let out = sim.azbook().args(["backout", "--yes"]).output().unwrap();
+        if out.status.code() != Some(2) {
+            break out;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the lock was never released"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert_eq!(
+        restored.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&restored.stderr)
+    );
+    assert_eq!(essentials(&sim.dump()), original);
+}

@@ -1,17 +1,20 @@
 //! `azbook list` and `azbook test`.
 
-use super::{Format, Global, Selection, start_session};
+use super::output::{self, Format, ReportFile};
+use super::{Global, Selection, start_session};
 use crate::exit;
 use crate::playbook;
 use crate::progress::Bar;
 use crate::report::{self, PlaybookInfo, TestReport};
-use anyhow::{Context, Result};
+use anyhow::Result;
 use std::io::Write;
 use std::time::Instant;
 
 pub struct TestOptions {
     pub selection: Selection,
     pub output: Format,
+    /// `--report FILE`s, each written atomically.
+    pub reports: Vec<ReportFile>,
 }
 
 /// `azbook list`: the playbooks available (built-in, plus any files named).
@@ -36,7 +39,7 @@ pub fn list(playbooks: &[String], output: Format, out: &mut dyn Write) -> Result
         .collect();
     match output {
         Format::Json => writeln!(out, "{}", serde_json::to_string_pretty(&infos)?)?,
-        Format::Table => write!(out, "{}", report::render_playbook_list(&infos))?,
+        _ => write!(out, "{}", report::render_playbook_list(&infos))?,
     }
     Ok(exit::OK)
 }
@@ -56,13 +59,18 @@ pub fn test(
     let az = &session.az;
     let order: Vec<&str> = playbooks.iter().map(|p| p.id.as_str()).collect();
     let report = TestReport::new(outcomes.iter().map(|o| o.to_result()).collect(), &order);
-    match options.output {
-        Format::Json => out.write_all(report.to_json().as_bytes())?,
-        Format::Table => {
-            out.write_all(report::render_test_table(&report, global.colour).as_bytes())?
-        }
-    }
-    out.flush().context("writing the results")?;
+    let ctx = output::context(
+        "test",
+        &session.account,
+        &session.subscriptions,
+        playbooks,
+        &options.selection,
+        None,
+    );
+    let stdout_text = output::test_text(&report, &ctx, options.output, global.colour);
+    output::emit(out, &stdout_text, &options.reports, &|format| {
+        Ok(output::test_text(&report, &ctx, format, false))
+    })?;
     let s = &report.summary;
     if !global.quiet {
         writeln!(
@@ -78,6 +86,53 @@ pub fn test(
         )?;
     }
     super::report_usage(global, err)?;
+    Ok(if s.error > 0 {
+        exit::INCOMPLETE
+    } else if s.noncompliant > 0 {
+        exit::NONCOMPLIANT
+    } else {
+        exit::OK
+    })
+}
+
+/// `azbook report merge`: the JSON reports of runs sharded by subscription, as one report.
+pub fn merge_reports(
+    files: &[std::path::PathBuf],
+    format: Format,
+    reports: &[ReportFile],
+    colour: bool,
+    out: &mut dyn Write,
+) -> Result<i32> {
+    let mut inputs = Vec::new();
+    for path in files {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+        let report: TestReport = serde_json::from_str(&text).map_err(|e| {
+            anyhow::anyhow!(
+                "{} is not an azbook test report (`azbook test --output json`): {e}",
+                path.display()
+            )
+        })?;
+        inputs.push((path.display().to_string(), report));
+    }
+    let merged = report::merge_test_reports(inputs).map_err(anyhow::Error::msg)?;
+    let playbooks = playbook::builtin();
+    let ctx = report::ReportContext {
+        command: "test".into(),
+        generated_at: crate::timefmt::now_rfc3339(),
+        azbook_version: env!("CARGO_PKG_VERSION").into(),
+        scope: vec![format!("merged from {} shard report(s)", files.len())],
+        playbooks: playbooks
+            .iter()
+            .map(report::PlaybookDoc::from_playbook)
+            .collect(),
+        ..Default::default()
+    };
+    let text = output::test_text(&merged, &ctx, format, colour);
+    output::emit(out, &text, reports, &|f| {
+        Ok(output::test_text(&merged, &ctx, f, false))
+    })?;
+    let s = &merged.summary;
     Ok(if s.error > 0 {
         exit::INCOMPLETE
     } else if s.noncompliant > 0 {

@@ -1,6 +1,7 @@
 //! `azbook plan` and `azbook apply` (DESIGN section 5).
 
-use super::{Format, Global, Prompt, Selection, fatal, start_session};
+use super::output::{self, Format, ReportFile};
+use super::{Global, Prompt, Selection, fatal, start_session};
 use crate::apply;
 use crate::exit;
 use crate::fsutil::write_atomic;
@@ -8,6 +9,7 @@ use crate::journal::{PlaybookRef, Record, RunEnd, RunKind, RunStart, StateDir};
 use crate::plan::{self, Change, ChangeReport, ChangeStatus, PLAN_KIND, PlanFile};
 use crate::playbook::{self, Playbook};
 use crate::progress::Bar;
+use crate::report::ReportContext;
 use crate::report::{self, TestResult};
 use crate::session;
 use crate::timefmt;
@@ -22,6 +24,7 @@ use std::time::{Duration, SystemTime};
 pub struct PlanOptions {
     pub selection: Selection,
     pub output: Format,
+    pub reports: Vec<ReportFile>,
     /// Save the plan here, for `apply FILE`.
     pub out: Option<PathBuf>,
 }
@@ -31,6 +34,7 @@ pub struct ApplyOptions {
     pub plan_file: Option<PathBuf>,
     pub selection: Selection,
     pub output: Format,
+    pub reports: Vec<ReportFile>,
     pub yes: bool,
     /// Plan only (`apply --dry-run` is `plan`).
     pub dry_run: bool,
@@ -62,20 +66,20 @@ fn scope_json(selection: &Selection) -> Value {
     })
 }
 
+#[allow(clippy::too_many_arguments)]
 fn print_report(
     report: &ChangeReport,
+    ctx: &ReportContext,
     format: Format,
+    files: &[ReportFile],
     plan_view: bool,
     colour: bool,
     out: &mut dyn Write,
 ) -> Result<()> {
-    let text = match (format, plan_view) {
-        (Format::Json, _) => report.to_json(),
-        (Format::Table, true) => report::render_plan(report, colour),
-        (Format::Table, false) => report::render_change_table(report, colour),
-    };
-    out.write_all(text.as_bytes())?;
-    out.flush().context("writing the results")
+    let text = output::change_text(report, ctx, format, plan_view, colour)?;
+    output::emit(out, &text, files, &|f| {
+        output::change_text(report, ctx, f, plan_view, false)
+    })
 }
 
 /// `azbook plan`: what `apply` would do, without changing anything.
@@ -108,7 +112,23 @@ pub fn plan(
         write_atomic(path, &bytes)
             .with_context(|| format!("cannot write the plan file {}", path.display()))?;
     }
-    print_report(&report, options.output, true, global.colour, out)?;
+    let ctx = output::context(
+        "plan",
+        &session.account,
+        &session.subscriptions,
+        &session.playbooks,
+        &options.selection,
+        None,
+    );
+    print_report(
+        &report,
+        &ctx,
+        options.output,
+        &options.reports,
+        true,
+        global.colour,
+        out,
+    )?;
     if !global.quiet {
         writeln!(err, "plan: {}", report::summary_line(&report.changes))?;
         if let Some(path) = &options.out {
@@ -284,6 +304,7 @@ pub fn apply(
         let plan_options = PlanOptions {
             selection: options.selection.clone(),
             output: options.output,
+            reports: options.reports.clone(),
             out: None,
         };
         if options.plan_file.is_some() {
@@ -377,7 +398,23 @@ pub fn apply(
     let actionable = changes.iter().filter(|c| c.has_az_steps()).count();
     if actionable == 0 {
         let report = ChangeReport::new(None, changes, errors);
-        print_report(&report, options.output, false, global.colour, out)?;
+        let ctx = output::context(
+            "apply",
+            &session.account,
+            &session.subscriptions,
+            &session.playbooks,
+            &options.selection,
+            None,
+        );
+        print_report(
+            &report,
+            &ctx,
+            options.output,
+            &options.reports,
+            false,
+            global.colour,
+            out,
+        )?;
         if !global.quiet {
             writeln!(err, "nothing for azbook to change")?;
         }
@@ -443,6 +480,7 @@ pub fn apply(
             journal.lock().expect("journal lock").dir().display()
         )?;
     }
+    session.az.share_with_children(lock.raw_fd());
     let (done, stopped) = apply::execute(
         &session.az,
         &journal,
@@ -471,7 +509,23 @@ pub fn apply(
             summary,
         }));
     drop(lock);
-    print_report(&report, options.output, false, global.colour, out)?;
+    let ctx = output::context(
+        "apply",
+        &session.account,
+        &session.subscriptions,
+        &session.playbooks,
+        &options.selection,
+        Some(run_id.clone()),
+    );
+    print_report(
+        &report,
+        &ctx,
+        options.output,
+        &options.reports,
+        false,
+        global.colour,
+        out,
+    )?;
     if let Some(reason) = &stopped {
         writeln!(
             err,

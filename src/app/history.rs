@@ -12,7 +12,7 @@ pub fn runs(state_dir: &Path, output: Format, out: &mut dyn Write) -> Result<i32
     let runs = StateDir::new(state_dir).runs()?;
     match output {
         Format::Json => writeln!(out, "{}", serde_json::to_string_pretty(&runs)?)?,
-        Format::Table => out.write_all(report::render_runs_table(&runs).as_bytes())?,
+        _ => out.write_all(report::render_runs_table(&runs).as_bytes())?,
     }
     Ok(exit::OK)
 }
@@ -21,7 +21,7 @@ pub fn log(state_dir: &Path, run: &str, output: Format, out: &mut dyn Write) -> 
     let log = StateDir::new(state_dir).read_run(run)?;
     match output {
         Format::Json => writeln!(out, "{}", serde_json::to_string_pretty(&log.to_json())?)?,
-        Format::Table => out.write_all(report::render_run_log(&log).as_bytes())?,
+        _ => out.write_all(report::render_run_log(&log).as_bytes())?,
     }
     Ok(if log.tampered.is_some() {
         exit::INCOMPLETE

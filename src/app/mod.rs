@@ -4,11 +4,13 @@
 mod audit;
 mod change;
 mod history;
+mod output;
 mod revert;
 
-pub use audit::{TestOptions, list, test};
+pub use audit::{TestOptions, list, merge_reports, test};
 pub use change::{ApplyOptions, PlanOptions, apply, parse_duration, plan};
 pub use history::{log, runs};
+pub use output::{Format, ReportFile};
 pub use revert::{BackoutOptions, backout};
 
 use crate::az::{Az, AzConfig, AzError};
@@ -71,12 +73,6 @@ pub trait Prompt {
     fn confirm(&self, question: &str) -> bool;
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Format {
-    Table,
-    Json,
-}
-
 /// Which playbooks, subscriptions and resources a run covers.
 #[derive(Clone, Debug, Default)]
 pub struct Selection {
@@ -119,6 +115,25 @@ fn resolve_subscriptions(
     Ok(subs)
 }
 
+/// The filters of a run as people read them: `tag data-classification=critical`.
+pub(crate) fn scope_items(selection: &Selection) -> Vec<String> {
+    let f = &selection.filters;
+    let mut items = Vec::new();
+    if let Some(rg) = &f.resource_group {
+        items.push(format!("resource group {rg}"));
+    }
+    for (k, v) in &f.tags {
+        items.push(format!("tag {k}={v}"));
+    }
+    for n in &f.names {
+        items.push(format!("name {}", n.as_str()));
+    }
+    for n in &f.excludes {
+        items.push(format!("excluding {}", n.as_str()));
+    }
+    items
+}
+
 /// The first line of every run: what it covers, as whom. It goes in logs and change tickets.
 pub(crate) fn scope_line(
     command: &str,
@@ -136,20 +151,7 @@ pub(crate) fn scope_line(
     } else {
         format!("subscriptions {}", subscriptions.join(", "))
     };
-    let f = &selection.filters;
-    let mut filters = Vec::new();
-    if let Some(rg) = &f.resource_group {
-        filters.push(format!("resource group {rg}"));
-    }
-    for (k, v) in &f.tags {
-        filters.push(format!("tag {k}={v}"));
-    }
-    for n in &f.names {
-        filters.push(format!("name {}", n.as_str()));
-    }
-    for n in &f.excludes {
-        filters.push(format!("excluding {}", n.as_str()));
-    }
+    let filters = scope_items(selection);
     let filters = if filters.is_empty() {
         String::new()
     } else {

@@ -1,6 +1,7 @@
 //! `azbook backout`: restore what a run changed, from its change log (DESIGN section 4).
 
-use super::{Format, Global, Prompt, fatal};
+use super::output::{self, Format, ReportFile};
+use super::{Global, Prompt, fatal};
 use crate::az::Az;
 use crate::backout::{Reverter, changed_targets};
 use crate::exit;
@@ -8,7 +9,6 @@ use crate::journal::{Record, RunEnd, RunKind, RunStart, StateDir};
 use crate::plan::{ChangeReport, ChangeStatus};
 use crate::playbook::{self, Playbook};
 use crate::progress::Bar;
-use crate::report;
 use crate::session;
 use anyhow::{Context, Result, bail};
 use serde_json::json;
@@ -23,6 +23,7 @@ pub struct BackoutOptions {
     /// Restore targets whose state drifted since the change, and read a tampered log.
     pub force: bool,
     pub output: Format,
+    pub reports: Vec<ReportFile>,
 }
 
 pub fn backout(
@@ -131,6 +132,7 @@ pub fn backout(
         None
     } else {
         lock = state.lock()?;
+        az.share_with_children(lock.raw_fd());
         let run_start = RunStart {
             run_id: String::new(),
             kind: RunKind::Backout,
@@ -188,13 +190,25 @@ pub fn backout(
                 summary: report.summary.clone(),
             }))?;
     }
-    let text = match options.output {
-        Format::Json => report.to_json(),
-        Format::Table if options.dry_run => report::render_plan(&report, global.colour),
-        Format::Table => report::render_change_table(&report, global.colour),
-    };
-    out.write_all(text.as_bytes())?;
-    out.flush()?;
+    let selection = super::Selection::default();
+    let ctx = output::context(
+        "backout",
+        &account,
+        &start.subscriptions,
+        &playbooks,
+        &selection,
+        own_run.clone(),
+    );
+    let text = output::change_text(
+        &report,
+        &ctx,
+        options.output,
+        options.dry_run,
+        global.colour,
+    )?;
+    output::emit(out, &text, &options.reports, &|f| {
+        output::change_text(&report, &ctx, f, options.dry_run, false)
+    })?;
     if !global.quiet {
         if let Some(id) = &own_run {
             writeln!(err, "backout run {id}: {}", report.summary_text())?;

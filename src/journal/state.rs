@@ -96,6 +96,13 @@ struct Holder {
 }
 
 impl StateLock {
+    /// The lock's file descriptor, for the az processes a run starts to inherit: the lock then
+    /// holds until the last of them ends, so that a backout cannot start while an az left
+    /// behind by a killed run may still change a resource.
+    pub fn raw_fd(&self) -> std::os::fd::RawFd {
+        std::os::fd::AsRawFd::as_raw_fd(&self.file)
+    }
+
     /// Creates a run: its directory, the playbook copies, and the `run-start` record (fsynced). Errors here mean
     /// nothing was changed yet.
     ///
@@ -180,15 +187,28 @@ fn held(root: &Path, lock_path: &Path) -> anyhow::Error {
         Some(Holder { pid, since, .. }) => format!("process {pid}, since {since}"),
         None => "a process that has not yet said which".to_string(),
     };
-    let look_for = holder
-        .map(|h| format!("process {}", h.pid))
-        .unwrap_or_else(|| "azbook process".to_string());
+    // SAFETY: kill with signal 0 only asks whether the process exists.
+    let holder_alive = holder
+        .as_ref()
+        .is_some_and(|h| unsafe { libc::kill(h.pid as libc::pid_t, 0) } == 0);
+    let hint = match &holder {
+        Some(h) if !holder_alive => format!(
+            "process {} has ended, but az commands it started are still running and may still \
+             change resources (the lock is shared with them for exactly this reason): wait for \
+             them to end, then run this again",
+            h.pid
+        ),
+        Some(h) => format!(
+            "wait for it to finish, then run this again; if no azbook seems to be running, look \
+             for a stopped or hung process {}",
+            h.pid
+        ),
+        None => "wait for it to finish, then run this again".to_string(),
+    };
     anyhow!(
-        "the state directory {} is locked by another azbook apply or backout ({who}): wait for \
-         it to finish, then run this again; nothing was changed. The lock ({}) is released \
-         automatically when the process holding it ends, even if it crashes or is killed, so \
-         there is never a stale lock to delete: if no azbook seems to be running, look for a \
-         stopped or hung {look_for}.",
+        "the state directory {} is locked by another azbook apply or backout ({who}): {hint}. \
+         Nothing was changed. The lock ({}) is released automatically when the last process \
+         holding it ends, even if it crashes or is killed, so there is never a stale lock to delete.",
         root.display(),
         lock_path.display(),
     )

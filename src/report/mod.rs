@@ -1,10 +1,20 @@
 //! What a run found, as data (DESIGN section 6), apart from how it is rendered.
 
 mod changes;
+mod context;
+mod csv;
+mod junit;
+mod markdown;
+mod merge;
 mod runs;
 mod table;
 
 pub use changes::{render_change_table, render_plan, state_changes, summary_line};
+pub use context::{PlaybookDoc, ReportContext};
+pub use csv::render_test_csv;
+pub use junit::render_test_junit;
+pub use markdown::{render_change_markdown, render_test_markdown};
+pub use merge::merge_test_reports;
 pub use runs::*;
 pub use table::{render_playbook_list, render_test_table};
 
@@ -36,13 +46,31 @@ impl Status {
 
 /// Evidence fields in the order the playbook declares them (an auditor reads them in that
 /// order), serialized as a JSON object.
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
-#[serde(from = "serde_json::Map<String, Value>")]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Evidence(pub Vec<(String, Value)>);
 
-impl From<serde_json::Map<String, Value>> for Evidence {
-    fn from(map: serde_json::Map<String, Value>) -> Self {
-        Evidence(map.into_iter().collect())
+/// Read back in the order written (a merged report keeps the playbook's order), which a JSON
+/// map type without insertion order would lose.
+impl<'de> Deserialize<'de> for Evidence {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Fields;
+        impl<'de> serde::de::Visitor<'de> for Fields {
+            type Value = Evidence;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object of evidence fields")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Evidence, A::Error> {
+                let mut fields = Vec::new();
+                while let Some((k, v)) = map.next_entry::<String, Value>()? {
+                    fields.push((k, v));
+                }
+                Ok(Evidence(fields))
+            }
+        }
+        deserializer.deserialize_map(Fields)
     }
 }
 
@@ -179,5 +207,9 @@ mod tests {
         );
         let back: TestReport = serde_json::from_str(&text).unwrap();
         assert_eq!(back.summary, report.summary);
+        assert_eq!(
+            back.results[0].evidence.0[0].0, "b",
+            "evidence order survives a round trip"
+        );
     }
 }

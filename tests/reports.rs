@@ -1,0 +1,197 @@
+//! Every report format, parsed rather than matched, and `report merge` of sharded runs.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+
+#[test]
+fn junit_is_valid_xml_with_a_case_per_result() {
+    let sim = Sim::new(&edge_world());
+    let out = sim
+        .azbook()
+        .args(["test", "--output", "junit"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let xml = String::from_utf8(out.stdout).unwrap();
+    let doc = roxmltree::Document::parse(&xml).expect("valid XML");
+    let cases: Vec<_> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("testcase"))
+        .collect();
+    assert_eq!(cases.len(), 17);
+    let failures = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("failure"))
+        .count();
+    assert_eq!(failures, 9);
+    let suites: Vec<_> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("testsuite"))
+        .collect();
+    assert_eq!(suites.len(), 3);
+    let storage = suites
+        .iter()
+        .find(|s| s.attribute("name") == Some("storage-account-mmk"))
+        .unwrap();
+    assert_eq!(storage.attribute("failures"), Some("6"));
+}
+
+#[test]
+fn csv_round_trips_one_row_per_result() {
+    let sim = Sim::new(&edge_world());
+    let out = sim
+        .azbook()
+        .args([
+            "test",
+            "--output",
+            "csv",
+            "--playbook",
+            "storage-account-mmk",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[0],
+        "playbook,control,resource,subscription,resource_group,name,status,message,evidence"
+    );
+    assert_eq!(lines.len(), 10, "{text}");
+    let pinned = lines.iter().find(|l| l.contains("stcmkpinned")).unwrap();
+    assert!(pinned.contains(",noncompliant,"), "{pinned}");
+    assert!(
+        pinned.contains(SUB_A) && pinned.contains(",rg-data,"),
+        "{pinned}"
+    );
+}
+
+#[test]
+fn markdown_reports_and_report_files() {
+    let sim = Sim::new(&edge_world());
+    let junit = sim.dir.path().join("out/results.xml");
+    std::fs::create_dir_all(junit.parent().unwrap()).unwrap();
+    let audit = sim.dir.path().join("audit.md");
+    let out = sim
+        .azbook()
+        .args(["test", "--report"])
+        .arg(&junit)
+        .arg("--report")
+        .arg(format!("markdown={}", audit.display()))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with("STATUS"),
+        "stdout keeps the table"
+    );
+    roxmltree::Document::parse(&std::fs::read_to_string(&junit).unwrap())
+        .expect("the JUnit file is XML");
+    let md = std::fs::read_to_string(&audit).unwrap();
+    assert!(
+        md.contains("2.1.1.1.1") && md.contains("stcmkpinned") && md.contains("ops@contoso.com"),
+        "{md}"
+    );
+
+    let record = sim
+        .azbook()
+        .args(["plan", "--output", "markdown"])
+        .output()
+        .unwrap();
+    assert_eq!(record.status.code(), Some(0));
+    let md = String::from_utf8(record.stdout).unwrap();
+    for needle in [
+        "az storage account update --name=stcmkpinned",
+        "--encryption-key-source=Microsoft.Keyvault",
+        "control of the key",
+        "ops@contoso.com",
+        "azbook test",
+    ] {
+        assert!(
+            md.contains(needle),
+            "the change record lacks {needle}:\n{md}"
+        );
+    }
+    assert!(md.matches("```").count() >= 4, "commands are in fences");
+    // csv and junit are audit formats: plan refuses them with a message.
+    assert_eq!(
+        sim.azbook()
+            .args(["plan", "--output", "junit"])
+            .output()
+            .unwrap()
+            .status
+            .code(),
+        Some(2)
+    );
+}
+
+#[test]
+fn sharded_reports_merge_into_one() {
+    let sim = Sim::new(&edge_world());
+    let shard = |sub: &str, name: &str| {
+        let path = sim.dir.path().join(name);
+        let out = sim
+            .azbook()
+            .args(["test", "--output", "json", "--subscription", sub])
+            .output()
+            .unwrap();
+        std::fs::write(&path, &out.stdout).unwrap();
+        path
+    };
+    let a = shard(SUB_A, "a.json");
+    let b = shard(SUB_B, "b.json");
+    let out = sim
+        .azbook()
+        .args(["report", "merge", "--output", "json"])
+        .arg(&a)
+        .arg(&b)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let merged: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let count = |p: &std::path::Path| {
+        serde_json::from_slice::<Value>(&std::fs::read(p).unwrap()).unwrap()["results"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    assert_eq!(
+        merged["results"].as_array().unwrap().len(),
+        count(&a) + count(&b)
+    );
+    assert_eq!(merged["summary"]["noncompliant"], 10);
+    let junit = sim
+        .azbook()
+        .args(["report", "merge", "--output", "junit"])
+        .arg(&a)
+        .arg(&b)
+        .output()
+        .unwrap();
+    roxmltree::Document::parse(&String::from_utf8(junit.stdout).unwrap())
+        .expect("merged JUnit is XML");
+
+    // The same resource with another verdict in two shards is an error naming both files.
+    let mut changed: Value = serde_json::from_slice(&std::fs::read(&a).unwrap()).unwrap();
+    changed["results"][0]["status"] = "compliant".into();
+    let c = sim.dir.path().join("c.json");
+    std::fs::write(&c, serde_json::to_vec(&changed).unwrap()).unwrap();
+    let out = sim
+        .azbook()
+        .args(["report", "merge"])
+        .arg(&a)
+        .arg(&c)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("a.json") && stderr.contains("c.json"),
+        "{stderr}"
+    );
+}
