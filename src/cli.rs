@@ -287,6 +287,10 @@ struct TestArgs {
     /// .json, .csv, .xml (junit), .md or .txt); repeatable
     #[arg(long, value_name = "[FORMAT=]FILE", value_parser = parse_report)]
     report: Vec<ReportFile>,
+    /// Write, per resource, the exact az commands, their time, the signed-in identity and the
+    /// raw JSON az printed (credentials removed), with a manifest of sha256 hashes
+    #[arg(long, value_name = "DIR")]
+    evidence_dir: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -452,6 +456,7 @@ impl Cli {
                     selection: args.filters.into_selection(),
                     output: args.output.into(),
                     reports: args.report,
+                    evidence_dir: args.evidence_dir,
                 };
                 app::test(&global, &options, out, err)
             }

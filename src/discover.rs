@@ -89,6 +89,17 @@ pub struct Target<'p> {
     pub subscription: String,
     /// (level name, item) from the first level down to the target itself.
     pub levels: Vec<(String, Value)>,
+    /// With `--evidence-dir`: every az call that read this target, as run, with what it printed
+    /// of the target (for a list, the target's own item). Empty otherwise.
+    pub calls: Vec<CallRecord>,
+}
+
+/// One az call behind a verdict, for auditors.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct CallRecord {
+    pub argv: Vec<String>,
+    pub time: String,
+    pub output: Value,
 }
 
 impl Target<'_> {
@@ -161,7 +172,13 @@ impl Abort {
     }
 }
 
-type Shared = Arc<Result<Value, AzError>>;
+/// A list call's result, with when it was made (evidence names the time of every call).
+struct Listed {
+    result: Result<Value, AzError>,
+    at: String,
+}
+
+type Shared = Arc<Listed>;
 /// A call's argv and subscription.
 type CallKey = (Vec<String>, String);
 
@@ -181,8 +198,14 @@ impl Memo {
                 .or_default()
                 .clone()
         };
-        cell.get_or_init(|| Arc::new(az.run_list(argv, Some(subscription), keep)))
-            .clone()
+        cell.get_or_init(|| {
+            let at = crate::timefmt::now_rfc3339();
+            Arc::new(Listed {
+                result: az.run_list(argv, Some(subscription), keep),
+                at,
+            })
+        })
+        .clone()
     }
 }
 
@@ -193,6 +216,8 @@ pub struct Discovery<'a> {
     memo: Memo,
     /// Per list command (its words), the fields any selected playbook reads of its items.
     keep: HashMap<String, Keep>,
+    /// Keep whole items and a trail of calls per target, for `--evidence-dir`.
+    evidence: bool,
 }
 
 pub type Sink<'s, 'p> = dyn Fn(&Spawner<'s>, Found<'p>) + Sync + 's;
@@ -203,6 +228,7 @@ impl<'a> Discovery<'a> {
         filters: &'a Filters,
         abort: &'a Abort,
         playbooks: &[Playbook],
+        evidence: bool,
     ) -> Self {
         let mut keep: HashMap<String, Keep> = HashMap::new();
         for playbook in playbooks {
@@ -226,6 +252,7 @@ impl<'a> Discovery<'a> {
             abort,
             memo: Memo::default(),
             keep,
+            evidence,
         }
     }
 
@@ -238,7 +265,14 @@ impl<'a> Discovery<'a> {
         subscription: &'s str,
         sink: &'s Sink<'s, 'p>,
     ) {
-        self.level(spawner, playbook, subscription, Vec::new(), sink);
+        self.level(
+            spawner,
+            playbook,
+            subscription,
+            Vec::new(),
+            Vec::new(),
+            sink,
+        );
     }
 
     fn level<'s, 'p: 's>(
@@ -247,6 +281,7 @@ impl<'a> Discovery<'a> {
         playbook: &'p Playbook,
         subscription: &'s str,
         parents: Vec<(String, Value)>,
+        trail: Vec<CallRecord>,
         sink: &'s Sink<'s, 'p>,
     ) {
         spawner.spawn(move |spawner| {
@@ -274,13 +309,16 @@ impl<'a> Discovery<'a> {
                 Ok(argv) => argv,
                 Err(message) => return fail(render_error(&level.argv.command_words(), message)),
             };
-            let keep = self
-                .keep
-                .get(&level.argv.command_words().join(" "))
-                .cloned()
-                .flatten();
+            let keep = if self.evidence {
+                None
+            } else {
+                self.keep
+                    .get(&level.argv.command_words().join(" "))
+                    .cloned()
+                    .flatten()
+            };
             let listed = self.memo.get(self.az, &argv, subscription, &keep);
-            let items = match &*listed {
+            let items = match &listed.result {
                 Err(error) => {
                     if !self.abort.check(error) {
                         fail(error.clone());
@@ -306,10 +344,19 @@ impl<'a> Discovery<'a> {
                 }
                 let mut levels = parents.clone();
                 levels.push((level.name.clone(), item.clone()));
+                let mut calls = trail.clone();
+                if self.evidence {
+                    calls.push(CallRecord {
+                        argv: Az::full_argv(&argv, Some(subscription)),
+                        time: listed.at.clone(),
+                        output: item.clone(),
+                    });
+                }
                 let target = Target {
                     playbook,
                     subscription: subscription.to_string(),
                     levels,
+                    calls,
                 };
                 let skip = level
                     .skip
@@ -324,7 +371,14 @@ impl<'a> Discovery<'a> {
                     }
                     Some(_) => {}
                     None if last => sink(spawner, Found::Target(target)),
-                    None => self.level(spawner, playbook, subscription, target.levels, sink),
+                    None => self.level(
+                        spawner,
+                        playbook,
+                        subscription,
+                        target.levels,
+                        target.calls,
+                        sink,
+                    ),
                 }
             }
         });

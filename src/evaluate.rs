@@ -1,7 +1,7 @@
 //! The test plan: reads each target's state, applies the playbook's verdict, keeps evidence.
 
 use crate::az::{Az, AzError, CallKind};
-use crate::discover::{Abort, Discovery, Filters, Found, Sink, Target, render_error};
+use crate::discover::{Abort, CallRecord, Discovery, Filters, Found, Sink, Target, render_error};
 use crate::playbook::{Argv, Playbook, Reads};
 use crate::report::{Evidence, Status, TestResult};
 use crate::scheduler::{self, Spawner};
@@ -137,6 +137,8 @@ pub fn read_state(
 }
 
 pub struct RunOptions<'p, 'a> {
+    /// Keep, per target, every call behind its verdict (`--evidence-dir`).
+    pub evidence: bool,
     pub playbooks: &'p [Playbook],
     pub subscriptions: &'a [String],
     pub filters: &'a Filters,
@@ -152,10 +154,17 @@ pub fn assess<'p>(
     progress: &dyn Progress,
 ) -> Result<Vec<Outcome<'p>>, AzError> {
     let abort = Abort::default();
-    let discovery = Discovery::new(az, options.filters, &abort, options.playbooks);
+    let discovery = Discovery::new(
+        az,
+        options.filters,
+        &abort,
+        options.playbooks,
+        options.evidence,
+    );
     let outcomes: Mutex<Vec<Outcome<'p>>> = Mutex::new(Vec::new());
     let engine = Engine {
         az,
+        evidence: options.evidence,
         abort: &abort,
         outcomes: &outcomes,
         progress,
@@ -176,6 +185,7 @@ pub fn assess<'p>(
 
 struct Engine<'e, 'p> {
     az: &'e Az<'e>,
+    evidence: bool,
     abort: &'e Abort,
     outcomes: &'e Mutex<Vec<Outcome<'p>>>,
     progress: &'e dyn Progress,
@@ -249,12 +259,30 @@ impl<'e, 'p> Engine<'e, 'p> {
         self.push(outcome);
     }
 
-    fn read(&self, target: &Target<'p>, argv: &crate::playbook::Argv) -> Result<Value, AzError> {
+    /// Reads one part of a target's state; with evidence on, the call joins `calls`.
+    fn read(
+        &self,
+        target: &Target<'p>,
+        argv: &crate::playbook::Argv,
+        calls: &mut Vec<CallRecord>,
+    ) -> Result<Value, AzError> {
         let rendered = argv
             .render(&target.context(None))
             .map_err(|m| render_error(&argv.command_words(), m))?;
-        self.az
-            .run(&rendered, Some(&target.subscription), CallKind::Read)
+        let time = crate::timefmt::now_rfc3339();
+        let result = self
+            .az
+            .run(&rendered, Some(&target.subscription), CallKind::Read);
+        if self.evidence
+            && let Ok(output) = &result
+        {
+            calls.push(CallRecord {
+                argv: Az::full_argv(&rendered, Some(&target.subscription)),
+                time,
+                output: output.clone(),
+            });
+        }
+        result
     }
 
     /// Each read is a job of its own, so that a target's reads run in parallel and count
@@ -272,7 +300,10 @@ impl<'e, 'p> Engine<'e, 'p> {
                 if self.abort.is_set() {
                     return;
                 }
-                let state = self.read(&target, argv);
+                let mut target = target;
+                let mut calls = std::mem::take(&mut target.calls);
+                let state = self.read(&target, argv, &mut calls);
+                target.calls = calls;
                 self.conclude(target, state);
             }),
             Reads::Named(reads) => {
@@ -289,8 +320,12 @@ impl<'e, 'p> Engine<'e, 'p> {
                         if self.abort.is_set() {
                             return;
                         }
-                        let result = self.read(&target, argv);
+                        let mut calls = Vec::new();
+                        let result = self.read(&target, argv, &mut calls);
                         let mut j = join.lock().expect("join lock");
+                        if let Some(t) = j.target.as_mut() {
+                            t.calls.extend(calls);
+                        }
                         match result {
                             Ok(v) => {
                                 j.state.insert(name.clone(), v);

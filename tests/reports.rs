@@ -195,3 +195,89 @@ fn sharded_reports_merge_into_one() {
         "{stderr}"
     );
 }
+
+#[test]
+fn evidence_dir_holds_commands_raw_output_and_a_manifest() {
+    use sha2::{Digest, Sha256};
+    let sim = Sim::new(&edge_world());
+    let dir = sim.dir.path().join("evidence");
+    let out = sim
+        .azbook()
+        .args(["test", "--evidence-dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["signedIn"]["user"], "ops@contoso.com");
+    let files = manifest["files"].as_array().unwrap();
+    assert_eq!(files.len(), 17);
+    for f in files {
+        let bytes = std::fs::read(dir.join(f["file"].as_str().unwrap())).unwrap();
+        let sha: String = Sha256::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(
+            f["sha256"],
+            sha.as_str(),
+            "the manifest hash matches {}",
+            f["file"]
+        );
+    }
+    let db = files
+        .iter()
+        .find(|f| f["resource"].as_str().unwrap().ends_with("/db-off"))
+        .unwrap();
+    let doc: Value =
+        serde_json::from_slice(&std::fs::read(dir.join(db["file"].as_str().unwrap())).unwrap())
+            .unwrap();
+    let calls = doc["calls"].as_array().unwrap();
+    let commands: Vec<String> = calls
+        .iter()
+        .map(|c| {
+            c["argv"].as_array().unwrap()[1..4]
+                .iter()
+                .map(|a| a.as_str().unwrap())
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect();
+    assert!(
+        commands.contains(&"sql server list".to_string()),
+        "{commands:?}"
+    );
+    assert!(
+        commands.contains(&"sql db list".to_string()),
+        "{commands:?}"
+    );
+    assert!(
+        commands.iter().any(|c| c.starts_with("sql db tde")),
+        "{commands:?}"
+    );
+    let tde = calls.iter().find(|c| c["argv"][3] == "tde").unwrap();
+    assert_eq!(
+        tde["output"]["state"], "Disabled",
+        "the raw output az printed"
+    );
+    assert!(tde["time"].as_str().unwrap().ends_with('Z'));
+    // The storage list is kept whole for evidence, not trimmed to the fields the verdict reads.
+    let st = files
+        .iter()
+        .find(|f| f["resource"].as_str().unwrap().ends_with("/stcmkpinned"))
+        .unwrap();
+    let doc: Value =
+        serde_json::from_slice(&std::fs::read(dir.join(st["file"].as_str().unwrap())).unwrap())
+            .unwrap();
+    assert!(
+        doc["calls"][0]["output"].get("primaryEndpoints").is_some(),
+        "{}",
+        doc["calls"][0]["output"]
+    );
+}

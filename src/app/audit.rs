@@ -15,6 +15,8 @@ pub struct TestOptions {
     pub output: Format,
     /// `--report FILE`s, each written atomically.
     pub reports: Vec<ReportFile>,
+    /// Write, per resource, the calls and raw output behind its verdict, with a manifest.
+    pub evidence_dir: Option<std::path::PathBuf>,
 }
 
 /// `azbook list`: the playbooks available (built-in, plus any files named).
@@ -54,7 +56,12 @@ pub fn test(
     let started = Instant::now();
     let bar = Bar::new(global.progress, global.verbose, "testing");
     let session = start_session(global, &options.selection, &bar, "test", err)?;
-    let outcomes = session.assess(global, &options.selection, &bar)?;
+    let outcomes = session.assess(
+        global,
+        &options.selection,
+        &bar,
+        options.evidence_dir.is_some(),
+    )?;
     let playbooks = &session.playbooks;
     let az = &session.az;
     let order: Vec<&str> = playbooks.iter().map(|p| p.id.as_str()).collect();
@@ -67,6 +74,16 @@ pub fn test(
         &options.selection,
         None,
     );
+    if let Some(dir) = &options.evidence_dir {
+        let files = super::evidence::write(dir, &outcomes, &ctx)?;
+        if !global.quiet {
+            writeln!(
+                err,
+                "evidence: {files} files and manifest.json in {}",
+                dir.display()
+            )?;
+        }
+    }
     let stdout_text = output::test_text(&report, &ctx, options.output, global.colour);
     output::emit(out, &stdout_text, &options.reports, &|format| {
         Ok(output::test_text(&report, &ctx, format, false))

@@ -91,7 +91,7 @@ pub fn plan(
 ) -> Result<i32> {
     let bar = Bar::new(global.progress, global.verbose, "planning");
     let session = start_session(global, &options.selection, &bar, "plan", err)?;
-    let outcomes = session.assess(global, &options.selection, &bar)?;
+    let outcomes = session.assess(global, &options.selection, &bar, false)?;
     let (mut changes, errors) = plan::from_outcomes(&outcomes);
     sort_changes(&mut changes, &session.playbooks);
     let report = ChangeReport::new(None, changes, errors);
@@ -363,7 +363,7 @@ pub fn apply(
         }
         None => {
             let session = start_session(global, &options.selection, &bar, "apply", err)?;
-            let outcomes = session.assess(global, &options.selection, &bar)?;
+            let outcomes = session.assess(global, &options.selection, &bar, false)?;
             let (mut changes, errors) = plan::from_outcomes(&outcomes);
             sort_changes(&mut changes, &session.playbooks);
             drop(outcomes);

@@ -3,6 +3,7 @@
 
 mod audit;
 mod change;
+mod evidence;
 mod history;
 mod output;
 mod revert;
@@ -209,8 +210,10 @@ impl Session<'_> {
         global: &Global,
         selection: &Selection,
         bar: &Bar,
+        evidence: bool,
     ) -> Result<Vec<Outcome<'s>>> {
         let run = RunOptions {
+            evidence,
             playbooks: &self.playbooks,
             subscriptions: &self.subscriptions,
             filters: &selection.filters,
