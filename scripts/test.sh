@@ -29,4 +29,7 @@ for expect in "^noncompliant +storage-account-mmk" "^compliant +sql-server-tde-p
   fi
 done
 
+# The real azure-cli (pinned; installed once into ~/.cache/azbook) against azsim's ARM and CLI faces.
+step "conformance with the real Azure CLI (scripts/conformance.sh)"; scripts/conformance.sh
+
 step "all tests passed"
