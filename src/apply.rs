@@ -2,7 +2,7 @@
 //! `outcome` after it, and the target is read back and verified with the playbook's test.
 
 use crate::az::{Az, AzError, CallKind, ErrorKind};
-use crate::evaluate::{read_state, verdict};
+use crate::evaluate::{Progress, read_state, verdict};
 use crate::fieldpath::{differences, same_value};
 use crate::journal::{Intent, Journal, Note, Outcome as Done, Record};
 use crate::plan::{Change, ChangeStatus, StepKind};
@@ -48,7 +48,9 @@ pub fn execute(
     changes: Vec<Change>,
     jobs: usize,
     recheck: bool,
+    progress: &dyn Progress,
 ) -> (Vec<Change>, Option<String>) {
+    progress.found(changes.len() as u64);
     let stop = &Stop::default();
     let slots: Vec<Mutex<Option<Change>>> =
         changes.into_iter().map(|c| Mutex::new(Some(c))).collect();
@@ -72,6 +74,7 @@ pub fn execute(
                     }
                     None => execute_one(az, journal, playbook, change, recheck, stop),
                 });
+                progress.assessed();
             });
         }
     });

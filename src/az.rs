@@ -138,6 +138,8 @@ impl std::error::Error for AzError {}
 /// Receives every call as it starts (for `-v`) without the runner knowing who listens.
 pub trait CallObserver: Sync {
     fn call_started(&self, argv: &[String]);
+    /// Every started call ends with this, whatever its result.
+    fn call_finished(&self) {}
 }
 
 pub struct Az<'o> {
@@ -298,6 +300,19 @@ impl<'o> Az<'o> {
         if let Some(observer) = self.observer {
             observer.call_started(full);
         }
+        let result = self.run_process(full, timeout, keep);
+        if let Some(observer) = self.observer {
+            observer.call_finished();
+        }
+        result
+    }
+
+    fn run_process(
+        &self,
+        full: &[String],
+        timeout: Duration,
+        keep: Option<&BTreeSet<String>>,
+    ) -> Result<Value, AzError> {
         self.calls.fetch_add(1, Ordering::Relaxed);
         let command = display_command(full);
         let error =

@@ -4,11 +4,15 @@
 use crate::az::{CallObserver, display_command};
 use crate::evaluate::Progress;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 pub struct Bar {
     bar: Option<ProgressBar>,
     verbose: bool,
+    what: std::sync::Mutex<String>,
+    /// az processes running now, shown beside what the run is doing.
+    running: AtomicUsize,
 }
 
 impl Bar {
@@ -23,7 +27,23 @@ impl Bar {
             bar.enable_steady_tick(Duration::from_millis(120));
             bar
         });
-        Bar { bar, verbose }
+        Bar {
+            bar,
+            verbose,
+            what: std::sync::Mutex::new(what.to_string()),
+            running: AtomicUsize::new(0),
+        }
+    }
+
+    /// The same bar for the next phase of a run (planning, then applying).
+    pub fn restart(&self, what: &str) {
+        *self.what.lock().expect("progress lock") = what.to_string();
+        if let Some(bar) = &self.bar {
+            bar.reset();
+            bar.set_length(0);
+            bar.set_message(what.to_string());
+            bar.enable_steady_tick(Duration::from_millis(120));
+        }
     }
 
     pub fn finish(&self) {
@@ -47,8 +67,24 @@ impl Progress for Bar {
     }
 }
 
+impl Bar {
+    fn show_running(&self, running: usize) {
+        if let Some(bar) = &self.bar {
+            let what = self.what.lock().expect("progress lock");
+            bar.set_message(format!("{what} ({running} az running)"));
+        }
+    }
+}
+
 impl CallObserver for Bar {
+    fn call_finished(&self) {
+        let running = self.running.fetch_sub(1, Ordering::Relaxed) - 1;
+        self.show_running(running);
+    }
+
     fn call_started(&self, argv: &[String]) {
+        let running = self.running.fetch_add(1, Ordering::Relaxed) + 1;
+        self.show_running(running);
         if !self.verbose {
             return;
         }

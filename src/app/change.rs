@@ -481,6 +481,7 @@ pub fn apply(
         )?;
     }
     session.az.share_with_children(lock.raw_fd());
+    bar.restart("applying");
     let (done, stopped) = apply::execute(
         &session.az,
         &journal,
@@ -488,7 +489,9 @@ pub fn apply(
         changes,
         global.jobs,
         recheck,
+        &bar,
     );
+    bar.finish();
     let report = ChangeReport::new(Some(run_id.clone()), done, errors);
     let failed = stopped.is_some()
         || report
