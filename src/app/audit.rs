@@ -66,14 +66,7 @@ pub fn test(
     let az = &session.az;
     let order: Vec<&str> = playbooks.iter().map(|p| p.id.as_str()).collect();
     let report = TestReport::new(outcomes.iter().map(|o| o.to_result()).collect(), &order);
-    let ctx = output::context(
-        "test",
-        &session.account,
-        &session.subscriptions,
-        playbooks,
-        &options.selection,
-        None,
-    );
+    let ctx = session.report_context("test", &options.selection, None);
     if let Some(dir) = &options.evidence_dir {
         let files = super::evidence::write(dir, &outcomes, &ctx)?;
         if !global.quiet {

@@ -112,14 +112,7 @@ pub fn plan(
         write_atomic(path, &bytes)
             .with_context(|| format!("cannot write the plan file {}", path.display()))?;
     }
-    let ctx = output::context(
-        "plan",
-        &session.account,
-        &session.subscriptions,
-        &session.playbooks,
-        &options.selection,
-        None,
-    );
+    let ctx = session.report_context("plan", &options.selection, None);
     print_report(
         &report,
         &ctx,
@@ -398,14 +391,7 @@ pub fn apply(
     let actionable = changes.iter().filter(|c| c.has_az_steps()).count();
     if actionable == 0 {
         let report = ChangeReport::new(None, changes, errors);
-        let ctx = output::context(
-            "apply",
-            &session.account,
-            &session.subscriptions,
-            &session.playbooks,
-            &options.selection,
-            None,
-        );
+        let ctx = session.report_context("apply", &options.selection, None);
         print_report(
             &report,
             &ctx,
@@ -512,14 +498,7 @@ pub fn apply(
             summary,
         }));
     drop(lock);
-    let ctx = output::context(
-        "apply",
-        &session.account,
-        &session.subscriptions,
-        &session.playbooks,
-        &options.selection,
-        Some(run_id.clone()),
-    );
+    let ctx = session.report_context("apply", &options.selection, Some(run_id.clone()));
     print_report(
         &report,
         &ctx,

@@ -205,6 +205,23 @@ pub(crate) fn start_session<'b>(
 }
 
 impl Session<'_> {
+    /// What the reports of this run say besides their results.
+    pub fn report_context(
+        &self,
+        command: &str,
+        selection: &Selection,
+        run: Option<String>,
+    ) -> crate::report::ReportContext {
+        output::context(
+            command,
+            &self.account,
+            &self.subscriptions,
+            &self.playbooks,
+            selection,
+            run,
+        )
+    }
+
     pub fn assess<'s>(
         &'s self,
         global: &Global,
