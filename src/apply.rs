@@ -32,7 +32,7 @@ impl Stop {
 
     /// An az failure that every later call would share (signed out, az gone) stops the run.
     fn check(&self, error: &AzError) {
-        if matches!(error.kind, ErrorKind::NotSignedIn | ErrorKind::Missing) {
+        if stop_worthy(error) {
             self.set(format!("{error}. {}", error.hint()));
         }
     }
@@ -207,17 +207,36 @@ fn execute_one(
             stop.check(e);
         }
         let (outcome, ok) = match ran {
-            Err(e) => (
-                Done {
-                    intent: seq,
-                    status: "failed".into(),
-                    exit_code: e.exit_code,
-                    error: Some(format!("{e}")),
-                    after: None,
-                    verified: false,
-                },
-                Err(format!("{}: {e}. {}", step.name, e.hint())),
-            ),
+            Err(e) => {
+                // az may have died after Azure made the change (a timeout, a torn answer): look,
+                // so that the operator is not told nothing changed when something did.
+                let landed = (!stop_worthy(&e))
+                    .then(|| read_state(az, playbook, &change.context, &change.subscription).ok())
+                    .flatten()
+                    .map(|state| playbook.test.recorded(&state))
+                    .filter(|after| spec.after.iter().all(|(p, v)| same_value(p.get(after), v)));
+                let message = match &landed {
+                    Some(_) => format!(
+                        "{}: az reported a failure ({e}), but the resource reads back as changed: the change is in place, and `azbook backout` restores it",
+                        step.name
+                    ),
+                    None => format!("{}: {e}. {}", step.name, e.hint()),
+                };
+                if let Some(after) = &landed {
+                    change.after = after.clone();
+                }
+                (
+                    Done {
+                        intent: seq,
+                        status: "failed".into(),
+                        exit_code: e.exit_code,
+                        error: Some(format!("{e}")),
+                        after: landed,
+                        verified: false,
+                    },
+                    Err(message),
+                )
+            }
             Ok(_) => match read_state(az, playbook, &change.context, &change.subscription) {
                 Ok(state) => {
                     let after = playbook.test.recorded(&state);
@@ -340,4 +359,9 @@ fn prechecks(az: &Az, playbook: &Playbook, change: &Change) -> Vec<String> {
         }
     }
     warnings
+}
+
+/// Failures after which no further az call is worth making (signed out, az gone).
+fn stop_worthy(error: &AzError) -> bool {
+    matches!(error.kind, ErrorKind::NotSignedIn | ErrorKind::Missing)
 }

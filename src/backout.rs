@@ -136,7 +136,7 @@ impl Reverter<'_> {
                 return finish(
                     change,
                     ChangeStatus::Unchanged,
-                    "not changed (the run stopped before az answered)".into(),
+                    "as before the change (the run stopped before az answered, or an earlier backout restored it)".into(),
                 );
             }
             let why = "already as it was before the change";

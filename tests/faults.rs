@@ -258,3 +258,43 @@ fn an_unwritable_state_directory_stops_apply_before_any_change() {
     );
     assert!(mutating_calls(&sim).is_empty());
 }
+
+#[test]
+fn a_change_that_landed_before_az_died_is_reported_as_in_place() {
+    let mut world = edge_world();
+    world["faults"] = json!([{"command": "storage account update", "argvContains": "stcmkpinned", "crashAfterChange": true, "times": 1}]);
+    let sim = Sim::new(&world);
+    let original = essentials(&sim.dump());
+    let out = sim
+        .azbook()
+        .args([
+            "apply",
+            "--yes",
+            "--playbook",
+            "storage-account-mmk",
+            "--output",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let report = json_out(&out);
+    assert_eq!(status_of(&report, "stcmkpinned"), "failed");
+    let change = report["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["resource"].as_str().unwrap().ends_with("/stcmkpinned"))
+        .unwrap();
+    let message = change["message"].as_str().unwrap();
+    assert!(
+        message.contains("the change is in place") && message.contains("azbook backout"),
+        "{message}"
+    );
+    assert_eq!(
+        change["after"]["encryption"]["keySource"],
+        "Microsoft.Storage"
+    );
+    sim.azbook().args(["backout", "--yes"]).assert().code(0);
+    assert_eq!(essentials(&sim.dump()), original);
+}

@@ -1089,3 +1089,27 @@ fn az_left_running_by_a_killed_apply_holds_the_lock_until_it_ends() {
     );
     assert_eq!(essentials(&sim.dump()), original);
 }
+
+#[test]
+fn a_run_that_never_started_is_passed_over_by_the_default_backout() {
+    let sim = Sim::new(&edge_world());
+    let original = essentials(&sim.dump());
+    sim.azbook()
+        .args(["apply", "--yes", "--playbook", "storage-account-mmk"])
+        .assert()
+        .code(0);
+    // An apply killed between creating its directory and writing its first record.
+    let empty = sim
+        .dir
+        .path()
+        .join(".azbook/runs/29991231T235959Z-apply-0000");
+    std::fs::create_dir_all(empty.join("playbooks")).unwrap();
+    let out = sim.azbook().args(["backout", "--yes"]).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(essentials(&sim.dump()), original);
+}

@@ -46,7 +46,19 @@ fn credentials_recorded_by_a_playbook_never_reach_a_file_or_report() {
 
     let mut printed = Vec::new();
     for args in [
-        vec!["test", "--playbook", p, "--output", "json"],
+        vec![
+            "test",
+            "--playbook",
+            p,
+            "--output",
+            "json",
+            "--report",
+            "audit.md",
+            "--report",
+            "results.xml",
+            "--evidence-dir",
+            "evidence",
+        ],
         vec!["test", "--playbook", p],
         vec![
             "plan",
@@ -70,8 +82,12 @@ fn credentials_recorded_by_a_playbook_never_reach_a_file_or_report() {
         printed.push(String::from_utf8_lossy(&out.stderr).into_owned());
     }
     let runs = sim.dir.path().join(".azbook");
-    let mut files = vec![plan_file.clone()];
-    let mut stack = vec![runs];
+    let mut files = vec![
+        plan_file.clone(),
+        sim.dir.path().join("audit.md"),
+        sim.dir.path().join("results.xml"),
+    ];
+    let mut stack = vec![runs, sim.dir.path().join("evidence")];
     while let Some(dir) = stack.pop() {
         for entry in std::fs::read_dir(dir).unwrap() {
             let path = entry.unwrap().path();

@@ -121,12 +121,19 @@ impl StateDir {
     }
 
     /// The newest run of this kind, if any.
+    /// Runs whose log has no readable `run-start` never started (killed between creating the
+    /// directory and its first record, which changes nothing): they are passed over.
     pub fn latest(&self, kind: RunKind) -> Result<Option<String>> {
         Ok(self
             .run_ids()?
             .into_iter()
             .rev()
-            .find(|id| parse_run_id(id).is_some_and(|(_, k)| k == kind)))
+            .filter(|id| parse_run_id(id).is_some_and(|(_, k)| k == kind))
+            .find(|id| {
+                self.read_run(id)
+                    .map(|log| log.start().is_some())
+                    .unwrap_or(false)
+            }))
     }
 
     /// The run directories' names, oldest first. Anything else in `runs/` (a temp file, a
