@@ -4,17 +4,21 @@
 # `azsim serve` (the ARM face) and compares it with azsim's CLI face (see run.py's docstring
 # for the stages). It never skips: if azure-cli cannot be installed or run, it fails.
 #
-#   scripts/conformance.sh [--argv-file FILE] [--work DIR]
+#   scripts/conformance.sh [--argv-file FILE] [--work DIR] [--stages plan,runbook,...]
+#
+# --stages runs setup and only the stages named (for work on the suite; see run.py).
 #
 # Environment:
 #   AZBOOK_CONFORMANCE_AZ           an az executable to use instead of installing one
 #   AZBOOK_CONFORMANCE_AZ_PYTHON    the Python that az runs on (default: the python next to az)
 #   AZBOOK_CONFORMANCE_AZ_VERSION   the azure-cli version to install (default 2.91.0)
 #   AZBOOK_CONFORMANCE_CACHE        where virtualenvs are kept (default ~/.cache/azbook)
-#   AZBOOK_CONFORMANCE_ARGVS        same as --argv-file: argvs to check with az's parser (a JSON
-#                                   list of argvs, or `azbook plan --output json` once it exists)
+#   AZBOOK_CONFORMANCE_ARGVS        same as --argv-file: more argvs to check with az's parser (a
+#                                   JSON list of argvs, or an `azbook plan --output json`), besides
+#                                   those of azbook's own plan over the conformance world
 #   AZBOOK_CONFORMANCE_JOBS         az processes at once (default: the number of CPUs, at least 2)
 set -euo pipefail
+invoked_from=$PWD
 cd "$(dirname "$0")/.."
 root=$PWD
 
@@ -23,14 +27,18 @@ cache=${AZBOOK_CONFORMANCE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/azbook}
 target_dir=${CARGO_TARGET_DIR:-$root/target}
 work=$target_dir/conformance
 argv_file=${AZBOOK_CONFORMANCE_ARGVS:-}
+stages=
 while [ $# -gt 0 ]; do
   case $1 in
     --argv-file) argv_file=$2; shift 2 ;;
-    --work) work=$2; shift 2 ;;
-    -h | --help) sed -n '2,18p' "$0"; exit 0 ;;
+    --work) work=$2; case $work in /*) ;; *) work=$invoked_from/$work ;; esac; shift 2 ;;
+    --stages) stages=$2; shift 2 ;;
+    -h | --help) sed -n '2,22p' "$0"; exit 0 ;;
     *) echo "conformance.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
+# A path given relative to where the script was started from.
+case $argv_file in '' | /*) ;; *) argv_file=$invoked_from/$argv_file ;; esac
 
 fail() { printf 'conformance.sh: FAILED: %s\n' "$*" >&2; exit 1; }
 now() { date +%s.%N; }
@@ -74,6 +82,7 @@ install_time=$(elapsed "$install_started")
 
 args=(--az "$az" --az-python "$az_python" --azsim "$azsim" --azbook "$azbook" --work "$work")
 [ -n "$argv_file" ] && args+=(--argv-file "$argv_file")
+[ -n "$stages" ] && args+=(--stages "$stages")
 [ -n "${AZBOOK_CONFORMANCE_JOBS:-}" ] && args+=(--jobs "$AZBOOK_CONFORMANCE_JOBS")
 suite_started=$(now)
 status=0

@@ -1,11 +1,13 @@
-"""The argvs azbook emits for the built-in playbooks over a world, rendered the way azbook renders
-them (DESIGN sections 3 and 6): discovery per subscription, the test reads per target, the
-verdict, the prior state (`before`, the fields in `record`), and the implementation and backout
-steps of every noncompliant target, each argv ending in `--subscription=<id>` (resource commands)
-and `--output=json`.
+"""The argvs azbook emits for the built-in playbooks over a world, rendered independently of
+azbook, the way DESIGN sections 3 and 6 say azbook renders them: discovery per subscription, the
+test reads per target, the verdict, the prior state (`before`, the fields in `record`), and the
+implementation and backout steps of every noncompliant target (with the reads of `skip_if` and
+`precheck`), each argv ending in `--subscription=<id>` (resource commands) and `--output=json`.
 
-This stands in for `azbook plan --output json`, which does not exist yet: `steps_from_plan_file`
-reads such a file when it does, and the suite takes either (see run.py, --argv-file).
+The suite takes its argvs from `azbook plan --output json` itself (`steps_from_plan_file` reads
+that format, or a plain JSON list of argvs); this second rendering is the cross-check: run.py
+fails when the two disagree, since then azbook or this reading of the playbooks is wrong. It also
+supplies the argvs a plan does not list (the `skip_if` and `precheck` reads).
 
 The reads that rendering needs run against azsim's CLI face (what azbook would see from az).
 """
@@ -80,10 +82,11 @@ def render_argv(argv, roots):
 
 
 def finish(argv, subscription):
-    """What azbook adds: --subscription on resource commands, --output=json on every call."""
+    """What azbook adds: --subscription on resource commands (none when `subscription` is None,
+    as for a data-plane precheck), --output=json on every call."""
     words = tuple(a for a in argv[1:] if not a.startswith("-"))
     full = list(argv)
-    if not any(words[: len(w)] == w for w in _NO_SUBSCRIPTION):
+    if subscription is not None and not any(words[: len(w)] == w for w in _NO_SUBSCRIPTION):
         full.append(f"--subscription={subscription}")
     full.append("--output=json")
     return full
@@ -164,9 +167,17 @@ class Renderer:
                     if "skip_if" in step:
                         read = finish(render_argv(step["skip_if"]["read"], step_roots), subscription)
                         steps[-1]["skip_if_read"] = read
+            prechecks = []
+            for check in playbook.get("precheck", []):
+                sub = subscription if check.get("subscription", True) else None
+                try:
+                    prechecks.append(finish(render_argv(check["read"], step_roots), sub))
+                except Unrenderable:
+                    pass  # azbook turns this into a warning; no argv is emitted
             if steps:
                 changes.append(
-                    {"playbook": playbook["id"], "resource": roots["target"]["id"], "steps": steps}
+                    {"playbook": playbook["id"], "resource": roots["target"]["id"], "steps": steps,
+                     "prechecks": prechecks}
                 )
         return changes
 

@@ -3,27 +3,37 @@
 Run with az's own Python (it imports jmespath and the playbooks' TOML reader from there):
 
     python run.py --az AZ --az-python PY --azsim AZSIM --azbook AZBOOK --work DIR
-                  [--argv-file FILE] [--jobs N]
+                  [--argv-file FILE] [--jobs N] [--stages a,b,...]
 
 Stages, each a function below, in this order:
   setup      `azsim serve` over a world with every edge case (the demo fleet, plus a disabled
-             subscription and the service principal as the signed-in user), and one logged-in
+             subscription, a server whose TDE protector is a versionless Key Vault key with
+             auto-rotation, and the service principal as the signed-in user), and one logged-in
              az configuration (custom cloud, core.instance_discovery=false, service-principal
              login) that every az call gets a fresh copy of;
+  plan       `azbook plan --output json` over that world (through the CLI face): the argvs azbook
+             emits, which the later stages use; plan.py renders the playbooks independently and
+             must produce the same implementation and backout argvs;
   reads      every read command the playbooks use, real az against the ARM face and the CLI face
              against the same world: stdout JSON, exit code and stderr must be equal, or the
              difference listed in allowlist.json;
-  mutations  every mutating argv the playbooks emit for the fleet (each noncompliant target's
-             implementation then backout steps), plus the changes and errors the playbooks do
-             not reach on this fleet, with both faces on identical worlds: printed output, exit
-             codes, stderr, and in the end the two worlds (`azsim dump`) must agree;
-  argcheck   every argv (the rendered plan, or --argv-file) through the real az's parser and
+  mutations  every mutating argv of azbook's plan (each change's implementation then backout
+             steps), plus the changes and errors the playbooks do not reach on this fleet, with
+             both faces on identical worlds: printed output, exit codes, stderr, and in the end
+             the two worlds (`azsim dump`) must agree;
+  argcheck   every argv of azbook's plan (implementation and backout), the skip_if and precheck
+             reads, every read, and --argv-file's argvs through the real az's parser and
              validators, logged out, in one Python process; negative controls must be rejected;
   protector  whether `az sql db list` prints a database's `encryptionProtector` (DESIGN 1);
   faults     ARM-only checks: a 429 that az retries (Retry-After) and an injected 403;
-  runbook    the hook for the full runbook with azbook driving the real az: today `azbook test`
-             through the real az must report exactly what it reports through the CLI face, and
-             change nothing. Extend it with plan, apply, test, backout, test when azbook has them.
+  runbook    the whole runbook with azbook driving the real az against the ARM face, and the same
+             runbook through the CLI face on an identical world: test, plan --out, apply of that
+             plan, test (only the manual step left), a protector key removed from its server,
+             backout, test. Every step's report must equal the CLI face's; the world must be
+             restored on every field the control touches, and equal to the start but for the
+             reviewed differences (allow-list scope `runbook-world`).
+
+--stages runs setup and the named stages only (for work on the suite; a full run is the default).
 """
 
 import argparse
@@ -50,6 +60,11 @@ SECRET = "azsim-any-secret"
 CLOUD = "AzsimCloud"
 RETIRED = {"id": "e8b3d1f0-6a2c-4f7e-9d15-3c8a0b6e2f47", "name": "Contoso Retired", "state": "Disabled"}
 KEY = "0123456789abcdef0123456789abcdef"
+# The edge case the demo fleet lacks: a server whose TDE protector is a versionless Key Vault key
+# (the form auto-rotation uses), with auto-rotation on. The runbook stage removes the key from
+# the server after apply, so that backout must register it again (`az sql server key create`).
+ROTATE_KID = "https://kv-rotate-dev.vault.azure.net/keys/sql-tde"
+ROTATE_SERVER = "sql-rotate-dev"
 
 
 class Failure(Exception):
@@ -188,6 +203,17 @@ class Suite:
         world["user"] = {"name": APP_ID, "type": "servicePrincipal"}
         world["settings"]["cloudName"] = CLOUD
         world["subscriptions"].append(dict(RETIRED, isDefault=False))
+        fin = next(s["id"] for s in world["subscriptions"] if s["name"] == "Contoso Finance")
+        world["sqlServers"].append({
+            "identity": {"principalId": "3e7a9c15-6b2d-4f80-9a4e-c1d5b8f2a063",
+                         "tenantId": world["tenantId"], "type": "SystemAssigned",
+                         "userAssignedIdentities": None},
+            "keys": [{"autoRotationEnabled": True, "uri": ROTATE_KID}],
+            "location": "eastus", "name": ROTATE_SERVER,
+            "protector": {"autoRotationEnabled": True, "serverKeyType": "AzureKeyVault", "uri": ROTATE_KID},
+            "resourceGroup": "rg-rotate", "subscription": fin, "tags": {"env": "dev"}})
+        master = next(d for d in world["sqlDatabases"] if d["name"] == "master")
+        world["sqlDatabases"].append(dict(master, server=ROTATE_SERVER, resourceGroup="rg-rotate", subscription=fin))
         return world
 
     def load(self, world_file, world):
@@ -236,6 +262,63 @@ class Suite:
         token_calls = [line for line in log if "/oauth2/v2.0/token" in line]
         if not token_calls:
             raise Failure("az login never asked azsim's token endpoint for a token")
+
+    # ----------------------------------------------------------------------------------------
+    # plan: the argvs azbook emits over the conformance world
+
+    def sim_az(self):
+        """azsim linked as `az`: the CLI face, for azbook."""
+        if not hasattr(self, "_sim_az"):
+            link = self.fresh_dir("azsim-bin") / "az"
+            link.symlink_to(self.azsim)
+            self._sim_az = link
+        return self._sim_az
+
+    @staticmethod
+    def plan_chains(plan_json):
+        """Per change of an `azbook plan --output json`: its az implementation steps, then its
+        backout argvs, in order (changes that are only manual have none)."""
+        chains = []
+        for change in plan_json["changes"]:
+            argvs = [s["argv"] for s in change["steps"] if s.get("kind", "az") == "az" and s.get("argv")]
+            argvs += [b["argv"] if isinstance(b, dict) else b for b in change.get("backout", [])]
+            if argvs:
+                chains.append({"playbook": change["playbook"], "resource": change["resource"], "steps": argvs})
+        return chains
+
+    def plan(self):
+        world = self.work / "azbook-plan.db"
+        self.load(world, self.world)
+        rc, out, err = self.azbook(self.sim_az(), world, ["--jobs", str(self.args.jobs), "plan",
+                                                          "--all-subscriptions", "--output", "json"])
+        (self.work / "azbook-plan.stderr").write_text(err)
+        if rc != 0:
+            raise Failure(f"azbook plan over the conformance world (CLI face) exits {rc}: {err[-2000:]}")
+        plan_json = json.loads(out)
+        if plan_json.get("errors"):
+            raise Failure(f"azbook plan reported errors: {json.dumps(plan_json['errors'])[:2000]}")
+        (self.work / "azbook-plan.json").write_text(json.dumps(plan_json, indent=1))
+        self.plan_json = plan_json
+        # The independent rendering (plan.py) must give the same argvs, change by change.
+        self.plan_world = self.work / "plan.db"
+        self.load(self.plan_world, self.world)
+        self.plan_changes = self.rendered_plan()
+        (self.work / "rendered-plan.json").write_text(json.dumps(self.plan_changes, indent=1))
+        emitted = {(c["playbook"], c["resource"]): c["steps"] for c in self.plan_chains(plan_json)}
+        rendered = {(c["playbook"], c["resource"]): [s["argv"] for s in c["steps"]] for c in self.plan_changes}
+        for key in sorted(set(emitted) | set(rendered)):
+            if emitted.get(key) != rendered.get(key):
+                self.fail("plan", f"{key[0]} on {key[1]}: azbook plan emits\n    "
+                          + "\n    ".join(" ".join(a) for a in emitted.get(key, [])) + "\n  plan.py renders\n    "
+                          + "\n    ".join(" ".join(a) for a in rendered.get(key, [])))
+        steps = sum(len(argvs) for argvs in emitted.values())
+        self.notes.append(f"plan: azbook plan over the conformance world: {len(plan_json['changes'])} changes "
+                          f"({plan_json['summary']}), {steps} implementation and backout argvs; plan.py's "
+                          "independent rendering of the playbooks gives the same argvs")
+
+    def need_plan(self):
+        if not hasattr(self, "plan_json"):
+            raise Failure("no azbook plan: the plan stage failed or did not run")
 
     # ----------------------------------------------------------------------------------------
     # reads
@@ -391,12 +474,9 @@ class Suite:
         ]
 
     def mutations(self):
-        self.plan_world = self.work / "plan.db"
-        self.load(self.plan_world, self.world)
-        self.plan_changes = self.rendered_plan()
-        (self.work / "plan.json").write_text(json.dumps(self.plan_changes, indent=1))
-        chains = [{"resource": c["resource"], "steps": [s["argv"] for s in c["steps"]]}
-                  for c in self.plan_changes] + self.extra_chains()
+        self.need_plan()
+        chains = [{"resource": c["resource"], "steps": c["steps"]}
+                  for c in self.plan_chains(self.plan_json)] + self.extra_chains()
         world = json.loads(json.dumps(self.world))
         st = next(a for a in self.world["storageAccounts"] if a["name"] == "stfinance02")
         fin_account = (f"/subscriptions/{st['subscription']}/resourceGroups/{st['resourceGroup']}"
@@ -460,23 +540,31 @@ class Suite:
     ]
 
     def argcheck(self):
+        """Every argv azbook's plan emits (implementation steps and backout), the reads of the
+        steps' skip_if and of the prechecks (rendered by plan.py: a plan does not list them),
+        every read, and --argv-file's argvs: accepted by az's parser and validators."""
+        self.need_plan()
+        sourced = []
+        for change in self.plan_json["changes"]:
+            for step in change["steps"]:
+                if step.get("kind", "az") == "az" and step.get("argv"):
+                    sourced.append((step["argv"], "azbook plan: implement"))
+            for argv in change.get("backout", []):
+                sourced.append((argv["argv"] if isinstance(argv, dict) else argv, "azbook plan: backout"))
+        for change in self.plan_changes:
+            for step in change["steps"]:
+                if "skip_if_read" in step:
+                    sourced.append((step["skip_if_read"], "skip_if read"))
+            sourced += [(argv, "precheck") for argv in change.get("prechecks", [])]
+        sourced += [(argv, "read") for argv in self.read_argvs()]
         if self.args.argv_file:
-            argvs = plan.steps_from_plan_file(self.args.argv_file)
-            source = self.args.argv_file
-        else:
-            argvs = []
-            for change in self.plan_changes:
-                for step in change["steps"]:
-                    argvs.append(step["argv"])
-                    if "skip_if_read" in step:
-                        argvs.append(step["skip_if_read"])
-            argvs += self.read_argvs()
-            source = "the playbooks rendered over the demo fleet"
-        unique = []
-        for a in argvs:
-            if a not in unique:
-                unique.append(a)
-        items = [{"argv": a, "expect": "accepted"} for a in unique]
+            sourced += [(argv, "argv-file") for argv in plan.steps_from_plan_file(self.args.argv_file)]
+        unique, seen = [], set()
+        for argv, source in sourced:
+            if json.dumps(argv) not in seen:
+                seen.add(json.dumps(argv))
+                unique.append((argv, source))
+        items = [{"argv": a, "expect": "accepted", "source": src} for a, src in unique]
         items += [{"argv": a, "expect": "rejected"} for a in self.NEGATIVE]
         request = self.work / "argcheck.in.json"
         request.write_text(json.dumps(items))
@@ -489,7 +577,8 @@ class Suite:
         (self.work / "argcheck.json").write_text(json.dumps(results, indent=1))
         for r in results:
             if r["verdict"] != r["expect"]:
-                self.fail("argcheck", f"{' '.join(r['argv'][1:])}: {r['verdict']} (exit {r['exit_code']}), "
+                self.fail("argcheck", f"{r.get('source', 'negative control')}: {' '.join(r['argv'][1:])}: "
+                          f"{r['verdict']} (exit {r['exit_code']}), "
                           f"expected {r['expect']}: {r['stderr'].strip()}")
             if r["expect"] == "rejected":
                 # The CLI face must reject it the same way (exit code and text).
@@ -500,8 +589,15 @@ class Suite:
                     if bad or rc != r["exit_code"]:
                         self.fail("argcheck", f"{' '.join(r['argv'][1:])}: the real az exits {r['exit_code']} "
                                   f"with {r['stderr']!r}, the CLI face {rc} with {err!r}")
-        self.notes.append(f"argcheck: {len(unique)} argvs from {source} accepted by az's parser and "
-                          f"validators in one process; {len(self.NEGATIVE)} negative controls rejected")
+        counts = {}
+        for _, src in unique:
+            counts[src] = counts.get(src, 0) + 1
+        accepted = sum(1 for r in results if r["expect"] == "accepted" and r["verdict"] == "accepted")
+        rejected = sum(1 for r in results if r["expect"] == "rejected" and r["verdict"] == "rejected")
+        self.notes.append(f"argcheck: {accepted} of {len(unique)} distinct argvs ("
+                          + ", ".join(f"{n} {src}" for src, n in counts.items())
+                          + f") accepted by az's parser and validators, logged out, in one process; "
+                          f"{rejected} of {len(self.NEGATIVE)} negative controls rejected")
 
     # ----------------------------------------------------------------------------------------
     # protector: does `az sql db list` carry encryptionProtector?
@@ -593,65 +689,330 @@ class Suite:
         wrapper.chmod(0o755)
         return wrapper
 
-    def azbook(self, az, world, extra):
+    def azbook(self, az, world, extra, cwd=None):
         env = {"PATH": os.environ.get("PATH", ""), "HOME": str(self.work), "NO_COLOR": "1",
                "AZSIM_WORLD": str(world), "AZSIM_LOG": str(world) + ".calls.jsonl",
                "AZURE_CONFIG_DIR": str(self.fresh_dir("azbook-cli-config"))}
         done = subprocess.run([self.args.azbook, "--az", str(az), *extra], env=env, capture_output=True,
-                              text=True, timeout=1800, cwd=self.fresh_dir("azbook-cwd"))
+                              text=True, timeout=1800, cwd=cwd or self.fresh_dir("azbook-cwd"))
         return done.returncode, done.stdout, done.stderr
 
+    def dump(self, world):
+        return json.loads(self.azsim_run(["dump"], world).stdout)
+
+    def arm_calls(self):
+        """The ARM face's invocation log so far."""
+        return [json.loads(line) for line in Path(str(self.arm_world) + ".calls.jsonl").read_text().splitlines()]
+
+    @staticmethod
+    def report_key(result):
+        return (result["playbook"], result["resource"])
+
+    def compare_reports(self, what, left, right, left_name, right_name, normalize=None):
+        """Fails on every difference between two azbook JSON reports (results and changes are
+        compared per playbook and resource, whatever their order)."""
+        def index(report):
+            out = {k: v for k, v in json.loads(json.dumps(report)).items() if k != "run"}
+            for field in ("results", "changes"):
+                if field in out:
+                    items = [normalize(x) if normalize else x for x in out[field]]
+                    out[field] = {" ".join(self.report_key(x)): x for x in items}
+            return out
+        diffs = compare.differences(index(left), index(right))
+        for path, vl, vr in diffs[:25]:
+            self.fail("runbook", f"{what}: {path}: {left_name} {json.dumps(vl)}, {right_name} {json.dumps(vr)}")
+        if len(diffs) > 25:
+            self.fail("runbook", f"{what}: {len(diffs) - 25} more differences")
+        return not diffs
+
+    # The fields the control touches, per kind of resource: (path in `azsim dump`, how compared).
+    # Key source is compared case-insensitively (Azure prints it in more than one casing, and az
+    # sends only `Microsoft.Keyvault`); everything else exactly: a key version of null, "" and a
+    # version are three different states.
+    RESTORED = {
+        "storageAccounts": ("storage account", [
+            ("encryption.keySource", "casefold"),
+            ("encryption.keyVaultProperties.keyVaultUri", "exact"),
+            ("encryption.keyVaultProperties.keyName", "exact"),
+            ("encryption.keyVaultProperties.keyVersion", "exact"),
+            ("encryption.encryptionIdentity.encryptionUserAssignedIdentity", "exact"),
+            ("encryption.encryptionIdentity.encryptionFederatedIdentityClientId", "exact"),
+        ]),
+        "sqlServers": ("SQL server", [
+            ("protector.serverKeyType", "exact"),
+            ("protector.uri", "exact"),
+            ("protector.autoRotationEnabled", "exact"),
+            ("registeredKeys", "exact"),
+        ]),
+        "sqlDatabases": ("SQL database", [
+            ("tdeState", "exact"),
+            ("encryptionProtector", "exact"),
+        ]),
+    }
+
+    @staticmethod
+    def field(resource, path):
+        """The value at a dotted path: null below a null parent (as JMESPath reads it), and
+        "<absent>" for a field the resource does not have."""
+        if path == "registeredKeys":
+            return sorted((k.get("uri") or "").lower() for k in resource.get("keys") or [])
+        value = resource
+        for part in path.split("."):
+            if value is None:
+                return None
+            if not isinstance(value, dict) or part not in value:
+                return "<absent>"
+            value = value[part]
+        return value
+
+    def restored(self, start, now, label):
+        """[(resource, field, value at start, value now)] for every field the control touches that
+        differs, plus resources that appeared or disappeared."""
+        problems = []
+        for kind, (noun, fields) in self.RESTORED.items():
+            def name(r):
+                where = f"{r['subscription'][:8]}/{r['resourceGroup']}"
+                return f"{noun} {r.get('server') + '/' if kind == 'sqlDatabases' else ''}{r['name']} ({where})"
+            before = {name(r): r for r in start.get(kind, [])}
+            after = {name(r): r for r in now.get(kind, [])}
+            for key in sorted(set(before) | set(after)):
+                if key not in before or key not in after:
+                    problems.append((key, "(the resource)", "present" if key in before else "absent",
+                                     "present" if key in after else "absent"))
+                    continue
+                for path, how in fields:
+                    vb, va = self.field(before[key], path), self.field(after[key], path)
+                    if kind == "sqlServers" and path == "registeredKeys":
+                        # The key protecting the server must be among its registered keys.
+                        uri = self.field(after[key], "protector.uri")
+                        if isinstance(uri, str) and uri.lower() not in va:
+                            problems.append((key, "the protector's key", f"registered ({uri})",
+                                             f"not registered (keys: {json.dumps(va)})"))
+                    same = (vb.lower() == va.lower() if how == "casefold" and isinstance(vb, str)
+                            and isinstance(va, str) else vb == va and type(vb) is type(va))
+                    if not same:
+                        problems.append((key, path, json.dumps(vb), json.dumps(va)))
+        for key, path, vb, va in problems:
+            self.fail("runbook", f"{label}: {key}: {path}: at the start {vb}, now {va}")
+        return problems
+
+    def remove_key(self, world, server_name, kid):
+        """Removes a Key Vault key from a server in a world file, as someone might after the
+        apply: backout must then register it again before making it the protector."""
+        data = self.dump(world)
+        server = next(s for s in data["sqlServers"] if s["name"] == server_name)
+        if server["protector"]["serverKeyType"] != "ServiceManaged":
+            raise Failure(f"{server_name}'s protector is {server['protector']} after apply: expected ServiceManaged")
+        kept = [k for k in server["keys"] if k["uri"].lower() != kid.lower()]
+        if len(kept) == len(server["keys"]):
+            raise Failure(f"{kid} is not registered on {server_name} after apply")
+        server["keys"] = kept
+        self.load(world, data)
+
     def runbook(self):
-        """Today: `azbook test` with the real az against the ARM face equals `azbook test` with
-        the CLI face, and makes no change. To extend when azbook has plan/apply/backout:
-        test -> plan -> apply -> test -> backout -> test, checking that the world is restored
-        and that every argv of `azbook plan --output json` passes argcheck (--argv-file)."""
+        """The whole runbook, with azbook driving the real az against the ARM face and, on an
+        identical world, the CLI face: test, plan --out, apply, test, (a key removed), backout,
+        test. Each step's exit code and report must be the same through both; the world must be
+        restored."""
         self.load(self.arm_world, self.world)
         self.load(self.cli_world, self.world)
-        real = self.az_wrapper()
-        sim_bin = self.fresh_dir("azsim-bin")
-        (sim_bin / "az").symlink_to(self.azsim)
-        args = ["--jobs", str(self.args.jobs), "test", "--all-subscriptions", "--output", "json"]
-        log = Path(str(self.arm_world) + ".calls.jsonl")
-        before = len(log.read_text().splitlines())
-        rc_r, out_r, err_r = self.azbook(real, self.arm_world, args)
-        rc_s, out_s, err_s = self.azbook(sim_bin / "az", self.cli_world, args)
-        if rc_r != rc_s:
-            self.fail("runbook", f"azbook test exits {rc_r} with the real az and {rc_s} with the CLI face\n"
-                      f"  real az: {err_r[-1500:]}\n  CLI face: {err_s[-1500:]}")
-            return
-        try:
-            jr, js = json.loads(out_r), json.loads(out_s)
-        except json.JSONDecodeError:
-            self.fail("runbook", f"azbook test printed no JSON: {out_r[:300]!r} / {err_r[-800:]}")
-            return
-        key = lambda r: (r["playbook"], r["resource"])  # noqa: E731
-        jr["results"].sort(key=key)
-        js["results"].sort(key=key)
-        for path, vr, vs in compare.differences(jr, js):
-            self.fail("runbook", f"azbook test report differs at {path}: real az {json.dumps(vr)}, "
-                      f"CLI face {json.dumps(vs)}")
-        calls = [json.loads(line) for line in log.read_text().splitlines()[before:]]
+        out_dir = self.work / "runbook"
+        out_dir.mkdir()
+        faces = {
+            "real az": {"az": self.az_wrapper(), "world": self.arm_world, "cwd": self.fresh_dir("runbook-real")},
+            "CLI face": {"az": self.sim_az(), "world": self.cli_world, "cwd": self.fresh_dir("runbook-cli")},
+        }
+        start = {face: self.dump(f["world"]) for face, f in faces.items()}
+        (out_dir / "world.start.json").write_text(json.dumps(start["real az"], indent=1))
+        jobs = ["--jobs", str(self.args.jobs)]
+        took = {}
+        counter = [0]
+
+        def step(name, args, expect):
+            """Runs one azbook command through both faces: {face: parsed JSON stdout}."""
+            counter[0] += 1
+            reports = {}
+            for face, f in faces.items():
+                began = time.monotonic()
+                rc, out, err = self.azbook(f["az"], f["world"], jobs + args, cwd=f["cwd"])
+                slug = f"{counter[0]}-{name}.{face.replace(' ', '-')}"
+                (out_dir / f"{slug}.json").write_text(out)
+                (out_dir / f"{slug}.stderr").write_text(err)
+                if face == "real az":
+                    took[name if name not in took else f"{name} {counter[0]}"] = round(time.monotonic() - began, 1)
+                if rc != expect:
+                    raise Failure(f"`azbook {' '.join(args)}` through the {face} exits {rc}, expected {expect}:\n"
+                                  f"{err[-2500:]}{self.troubles(out)}")
+                try:
+                    reports[face] = json.loads(out)
+                except json.JSONDecodeError:
+                    raise Failure(f"`azbook {' '.join(args)}` through the {face} printed no JSON: {out[:300]!r}") from None
+            return reports
+
+        test_args = ["test", "--all-subscriptions", "--output", "json"]
+
+        # 1. test: the audit, read-only
+        calls_before = len(self.arm_calls())
+        first = step("test", test_args, 1)
+        self.compare_reports("azbook test", first["real az"], first["CLI face"], "real az", "CLI face")
+        calls = self.arm_calls()[calls_before:]
         if any(c.get("mutating") for c in calls):
             self.fail("runbook", "azbook test made a change through the real az")
-        self.notes.append(f"runbook hook: azbook test through the real az (exit {rc_r}, "
-                          f"{len(jr['results'])} results, summary {jr['summary']}) equals the CLI face's; "
-                          f"{len(calls)} ARM requests, none mutating")
+        if self.world_changed(start):
+            self.fail("runbook", "the world changed during azbook test")
+
+        # 2. plan, saved
+        plans = step("plan", ["plan", "--all-subscriptions", "--output", "json", "--out", "plan.json"], 0)
+        self.compare_reports("azbook plan", plans["real az"], plans["CLI face"], "real az", "CLI face")
+        if hasattr(self, "plan_json"):
+            # The plan argcheck checked (made in the plan stage, over the same world) is this one.
+            self.compare_reports("azbook plan", plans["real az"], self.plan_json, "through the real az",
+                                 "in the plan stage")
+        planned = {self.report_key(c): c for c in plans["real az"]["changes"]}
+        manual = {k for k, c in planned.items() if any(s.get("kind") == "manual" for s in c["steps"])}
+        if self.world_changed(start):
+            self.fail("runbook", "the world changed during azbook plan")
+
+        # 3. apply that plan
+        applied = step("apply", ["apply", "plan.json", "--yes", "--max-changes", "1000", "--output", "json"], 0)
+        # Warnings differ by design: the CLI face answers the Key Vault precheck, the real az
+        # cannot reach Key Vault offline (checked below).
+        strip = lambda c: {k: v for k, v in c.items() if k != "warnings"}  # noqa: E731
+        self.compare_reports("azbook apply", applied["real az"], applied["CLI face"], "real az", "CLI face",
+                             normalize=strip)
+        statuses = {self.report_key(c): c["status"] for c in applied["real az"]["changes"]}
+        for key, change in planned.items():
+            want = "skipped" if key in manual and not any(s.get("kind") == "az" for s in change["steps"]) else "done"
+            if statuses.get(key) != want:
+                self.fail("runbook", f"apply: {key[1]} ({key[0]}): {statuses.get(key)}, expected {want}")
+        for key in set(statuses) - set(planned):
+            self.fail("runbook", f"apply changed {key[1]} ({key[0]}), which the plan did not list")
+        # The prechecks (`az keyvault key show --id=...`, Key Vault's data plane) cannot reach
+        # Key Vault offline: each must fail only at the network (the dead proxy), which shows
+        # that the real az, logged in, accepted the argv; azbook turns it into a warning.
+        prechecks = 0
+        for change in applied["real az"]["changes"]:
+            for warning in change.get("warnings") or []:
+                if "keyvault key show" not in warning:
+                    continue
+                prechecks += 1
+                if "Unable to connect to proxy" not in warning:
+                    self.fail("runbook", f"apply: the precheck of {change['resource']} failed other than at the "
+                              f"network (was its argv rejected?): {warning}")
+        with_precheck = {pb["id"] for pb in plan.load_playbooks(sorted((HERE.parent.parent / "playbooks").glob("*.toml")))
+                         if pb.get("precheck")}
+        expected = sum(1 for (pb, _), status in statuses.items() if status == "done" and pb in with_precheck)
+        if prechecks != expected:
+            self.fail("runbook", f"apply through the real az: {prechecks} Key Vault precheck warnings, expected "
+                      f"{expected} (one per change whose playbook has a precheck: Key Vault is out of reach)")
+        after_apply = {face: self.dump(f["world"]) for face, f in faces.items()}
+        bad, _ = self.allow.split("world", None, compare.differences(after_apply["real az"], after_apply["CLI face"]))
+        for path, va, vc in bad:
+            self.fail("runbook", f"after apply the worlds differ at {path}: through the real az {json.dumps(va)}, "
+                      f"through the CLI face {json.dumps(vc)}")
+
+        # 4. test: only what needs a manual step is left
+        second = step("test", test_args, 1)
+        self.compare_reports("azbook test after apply", second["real az"], second["CLI face"], "real az", "CLI face")
+        left = {self.report_key(r): r["status"] for r in second["real az"]["results"]
+                if r["status"] not in ("compliant", "skipped")}
+        if set(left) != manual or set(left.values()) != {"noncompliant"}:
+            self.fail("runbook", f"after apply, left noncompliant: {sorted(left.items())}; expected only the "
+                      f"targets with a manual step: {sorted(manual)}")
+
+        # 5. someone removes the versionless protector key from its server
+        for f in faces.values():
+            self.remove_key(f["world"], ROTATE_SERVER, ROTATE_KID)
+
+        # 6. backout
+        calls_before = len(self.arm_calls())
+        backed = step("backout", ["backout", "--yes", "--output", "json"], 0)
+        self.compare_reports("azbook backout", backed["real az"], backed["CLI face"], "real az", "CLI face",
+                             normalize=strip)
+        for change in backed["real az"]["changes"]:
+            if change["status"] != "restored":
+                self.fail("runbook", f"backout: {change['resource']}: {change['status']}: {change.get('message')}")
+        done = {k for k, v in statuses.items() if v == "done"}
+        if {self.report_key(c) for c in backed["real az"]["changes"]} != done:
+            self.fail("runbook", "backout did not revert exactly the changes apply made")
+        key_puts = [c["argv"][1] for c in self.arm_calls()[calls_before:]
+                    if c.get("via") == "arm" and c["argv"][0] == "PUT" and "/keys/" in c["argv"][1]]
+        if len(key_puts) != 1 or f"/servers/{ROTATE_SERVER}/keys/" not in key_puts[0]:
+            self.fail("runbook", f"backout should have registered the removed key on {ROTATE_SERVER} again, and "
+                      f"no other key (its skip_if): key PUTs {key_puts}")
+
+        # 7. test: as at the start
+        third = step("test", test_args, 1)
+        self.compare_reports("azbook test after backout", third["real az"], third["CLI face"], "real az", "CLI face")
+
+        def casefold_source(result):
+            result = json.loads(json.dumps(result))
+            ev = result.get("evidence") or {}
+            if isinstance(ev.get("encryption.keySource"), str):
+                ev["encryption.keySource"] = ev["encryption.keySource"].lower()
+            return result
+        self.compare_reports("azbook test after backout vs before apply", first["real az"], third["real az"],
+                             "before", "after", normalize=casefold_source)
+
+        # 8. the world, restored
+        end = {face: self.dump(f["world"]) for face, f in faces.items()}
+        (out_dir / "world.end.json").write_text(json.dumps(end["real az"], indent=1))
+        for face in faces:
+            self.restored(start[face], end[face], f"not restored by backout through the {face}")
+        bad, explained = self.allow.split("runbook-world", None, compare.differences(start["real az"], end["real az"]))
+        for path, vs, ve in bad:
+            self.fail("runbook", f"after backout through the real az the world differs from the start at {path}: "
+                      f"{json.dumps(vs)} then, {json.dumps(ve)} now")
+        bad, _ = self.allow.split("world", None, compare.differences(end["real az"], end["CLI face"]))
+        for path, va, vc in bad:
+            self.fail("runbook", f"after backout the worlds differ at {path}: through the real az {json.dumps(va)}, "
+                      f"through the CLI face {json.dumps(vc)}")
+
+        s1 = first["real az"]["summary"]
+        self.notes.append(
+            f"runbook: azbook drove the real az through test (summary {s1}), plan ({len(planned)} changes, "
+            f"{len(manual)} manual), apply ({sum(1 for v in statuses.values() if v == 'done')} done; "
+            f"{prechecks} Key Vault prechecks failed only at the dead proxy, so az accepted them), test "
+            f"(left: {len(left)} manual), backout after {ROTATE_KID} was removed from {ROTATE_SERVER} "
+            f"({len(backed['real az']['changes'])} restored, the key registered again), test; every step's "
+            "report equal to the CLI face's, and the world restored on every field the control touches")
+        self.notes.append("runbook: the restored world differs from the start only as the allow-list "
+                          "explains: " + (", ".join(f"{n} x {e}" for e, n in sorted(
+                              {e[3]: sum(1 for x in explained if x[3] == e[3]) for e in explained}.items()))
+                                          or "nothing"))
+        self.notes.append(f"runbook timings through the real az (s): {took}")
+
+    @staticmethod
+    def troubles(out):
+        """The results or changes of an azbook JSON report that went wrong, with their messages."""
+        try:
+            report = json.loads(out)
+        except json.JSONDecodeError:
+            return ""
+        fine = {"compliant", "noncompliant", "skipped", "waived", "pending", "manual", "done", "restored", "unchanged"}
+        bad = [f"\n  {x.get('status')}: {x.get('resource')}: {x.get('message')}"
+               for x in report.get("results", []) + report.get("changes", []) if x.get("status") not in fine]
+        bad += [f"\n  error: {json.dumps(e)[:500]}" for e in report.get("errors", [])]
+        return "".join(bad[:15])
+
+    def world_changed(self, start):
+        return self.dump(self.arm_world) != start["real az"]
 
     # ----------------------------------------------------------------------------------------
+
+    STAGES = ("plan", "reads", "mutations", "argcheck", "protector", "faults", "runbook")
 
     def run(self):
         self.timed("setup", self.setup)
         if self.failures:
             return
-        self.timed("reads", self.reads)
-        self.timed("mutations", self.mutations)
-        self.timed("argcheck", self.argcheck)
-        self.timed("protector", self.protector)
-        self.timed("faults", self.faults)
-        self.timed("runbook", self.runbook)
-        for entry in self.allow.unused():
-            self.fail("allow-list", f"entry '{entry}' matched no difference: remove it or fix the test")
+        stages = self.args.stages or self.STAGES
+        for name in self.STAGES:
+            if name in stages:
+                self.timed(name, getattr(self, name))
+        if stages == self.STAGES:
+            for entry in self.allow.unused():
+                self.fail("allow-list", f"entry '{entry}' matched no difference: remove it or fix the test")
 
 
 def main():
@@ -661,13 +1022,22 @@ def main():
     parser.add_argument("--azsim", required=True)
     parser.add_argument("--azbook", required=True)
     parser.add_argument("--work", required=True, help="a new or empty directory for the run")
-    parser.add_argument("--argv-file", help="check these argvs (JSON list, or an azbook plan) instead of the rendered plan")
+    parser.add_argument("--argv-file", help="also check these argvs (a JSON list, or an azbook plan) with az's parser")
     parser.add_argument("--jobs", type=int, default=max(2, os.cpu_count() or 2))
+    parser.add_argument("--stages", type=lambda v: tuple(x for x in v.split(",") if x),
+                        help="run setup and only these stages (comma-separated; default all)")
     args = parser.parse_args()
+    for name in args.stages or ():
+        if name not in Suite.STAGES:
+            parser.error(f"unknown stage {name}; the stages are {', '.join(Suite.STAGES)}")
     work = Path(args.work)
     if work.exists():
+        # Only an empty directory or an earlier run's is replaced, never anything else.
+        if any(work.iterdir()) and not (work / "report.json").exists() and not (work / "setup.started").exists():
+            parser.error(f"--work {work} is not empty and holds no earlier conformance run: choose another")
         shutil.rmtree(work)
     work.mkdir(parents=True)
+    (work / "setup.started").touch()
     suite = Suite(args)
     try:
         suite.run()
