@@ -147,8 +147,8 @@ pub struct Az<'o> {
     observer: Option<&'o dyn CallObserver>,
     calls: AtomicU64,
     jitter_state: AtomicU64,
-    /// A descriptor every az process inherits (the state directory's lock during apply and
-    /// backout), or -1.
+    /// A duplicate of the state directory's lock that every az process inherits during apply
+    /// and backout, or -1.
     inherited_fd: std::sync::atomic::AtomicI32,
     /// No call starts before this instant: when az gives up on throttling, every worker
     /// waits, so that the pool slows down together instead of hammering the subscription.
@@ -157,6 +157,16 @@ pub struct Az<'o> {
 
 /// The top-level fields of each list item worth keeping; `None` keeps everything.
 pub type Keep = Option<BTreeSet<String>>;
+
+impl Drop for Az<'_> {
+    fn drop(&mut self) {
+        let fd = self.inherited_fd.load(Ordering::SeqCst);
+        if fd >= 0 {
+            // SAFETY: the descriptor was opened by share_with_children and is not used after.
+            unsafe { libc::close(fd) };
+        }
+    }
+}
 
 impl<'o> Az<'o> {
     pub fn new(config: AzConfig, observer: Option<&'o dyn CallObserver>) -> Self {
@@ -175,11 +185,21 @@ impl<'o> Az<'o> {
         }
     }
 
-    /// Lets every az process from now on inherit `fd` (it is otherwise closed on exec). A run
-    /// passes its state-directory lock, so that the lock is held until the last az it started
-    /// has ended, even when azbook itself is killed.
+    /// Lets every az process from now on inherit `fd` (a descriptor is otherwise closed on
+    /// exec). A run passes its state-directory lock, so that the lock is held until the last az
+    /// it started has ended, even when azbook itself is killed. A duplicate without close-on-exec
+    /// does it, so that az is still started with posix_spawn rather than a slower fork.
     pub fn share_with_children(&self, fd: std::os::fd::RawFd) {
-        self.inherited_fd.store(fd, Ordering::SeqCst);
+        // SAFETY: dup(2) returns a new descriptor for the same open file (and its lock), with
+        // close-on-exec clear; it is closed when this runner is dropped.
+        let shared = unsafe { libc::dup(fd) };
+        if shared >= 0 {
+            let old = self.inherited_fd.swap(shared, Ordering::SeqCst);
+            if old >= 0 {
+                // SAFETY: `old` is a descriptor this runner opened with dup above.
+                unsafe { libc::close(old) };
+            }
+        }
     }
 
     /// How many az processes this runner started (retries included).
@@ -324,27 +344,14 @@ impl<'o> Az<'o> {
                 exit_code,
                 stderr,
             };
-        let inherited = self.inherited_fd.load(Ordering::SeqCst);
         let expression = duct::cmd(self.config.program.as_os_str(), &full[1..])
             .stdin_null()
             .stdout_capture()
             .stderr_capture()
             .unchecked()
-            .before_spawn(move |cmd| {
+            .before_spawn(|cmd| {
                 // A group of its own, so that a timeout can kill az and everything it started.
                 cmd.process_group(0);
-                if inherited >= 0 {
-                    // SAFETY: runs in the child between fork and exec; fcntl is
-                    // async-signal-safe and touches only the descriptor table.
-                    unsafe {
-                        cmd.pre_exec(move || {
-                            if libc::fcntl(inherited, libc::F_SETFD, 0) == -1 {
-                                return Err(io::Error::last_os_error());
-                            }
-                            Ok(())
-                        });
-                    }
-                }
                 Ok(())
             });
         let handle = expression.start().map_err(|e| {

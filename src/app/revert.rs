@@ -4,6 +4,7 @@ use super::output::{self, Format, ReportFile};
 use super::{Global, Prompt, fatal};
 use crate::az::Az;
 use crate::backout::{Reverter, changed_targets};
+use crate::evaluate::Progress;
 use crate::exit;
 use crate::journal::{Record, RunEnd, RunKind, RunStart, StateDir};
 use crate::plan::{ChangeReport, ChangeStatus};
@@ -157,7 +158,7 @@ pub fn backout(
         journal: journal.as_ref(),
         force: options.force,
     };
-    let mut changes = Vec::new();
+    let mut work = Vec::new();
     for target in &targets {
         let Some(p) = playbooks.iter().find(|p| p.id == target.playbook) else {
             bail!(
@@ -166,8 +167,32 @@ pub fn backout(
                 target.playbook
             );
         };
-        changes.push(reverter.revert(p, target));
+        work.push((p, target));
     }
+    // Targets are independent resources: they are restored `--jobs` at a time, the newest
+    // change starting first (the scheduler runs the last job spawned first); a target's own
+    // steps run in order inside its job.
+    let slots: Vec<std::sync::Mutex<Option<crate::plan::Change>>> =
+        work.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    bar.found(work.len() as u64);
+    crate::scheduler::run(global.jobs, |spawner| {
+        for ((p, target), slot) in work.iter().zip(&slots).rev() {
+            let reverter = &reverter;
+            let bar = &bar;
+            spawner.spawn(move |_| {
+                *slot.lock().expect("backout slot") = Some(reverter.revert(p, target));
+                bar.assessed();
+            });
+        }
+    });
+    let changes: Vec<crate::plan::Change> = slots
+        .into_iter()
+        .map(|s| {
+            s.into_inner()
+                .expect("backout slot")
+                .expect("every target ran")
+        })
+        .collect();
     bar.finish();
     let own_run = journal
         .as_ref()
