@@ -62,7 +62,17 @@ pub fn verdict(playbook: &Playbook, state: &Value) -> Assessment {
             })
             .collect(),
     );
-    let compliant = match test.compliant.test(state) {
+    let document = match crate::playbook::Document::new(state) {
+        Ok(d) => d,
+        Err(message) => {
+            return Assessment {
+                status: Status::Error,
+                evidence,
+                message,
+            };
+        }
+    };
+    let compliant = match test.compliant.test_prepared(&document) {
         Ok(c) => c,
         Err(message) => {
             return Assessment {
@@ -75,7 +85,7 @@ pub fn verdict(playbook: &Playbook, state: &Value) -> Assessment {
     let explained = test
         .explain
         .iter()
-        .find(|e| e.when.test(state).unwrap_or(false))
+        .find(|e| e.when.test_prepared(&document).unwrap_or(false))
         .map(|e| e.text.clone());
     let (status, message) = if compliant {
         (

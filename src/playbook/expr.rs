@@ -46,6 +46,17 @@ impl Function for CaseFn {
     }
 }
 
+/// A JSON document in the form expressions evaluate on.
+pub struct Document(Rcvar);
+
+impl Document {
+    pub fn new(data: &Value) -> Result<Document, String> {
+        Variable::try_from(data)
+            .map(|v| Document(Arc::new(v)))
+            .map_err(|e| format!("cannot evaluate expressions on this document: {e}"))
+    }
+}
+
 /// A compiled expression, with its source text kept for messages and the change log.
 pub struct Expr {
     source: String,
@@ -106,12 +117,22 @@ impl Expr {
     /// null) means the expression is not the condition its author meant, and saying so beats
     /// guessing with JMESPath's truthiness.
     pub fn test(&self, data: &Value) -> Result<bool, String> {
-        match self.search(data)? {
-            Value::Bool(b) => Ok(b),
+        self.test_prepared(&Document::new(data)?)
+    }
+
+    /// As [`Expr::test`], on a document converted once for several expressions (a verdict and
+    /// its explanations read the same state).
+    pub fn test_prepared(&self, document: &Document) -> Result<bool, String> {
+        let result = self
+            .compiled
+            .search(document.0.clone())
+            .map_err(|e| format!("evaluating `{}` failed: {}", self.source, e.reason))?;
+        match &*result {
+            Variable::Bool(b) => Ok(*b),
             other => Err(format!(
                 "`{}` must give true or false, but gave {}",
                 self.source,
-                serde_json::to_string(&other).unwrap_or_default()
+                serde_json::to_string(other).unwrap_or_default()
             )),
         }
     }

@@ -10,7 +10,7 @@ mod load;
 mod shape;
 mod template;
 
-pub use expr::Expr;
+pub use expr::{Document, Expr};
 pub use load::{LoadError, LoadErrors, builtin, load_file, parse, select};
 pub use shape::closest;
 pub use template::Template;
