@@ -146,9 +146,19 @@ pub fn read_state(
     }
 }
 
+/// Which outcomes keep their target and state once judged: a test of ten thousand accounts
+/// needs only the results, a plan only what it will change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeepTargets {
+    All,
+    Noncompliant,
+    None,
+}
+
 pub struct RunOptions<'p, 'a> {
     /// Keep, per target, every call behind its verdict (`--evidence-dir`).
     pub evidence: bool,
+    pub keep: KeepTargets,
     pub playbooks: &'p [Playbook],
     pub subscriptions: &'a [String],
     pub filters: &'a Filters,
@@ -175,6 +185,7 @@ pub fn assess<'p>(
     let engine = Engine {
         az,
         evidence: options.evidence,
+        keep: options.keep,
         abort: &abort,
         outcomes: &outcomes,
         progress,
@@ -196,14 +207,24 @@ pub fn assess<'p>(
 struct Engine<'e, 'p> {
     az: &'e Az<'e>,
     evidence: bool,
+    keep: KeepTargets,
     abort: &'e Abort,
     outcomes: &'e Mutex<Vec<Outcome<'p>>>,
     progress: &'e dyn Progress,
 }
 
 impl<'e, 'p> Engine<'e, 'p> {
-    fn push(&self, outcome: Outcome<'p>) {
+    fn push(&self, mut outcome: Outcome<'p>) {
         self.progress.assessed();
+        let kept = match self.keep {
+            KeepTargets::All => true,
+            KeepTargets::Noncompliant => outcome.assessment.status == Status::Noncompliant,
+            KeepTargets::None => false,
+        };
+        if !kept {
+            outcome.target = None;
+            outcome.state = None;
+        }
         self.outcomes.lock().expect("outcomes lock").push(outcome);
     }
 

@@ -2,6 +2,7 @@
 
 use super::output::{self, Format, ReportFile};
 use super::{Global, Selection, start_session};
+use crate::evaluate::KeepTargets;
 use crate::exit;
 use crate::playbook;
 use crate::progress::Bar;
@@ -56,12 +57,14 @@ pub fn test(
     let started = Instant::now();
     let bar = Bar::new(global.progress, global.verbose, "testing");
     let session = start_session(global, &options.selection, &bar, "test", err)?;
-    let outcomes = session.assess(
-        global,
-        &options.selection,
-        &bar,
-        options.evidence_dir.is_some(),
-    )?;
+    // Evidence needs every target's calls; a plain test needs only the results.
+    let evidence = options.evidence_dir.is_some();
+    let keep = if evidence {
+        KeepTargets::All
+    } else {
+        KeepTargets::None
+    };
+    let outcomes = session.assess(global, &options.selection, &bar, evidence, keep)?;
     let playbooks = &session.playbooks;
     let az = &session.az;
     let order: Vec<&str> = playbooks.iter().map(|p| p.id.as_str()).collect();

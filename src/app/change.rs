@@ -3,6 +3,7 @@
 use super::output::{self, Format, ReportFile};
 use super::{Global, Prompt, Selection, fatal, start_session};
 use crate::apply;
+use crate::evaluate::KeepTargets;
 use crate::exit;
 use crate::fsutil::write_atomic;
 use crate::journal::{PlaybookRef, Record, RunEnd, RunKind, RunStart, StateDir};
@@ -91,7 +92,13 @@ pub fn plan(
 ) -> Result<i32> {
     let bar = Bar::new(global.progress, global.verbose, "planning");
     let session = start_session(global, &options.selection, &bar, "plan", err)?;
-    let outcomes = session.assess(global, &options.selection, &bar, false)?;
+    let outcomes = session.assess(
+        global,
+        &options.selection,
+        &bar,
+        false,
+        KeepTargets::Noncompliant,
+    )?;
     let (mut changes, errors) = plan::from_outcomes(&outcomes);
     sort_changes(&mut changes, &session.playbooks);
     let report = ChangeReport::new(None, changes, errors);
@@ -356,7 +363,13 @@ pub fn apply(
         }
         None => {
             let session = start_session(global, &options.selection, &bar, "apply", err)?;
-            let outcomes = session.assess(global, &options.selection, &bar, false)?;
+            let outcomes = session.assess(
+                global,
+                &options.selection,
+                &bar,
+                false,
+                KeepTargets::Noncompliant,
+            )?;
             let (mut changes, errors) = plan::from_outcomes(&outcomes);
             sort_changes(&mut changes, &session.playbooks);
             drop(outcomes);

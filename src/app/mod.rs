@@ -16,7 +16,7 @@ pub use revert::{BackoutOptions, backout};
 
 use crate::az::{Az, AzConfig, AzError};
 use crate::discover::Filters;
-use crate::evaluate::{self, Outcome, RunOptions};
+use crate::evaluate::{self, KeepTargets, Outcome, RunOptions};
 use crate::playbook::{self, Playbook};
 use crate::progress::Bar;
 use crate::report::Status;
@@ -228,9 +228,11 @@ impl Session<'_> {
         selection: &Selection,
         bar: &Bar,
         evidence: bool,
+        keep: KeepTargets,
     ) -> Result<Vec<Outcome<'s>>> {
         let run = RunOptions {
             evidence,
+            keep,
             playbooks: &self.playbooks,
             subscriptions: &self.subscriptions,
             filters: &selection.filters,
