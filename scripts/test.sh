@@ -17,6 +17,9 @@ cargo test --locked --all-targets
 
 step "crash test: apply killed at 41 points, then backout (scripts/crash-test.sh)"; scripts/crash-test.sh
 
+# Benchmarks are not tests: this only checks that scripts/bench.sh still works (small fleet).
+step "benchmark script, small fleet (scripts/bench.sh --quick)"; scripts/bench.sh --quick
+
 step "the README's demo (scripts/demo.sh)"
 demo_out=$(scripts/demo.sh 2>&1) || { printf '%s\n' "$demo_out" >&2; echo "scripts/demo.sh failed" >&2; exit 1; }
 # The demo fleet has both compliant and noncompliant resources of every kind; the demo must
