@@ -5,15 +5,6 @@ mod common;
 use common::*;
 use serde_json::{Value, json};
 
-fn json_out(out: &std::process::Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "stdout is not JSON ({e}); stderr:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
-}
-
 fn status_of<'a>(report: &'a Value, resource: &str) -> &'a str {
     report["changes"]
         .as_array()

@@ -350,3 +350,13 @@ pub fn mutating_calls(sim: &Sim) -> Vec<Value> {
         .filter(|v| v["mutating"] == true)
         .collect()
 }
+
+/// A command's stdout as JSON, or a failure that shows its stderr.
+pub fn json_out(out: &std::process::Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}); stderr:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
