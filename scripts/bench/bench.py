@@ -381,8 +381,10 @@ def report(results_path, md_path):
             why.append(
                 f"- **{f}, ratio {r:.2f}**: azbook made {calls_made:,} calls where the bound counts "
                 f"{b['min_calls']:,}: `az sql db show` ({by.get('sql db show', 0):,} calls) reads every "
-                f"database a second time, after `az sql db tde show`, because whether `az sql db list` "
-                f"carries `encryptionProtector` is not proven yet. The same formula with two reads per "
+                f"database a second time, after `az sql db tde show`: it is not proven that the real "
+                f"service fills `encryptionProtector` in `az sql db list`, and a null there would read "
+                f"as \"no database-level key\", so azbook reads it from `az sql db show`. The same "
+                f"formula with two reads per "
                 f"database gives {secs(b['bound_two_reads'])} "
                 f"(`L * (2 + ceil((2V + 2D) / J))`, {b['bound_two_reads'] / b['bound']:.2f}x the bound): "
                 f"that second read alone explains {b['bound_two_reads'] / b['bound']:.2f}x of the "
@@ -432,8 +434,9 @@ def report(results_path, md_path):
                                 ", ".join(f"{p} {fmt_mb(v)}" for p, v in peaks.items())])
             if worst[1] >= 100:
                 why.append(f"- **large, peak memory {worst[1]:.0f} MB** in `{worst[0]}` (test "
-                           f"{fmt_mb(peaks['test'])}): azbook holds whole az outputs, not items; see "
-                           "*Profile* below for what holds the memory.")
+                           f"{fmt_mb(peaks['test'])}): the storage lists, four read at once, each held "
+                           "whole as text and then as trimmed items, and in `plan` kept twice; see "
+                           "*Profile* below.")
     else:
         target_rows.append(["large", "peak memory under 100 MB", "not measured", "not run (`--only` left out large)"])
     if version:
