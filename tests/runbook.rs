@@ -607,30 +607,15 @@ fn a_second_concurrent_apply_refuses_with_a_clear_message() {
     let mut world = edge_world();
     world["settings"]["latencyMs"] = json!(150);
     let sim = Sim::new(&world);
-    let mut first = std::process::Command::new(env!("CARGO_BIN_EXE_azbook"));
-    first
-        .env(
-            "PATH",
-            format!(
-                "{}:{}",
-                sim.dir.path().join("bin").display(),
-                std::env::var("PATH").unwrap()
-            ),
-        )
-        .env("AZSIM_WORLD", sim.world_path())
-        .env("AZSIM_LOG", sim.log_path())
-        .env_remove("AZBOOK_AZ")
-        .current_dir(sim.dir.path())
-        .args([
-            "--jobs",
-            "1",
-            "apply",
-            "--yes",
-            "--playbook",
-            "storage-account-mmk",
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
+    let mut first = sim.azbook_process();
+    first.args([
+        "--jobs",
+        "1",
+        "apply",
+        "--yes",
+        "--playbook",
+        "storage-account-mmk",
+    ]);
     let mut child = first.spawn().unwrap();
     let runs = sim.dir.path().join(".azbook/runs");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
@@ -710,6 +695,19 @@ fn runs_and_log_tell_the_story_and_detect_tampering() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("altered"));
 }
 
+/// Cuts a change log right after its last intent, as a run killed after writing it (before its
+/// outcome) leaves it, and returns that intent.
+fn cut_after_last_intent(path: &std::path::Path) -> Value {
+    let text = std::fs::read_to_string(path).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let last_intent = lines
+        .iter()
+        .rposition(|l| l.contains("\"kind\":\"intent\""))
+        .unwrap();
+    std::fs::write(path, lines[..=last_intent].join("\n") + "\n").unwrap();
+    serde_json::from_str(lines[last_intent]).unwrap()
+}
+
 fn journal_path(sim: &Sim, run: &str) -> std::path::PathBuf {
     sim.dir
         .path()
@@ -737,14 +735,7 @@ fn an_intent_without_outcome_is_resolved_by_reading_the_world() {
     // As if azbook was killed after az changed the last account but before the outcome was
     // written: cut the log right after the last intent.
     let path = journal_path(&sim, &run);
-    let text = std::fs::read_to_string(&path).unwrap();
-    let lines: Vec<&str> = text.lines().collect();
-    let last_intent = lines
-        .iter()
-        .rposition(|l| l.contains("\"kind\":\"intent\""))
-        .unwrap();
-    let last_target: Value = serde_json::from_str(lines[last_intent]).unwrap();
-    std::fs::write(&path, lines[..=last_intent].join("\n") + "\n").unwrap();
+    let last_target = cut_after_last_intent(&path);
     // And a torn line, as a crash in the middle of a write leaves.
     let mut torn = std::fs::read_to_string(&path).unwrap();
     torn.push_str("{\"seq\": 99, \"kind\": \"outc");
@@ -785,15 +776,7 @@ fn an_intent_whose_change_never_happened_is_left_unchanged() {
         .assert()
         .code(0);
     let run = latest_apply_run(&sim);
-    let path = journal_path(&sim, &run);
-    let text = std::fs::read_to_string(&path).unwrap();
-    let lines: Vec<&str> = text.lines().collect();
-    let last_intent = lines
-        .iter()
-        .rposition(|l| l.contains("\"kind\":\"intent\""))
-        .unwrap();
-    let target: Value = serde_json::from_str(lines[last_intent]).unwrap();
-    std::fs::write(&path, lines[..=last_intent].join("\n") + "\n").unwrap();
+    let target = cut_after_last_intent(&journal_path(&sim, &run));
     // The killed run never reached az for that account: put it back as it was.
     let name = target["resource"]
         .as_str()
@@ -1018,20 +1001,8 @@ fn az_left_running_by_a_killed_apply_holds_the_lock_until_it_ends() {
     world["faults"] = json!([{"command": "storage account update", "argvContains": "--name=stcmkpinned", "latencyMs": 1500, "times": 1}]);
     let sim = Sim::new(&world);
     let original = essentials(&sim.dump());
-    let mut apply = std::process::Command::new(env!("CARGO_BIN_EXE_azbook"));
+    let mut apply = sim.azbook_process();
     apply
-        .env(
-            "PATH",
-            format!(
-                "{}:{}",
-                sim.dir.path().join("bin").display(),
-                std::env::var("PATH").unwrap()
-            ),
-        )
-        .env("AZSIM_WORLD", sim.world_path())
-        .env("AZSIM_LOG", sim.log_path())
-        .env_remove("AZBOOK_AZ")
-        .current_dir(sim.dir.path())
         .args(["apply", "--yes", "--playbook", "storage-account-mmk"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())

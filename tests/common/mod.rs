@@ -55,6 +55,19 @@ impl Sim {
         cmd
     }
 
+    /// azbook as a plain process (to run in the background or kill), with azsim as `az`.
+    pub fn azbook_process(&self) -> std::process::Command {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_azbook"));
+        cmd.env("PATH", self.path_env())
+            .env("AZSIM_WORLD", self.world_path())
+            .env("AZSIM_LOG", self.log_path())
+            .env_remove("AZBOOK_AZ")
+            .current_dir(self.dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        cmd
+    }
+
     /// azbook with azsim as `az` on PATH, fast retries, no colour, no inherited AZBOOK_AZ.
     pub fn azbook(&self) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_azbook"));
