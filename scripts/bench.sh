@@ -272,8 +272,10 @@ if [ "$real_az" = yes ]; then
     real_json=$(python3 -c 'import json,sys; print(json.dumps({"status":"not run","reason":f"no complete azure-cli install in {sys.argv[1]} (scripts/conformance.sh installs it; this script does not)"}))' "$venv")
   else
     say "small fleet through the real az and azsim serve"
-    rjobs=$jobs
-    [ "$cores" != "$jobs" ] && rjobs="$jobs,$cores"
+    # --jobs as asked, azbook's default (2 x cores, 4 to 16), and around it: the measurement
+    # behind the default.
+    default_jobs=$((cores * 2)); [ $default_jobs -lt 4 ] && default_jobs=4; [ $default_jobs -gt 16 ] && default_jobs=16
+    rjobs=$(printf '%s\n' "$jobs" "$default_jobs" 8 "$cores" | awk '!seen[$0]++' | paste -sd, -)
     if raw=$("$venv/bin/python" "$root/scripts/bench/real_az.py" --az "$venv/bin/az" --az-python "$venv/bin/python" \
       --azsim "$azsim" --azbook "$azbook" --work "$work/real-az" --jobs "$rjobs" \
       --latency "$latency" --jitter "$jitter" 2>"$work/real-az.err"); then

@@ -9,6 +9,7 @@ use crate::journal::{Intent, Journal, Note, Outcome as Done, Record, RunLog};
 use crate::plan::{Change, ChangeStatus, PlannedStep, StepKind, backout_steps};
 use crate::playbook::Playbook;
 use serde_json::Value;
+use std::collections::HashMap;
 use std::sync::Mutex;
 
 /// One target a run changed: every step's intent folded into the state before the first step
@@ -28,28 +29,31 @@ pub struct Changed {
 }
 
 /// The targets a run changed (or meant to: an intent without outcome counts), newest first.
-pub fn changed_targets(log: &RunLog) -> Vec<Changed> {
+pub fn changed_targets(log: RunLog) -> Vec<Changed> {
     let mut targets: Vec<Changed> = Vec::new();
-    for (seq, intent, outcome) in log.changes() {
-        let key = |t: &Changed| {
-            t.resource.eq_ignore_ascii_case(&intent.resource) && t.playbook == intent.playbook
-        };
-        match targets.iter_mut().find(|t| key(t)) {
+    // ARM ids compare case-insensitively; the index keeps a run of thousands of changes linear.
+    let mut index: HashMap<(String, String), usize> = HashMap::new();
+    for (seq, intent, answered) in log.into_changes() {
+        let key = (intent.resource.to_lowercase(), intent.playbook.clone());
+        match index.get(&key).map(|&i| &mut targets[i]) {
             Some(t) => {
-                t.expected = intent.expected.clone();
+                t.expected = intent.expected;
                 t.last_seq = seq;
-                t.unfinished |= outcome.is_none();
+                t.unfinished |= !answered;
             }
-            None => targets.push(Changed {
-                resource: intent.resource.clone(),
-                playbook: intent.playbook.clone(),
-                subscription: intent.subscription.clone(),
-                context: intent.context.clone(),
-                before: intent.before.clone(),
-                expected: intent.expected.clone(),
-                last_seq: seq,
-                unfinished: outcome.is_none(),
-            }),
+            None => {
+                index.insert(key, targets.len());
+                targets.push(Changed {
+                    resource: intent.resource,
+                    playbook: intent.playbook,
+                    subscription: intent.subscription,
+                    context: intent.context,
+                    before: intent.before,
+                    expected: intent.expected,
+                    last_seq: seq,
+                    unfinished: !answered,
+                })
+            }
         }
     }
     targets.sort_by_key(|t| std::cmp::Reverse(t.last_seq));

@@ -1,6 +1,7 @@
 //! Targets from list calls: each playbook's discovery levels, run per subscription, filtered.
 
-use crate::az::{Az, AzError, ErrorKind, Keep};
+use crate::az::{Az, AzError, ErrorKind};
+use crate::fieldtree::FieldTree;
 use crate::playbook::Playbook;
 use crate::scheduler::Spawner;
 use serde_json::{Map, Value};
@@ -183,20 +184,44 @@ type Shared = Arc<Listed>;
 type CallKey = (Vec<String>, String);
 
 /// List calls shared between playbooks: the SQL playbooks both need each subscription's server
-/// list, and it is read once. A second caller of the same argv waits for the first.
+/// list, and it is read once. A second caller of the same argv waits for the first. An entry
+/// leaves the memo when its last expected caller has taken it, so that a list only one playbook
+/// reads (10,000 storage accounts) is never held for the rest of the run.
 #[derive(Default)]
 struct Memo {
-    calls: Mutex<HashMap<CallKey, Arc<OnceLock<Shared>>>>,
+    calls: Mutex<HashMap<CallKey, MemoEntry>>,
+    /// Per list command (its words), how many selected playbooks' discovery runs it.
+    callers: HashMap<String, usize>,
+}
+
+struct MemoEntry {
+    cell: Arc<OnceLock<Shared>>,
+    /// Callers still expected.
+    left: usize,
 }
 
 impl Memo {
-    fn get(&self, az: &Az, argv: &[String], subscription: &str, keep: &Keep) -> Shared {
+    fn get(
+        &self,
+        az: &Az,
+        command: &str,
+        argv: &[String],
+        subscription: &str,
+        keep: &FieldTree,
+    ) -> Shared {
         let cell = {
             let mut calls = self.calls.lock().expect("memo lock");
-            calls
-                .entry((argv.to_vec(), subscription.to_string()))
-                .or_default()
-                .clone()
+            let key = (argv.to_vec(), subscription.to_string());
+            let entry = calls.entry(key.clone()).or_insert_with(|| MemoEntry {
+                cell: Arc::default(),
+                left: self.callers.get(command).copied().unwrap_or(1),
+            });
+            entry.left = entry.left.saturating_sub(1);
+            let cell = entry.cell.clone();
+            if entry.left == 0 {
+                calls.remove(&key);
+            }
+            cell
         };
         cell.get_or_init(|| {
             let at = crate::timefmt::now_rfc3339();
@@ -215,7 +240,7 @@ pub struct Discovery<'a> {
     abort: &'a Abort,
     memo: Memo,
     /// Per list command (its words), the fields any selected playbook reads of its items.
-    keep: HashMap<String, Keep>,
+    keep: HashMap<String, FieldTree>,
     /// Keep whole items and a trail of calls per target, for `--evidence-dir`.
     evidence: bool,
 }
@@ -230,27 +255,22 @@ impl<'a> Discovery<'a> {
         playbooks: &[Playbook],
         evidence: bool,
     ) -> Self {
-        let mut keep: HashMap<String, Keep> = HashMap::new();
+        let mut keep: HashMap<String, FieldTree> = HashMap::new();
+        let mut memo = Memo::default();
         for playbook in playbooks {
             for (depth, level) in playbook.discover.iter().enumerate() {
-                let fields = playbook.level_fields(depth);
-                let entry = keep
-                    .entry(level.argv.command_words().join(" "))
-                    .or_insert_with(|| Some(Default::default()));
-                *entry = match (entry.take(), fields) {
-                    (Some(mut have), Some(more)) => {
-                        have.extend(more);
-                        Some(have)
-                    }
-                    _ => None,
-                };
+                let command = level.argv.command_words().join(" ");
+                *memo.callers.entry(command.clone()).or_default() += 1;
+                keep.entry(command)
+                    .or_default()
+                    .merge(playbook.level_fields(depth));
             }
         }
         Discovery {
             az,
             filters,
             abort,
-            memo: Memo::default(),
+            memo,
             keep,
             evidence,
         }
@@ -309,19 +329,22 @@ impl<'a> Discovery<'a> {
                 Ok(argv) => argv,
                 Err(message) => return fail(render_error(&level.argv.command_words(), message)),
             };
-            let keep = if self.evidence {
-                None
-            } else {
-                self.keep
-                    .get(&level.argv.command_words().join(" "))
-                    .cloned()
-                    .flatten()
+            let command = level.argv.command_words().join(" ");
+            let keep = match self.keep.get(&command) {
+                Some(fields) if !self.evidence => fields,
+                _ => &FieldTree::All,
             };
-            let listed = self.memo.get(self.az, &argv, subscription, &keep);
-            let items = match &listed.result {
+            let listed = self.memo.get(self.az, &command, &argv, subscription, keep);
+            let at = listed.at.clone();
+            // The last holder of a list takes its items instead of copying them one by one.
+            let result = match Arc::try_unwrap(listed) {
+                Ok(listed) => listed.result,
+                Err(shared) => shared.result.clone(),
+            };
+            let items = match result {
                 Err(error) => {
-                    if !self.abort.check(error) {
-                        fail(error.clone());
+                    if !self.abort.check(&error) {
+                        fail(error);
                     }
                     return;
                 }
@@ -330,7 +353,7 @@ impl<'a> Discovery<'a> {
                     return fail(AzError {
                         kind: ErrorKind::MalformedOutput,
                         code: None,
-                        message: format!("expected a JSON list, got {}", json_type(other)),
+                        message: format!("expected a JSON list, got {}", json_type(&other)),
                         command: crate::az::display_command(&argv),
                         exit_code: Some(0),
                         stderr: String::new(),
@@ -339,29 +362,29 @@ impl<'a> Discovery<'a> {
             };
             let last = depth + 1 == playbook.discover.len();
             for item in items {
-                if !self.filters.keeps_level(item) {
+                if !self.filters.keeps_level(&item) {
                     continue;
                 }
-                let mut levels = parents.clone();
-                levels.push((level.name.clone(), item.clone()));
+                let skip = level
+                    .skip
+                    .iter()
+                    .find(|rule| rule.when.test(&item).unwrap_or(false));
                 let mut calls = trail.clone();
                 if self.evidence {
                     calls.push(CallRecord {
                         argv: Az::full_argv(&argv, Some(subscription)),
-                        time: listed.at.clone(),
+                        time: at.clone(),
                         output: item.clone(),
                     });
                 }
+                let mut levels = parents.clone();
+                levels.push((level.name.clone(), item));
                 let target = Target {
                     playbook,
                     subscription: subscription.to_string(),
                     levels,
                     calls,
                 };
-                let skip = level
-                    .skip
-                    .iter()
-                    .find(|rule| rule.when.test(item).unwrap_or(false));
                 if last && !self.filters.keeps_target(&target.levels) {
                     continue;
                 }

@@ -129,8 +129,12 @@ pub fn read_state(
     };
     match (&playbook.test.reads, &playbook.test.refresh) {
         (Reads::One(argv), _) | (Reads::None, Some(argv)) => run(argv),
-        (Reads::Named(named), _) => {
-            let mut state = Map::new();
+        (Reads::Named(named), refresh) => {
+            let target = match refresh {
+                Some(argv) => run(argv)?,
+                None => context.get("target").cloned().unwrap_or(Value::Null),
+            };
+            let mut state = Map::from_iter([("target".to_string(), target)]);
             for (name, argv) in named {
                 state.insert(name.clone(), run(argv)?);
             }
@@ -337,10 +341,14 @@ impl<'e, 'p> Engine<'e, 'p> {
                 target.calls = calls;
                 self.conclude(target, state);
             }),
+            Reads::Named(reads) if reads.is_empty() => {
+                let state = Map::from_iter([("target".to_string(), target.item().clone())]);
+                self.conclude(target, Ok(Value::Object(state)));
+            }
             Reads::Named(reads) => {
                 let join = Arc::new(Mutex::new(Join {
                     remaining: reads.len(),
-                    state: Map::new(),
+                    state: Map::from_iter([("target".to_string(), target.item().clone())]),
                     error: None,
                     target: Some(target.clone()),
                 }));
@@ -457,6 +465,13 @@ mod tests {
             verdict(&p, &json!({"encryption": null})).status,
             Status::Compliant
         );
+        let no_source = verdict(&p, &json!({"encryption": {"services": {}}}));
+        assert_eq!(no_source.status, Status::Compliant);
+        assert!(
+            no_source.message.contains("platform default"),
+            "{}",
+            no_source.message
+        );
     }
 
     #[test]
@@ -478,19 +493,19 @@ mod tests {
     fn database_verdicts_cover_state_status_and_database_keys() {
         let p = playbook("sql-database-tde-mmk");
         let db = printed("sql_db_show");
-        let on = json!({"tde": printed("sql_db_tde_show"), "db": db});
+        let on = json!({"tde": printed("sql_db_tde_show"), "target": db});
         assert_eq!(verdict(&p, &on).status, Status::Compliant);
-        let off = json!({"tde": printed("sql_db_tde_set_disabled"), "db": db});
+        let off = json!({"tde": printed("sql_db_tde_set_disabled"), "target": db});
         assert_eq!(verdict(&p, &off).status, Status::Noncompliant);
-        let legacy_on = json!({"tde": {"status": "Enabled"}, "db": db});
+        let legacy_on = json!({"tde": {"status": "Enabled"}, "target": db});
         assert_eq!(verdict(&p, &legacy_on).status, Status::Compliant);
-        let legacy_off = json!({"tde": {"status": "Disabled"}, "db": db});
+        let legacy_off = json!({"tde": {"status": "Disabled"}, "target": db});
         assert_eq!(verdict(&p, &legacy_off).status, Status::Noncompliant);
         let mut cmk_db = db.clone();
         cmk_db["encryptionProtector"] = json!("https://kv1.vault.azure.net/keys/dbkey/abc");
         let own_key = verdict(
             &p,
-            &json!({"tde": printed("sql_db_tde_show"), "db": cmk_db}),
+            &json!({"tde": printed("sql_db_tde_show"), "target": cmk_db}),
         );
         assert_eq!(own_key.status, Status::Noncompliant);
         assert!(
@@ -565,12 +580,12 @@ mod tests {
             ),
             (
                 "sql-database-tde-mmk",
-                json!({"tde": printed("sql_db_tde_show"), "db": printed("sql_db_show")}),
+                json!({"tde": printed("sql_db_tde_show"), "target": printed("sql_db_show")}),
                 Status::Compliant,
             ),
             (
                 "sql-database-tde-mmk",
-                json!({"tde": printed("sql_db_tde_set_disabled"), "db": printed("sql_db_list")[0]}),
+                json!({"tde": printed("sql_db_tde_set_disabled"), "target": printed("sql_db_list")[0]}),
                 Status::Noncompliant,
             ),
         ];

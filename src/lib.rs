@@ -10,6 +10,7 @@ pub mod discover;
 pub mod evaluate;
 pub mod exit;
 pub mod fieldpath;
+pub mod fieldtree;
 pub mod fsutil;
 pub mod journal;
 pub mod plan;

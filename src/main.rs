@@ -3,6 +3,7 @@ use clap::Parser;
 use std::io::IsTerminal;
 
 fn main() {
+    azbook::usage::limit_allocator_arenas();
     let cli = Cli::parse();
     let terminal = Terminal {
         stdin_is_tty: std::io::stdin().is_terminal(),

@@ -159,10 +159,6 @@ impl ChangeReport {
         }
     }
 
-    pub fn to_json(&self) -> String {
-        serde_json::to_string_pretty(self).expect("a report serializes") + "\n"
-    }
-
     /// `12 done, 1 skipped`: the summary for people.
     pub fn summary_text(&self) -> String {
         if self.summary.is_empty() {
@@ -298,7 +294,9 @@ pub fn backout_steps(
 
 /// The changes for every noncompliant target of an assessment, and the results no change is
 /// derived for: errors (including a change that could not be derived) and waived targets.
-pub fn from_outcomes(outcomes: &[Outcome<'_>]) -> (Vec<Change>, Vec<TestResult>) {
+/// Consumes the outcomes, so that each target's state is freed as soon as its change exists:
+/// a large tenant's plan never holds both in full.
+pub fn from_outcomes(outcomes: Vec<Outcome<'_>>) -> (Vec<Change>, Vec<TestResult>) {
     let mut changes = Vec::new();
     let mut errors = Vec::new();
     for outcome in outcomes {
@@ -400,7 +398,7 @@ mod tests {
         let p = playbook("sql-database-tde-mmk");
         let context = json!({"target": {"id": "/d", "name": "db1", "resourceGroup": "rg"}, "server": {"name": "sql1", "resourceGroup": "rg"}});
         let before = json!({"tde": {"state": "Enabled", "status": null},
-                            "db": {"encryptionProtector": "https://kv.vault.azure.net/keys/k/1", "encryptionProtectorAutoRotation": null}});
+                            "target": {"encryptionProtector": "https://kv.vault.azure.net/keys/k/1", "encryptionProtectorAutoRotation": null}});
         let change = derive(&p, "/d", "sub", &context, &before).unwrap();
         assert_eq!(change.status, ChangeStatus::Manual);
         assert_eq!(change.steps.len(), 1);
@@ -415,7 +413,7 @@ mod tests {
         );
         assert!(change.backout.is_empty(), "TDE was on: nothing to turn off");
 
-        let off = json!({"tde": {"state": "Disabled", "status": null}, "db": {"encryptionProtector": null, "encryptionProtectorAutoRotation": null}});
+        let off = json!({"tde": {"state": "Disabled", "status": null}, "target": {"encryptionProtector": null, "encryptionProtectorAutoRotation": null}});
         let change = derive(&p, "/d", "sub", &context, &off).unwrap();
         assert_eq!(change.status, ChangeStatus::Pending);
         assert!(

@@ -101,7 +101,10 @@ fn every_edge_case_gets_the_right_status_and_evidence() {
     assert_eq!(off["evidence"]["tde.state"], "Disabled");
     let own_key = &results[&db("sql-sm", "db-cmk").to_lowercase()];
     assert_eq!(own_key["status"], "noncompliant");
-    assert_eq!(own_key["evidence"]["db.encryptionProtector"], DB_KEY_URI);
+    assert_eq!(
+        own_key["evidence"]["target.encryptionProtector"],
+        DB_KEY_URI
+    );
     assert!(
         own_key["message"]
             .as_str()
@@ -142,6 +145,8 @@ fn reads_state_with_the_fewest_calls() {
             .len(),
         2
     );
+    // The database list carries each database's own key: no second read per database.
+    assert!(sim.calls_starting(&["sql", "db", "show"]).is_empty());
     // master is never read.
     let tde = sim.calls_starting(&["sql", "db", "tde", "show"]);
     assert_eq!(tde.len(), 4);

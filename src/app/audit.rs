@@ -80,10 +80,13 @@ pub fn test(
             )?;
         }
     }
-    let stdout_text = output::test_text(&report, &ctx, options.output, global.colour);
-    output::emit(out, &stdout_text, &options.reports, &|format| {
-        Ok(output::test_text(&report, &ctx, format, false))
-    })?;
+    output::emit(
+        out,
+        options.output,
+        global.colour,
+        &options.reports,
+        &|w, f, colour| output::write_test(w, &report, &ctx, f, colour),
+    )?;
     let s = &report.summary;
     if !global.quiet {
         writeln!(
@@ -141,9 +144,8 @@ pub fn merge_reports(
             .collect(),
         ..Default::default()
     };
-    let text = output::test_text(&merged, &ctx, format, colour);
-    output::emit(out, &text, reports, &|f| {
-        Ok(output::test_text(&merged, &ctx, f, false))
+    output::emit(out, format, colour, reports, &|w, f, colour| {
+        output::write_test(w, &merged, &ctx, f, colour)
     })?;
     let s = &merged.summary;
     Ok(if s.error > 0 {

@@ -77,9 +77,8 @@ fn print_report(
     colour: bool,
     out: &mut dyn Write,
 ) -> Result<()> {
-    let text = output::change_text(report, ctx, format, plan_view, colour)?;
-    output::emit(out, &text, files, &|f| {
-        output::change_text(report, ctx, f, plan_view, false)
+    output::emit(out, format, colour, files, &|w, f, colour| {
+        output::write_change(w, report, ctx, f, plan_view, colour)
     })
 }
 
@@ -99,7 +98,7 @@ pub fn plan(
         false,
         KeepTargets::Noncompliant,
     )?;
-    let (mut changes, errors) = plan::from_outcomes(&outcomes);
+    let (mut changes, errors) = plan::from_outcomes(outcomes);
     sort_changes(&mut changes, &session.playbooks);
     let report = ChangeReport::new(None, changes, errors);
     if let Some(path) = &options.out {
@@ -370,9 +369,8 @@ pub fn apply(
                 false,
                 KeepTargets::Noncompliant,
             )?;
-            let (mut changes, errors) = plan::from_outcomes(&outcomes);
+            let (mut changes, errors) = plan::from_outcomes(outcomes);
             sort_changes(&mut changes, &session.playbooks);
-            drop(outcomes);
             (
                 session,
                 changes,

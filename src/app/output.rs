@@ -106,55 +106,77 @@ pub(crate) fn context(
     }
 }
 
-pub(crate) fn test_text(
+/// Writes a test report in `format`; JSON goes out as it is serialized, never whole in memory.
+pub(crate) fn write_test(
+    out: &mut dyn Write,
     report: &TestReport,
     ctx: &ReportContext,
     format: Format,
     colour: bool,
-) -> String {
-    match format {
+) -> Result<()> {
+    let text = match format {
         Format::Table => report::render_test_table(report, colour),
-        Format::Json => report.to_json(),
+        Format::Json => return write_json(out, report),
         Format::Csv => report::render_test_csv(report, ctx),
         Format::Junit => report::render_test_junit(report, ctx),
         Format::Markdown => report::render_test_markdown(report, ctx),
-    }
+    };
+    out.write_all(text.as_bytes())?;
+    Ok(())
 }
 
-/// `plan_view`: a plan (or a backout dry run) is shown step by step, results as a table.
-pub(crate) fn change_text(
+/// Writes a change report in `format`; `plan_view`: a plan (or a backout dry run) is shown step
+/// by step, results as a table.
+pub(crate) fn write_change(
+    out: &mut dyn Write,
     report: &ChangeReport,
     ctx: &ReportContext,
     format: Format,
     plan_view: bool,
     colour: bool,
-) -> Result<String> {
-    Ok(match format {
+) -> Result<()> {
+    let text = match format {
         Format::Table if plan_view => report::render_plan(report, colour),
         Format::Table => report::render_change_table(report, colour),
-        Format::Json => report.to_json(),
+        Format::Json => return write_json(out, report),
         Format::Markdown => report::render_change_markdown(report, ctx),
         Format::Csv | Format::Junit => bail!(
             "`{}` reports are for `azbook test`; plan, apply and backout write table, json or markdown",
             format.name()
         ),
-    })
+    };
+    out.write_all(text.as_bytes())?;
+    Ok(())
 }
 
-/// Writes the report to stdout and to every `--report` file (atomically, never coloured).
+/// A plan of thousands of changes is tens of megabytes of JSON: it is written as it is made.
+fn write_json(out: &mut dyn Write, value: &impl serde::Serialize) -> Result<()> {
+    serde_json::to_writer_pretty(&mut *out, value)?;
+    out.write_all(b"\n")?;
+    Ok(())
+}
+
+/// How a report is written in a format (the sink, the format, whether to colour it).
+pub(crate) type Writer<'a> = dyn Fn(&mut dyn Write, Format, bool) -> Result<()> + 'a;
+
+/// Writes the report to every `--report` file (atomically, never coloured), then to stdout in
+/// `format`.
 pub(crate) fn emit(
     out: &mut dyn Write,
-    stdout_text: &str,
+    format: Format,
+    colour: bool,
     files: &[ReportFile],
-    render: &dyn Fn(Format) -> Result<String>,
+    write: &Writer,
 ) -> Result<()> {
     for file in files {
-        let text = render(file.format)?;
-        write_atomic(&file.path, text.as_bytes())
+        let mut bytes = Vec::new();
+        write(&mut bytes, file.format, false)?;
+        write_atomic(&file.path, &bytes)
             .with_context(|| format!("cannot write the report {}", file.path.display()))?;
     }
-    out.write_all(stdout_text.as_bytes())?;
-    out.flush().context("writing the results")
+    let mut buffered = std::io::BufWriter::with_capacity(64 * 1024, out);
+    write(&mut buffered, format, colour)?;
+    buffered.flush().context("writing the results")
 }
 
 #[cfg(test)]

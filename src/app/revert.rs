@@ -103,12 +103,14 @@ pub fn backout(
             );
         }
     }
-    let targets = changed_targets(&log);
+    let made_at = log.entries.first().map(|e| e.time.clone());
+    // The targets take what backout needs from the log, which is not kept through the run.
+    let targets = changed_targets(log);
     if !global.quiet {
         writeln!(
             err,
             "azbook backout of run {run_id} (made {} by {}): {} changed target(s), newest first, signed in as {}",
-            log.entries.first().map(|e| e.time.as_str()).unwrap_or("?"),
+            made_at.as_deref().unwrap_or("?"),
             start.user,
             targets.len(),
             account.user
@@ -159,7 +161,7 @@ pub fn backout(
         force: options.force,
     };
     let mut work = Vec::new();
-    for target in &targets {
+    for target in targets {
         let Some(p) = playbooks.iter().find(|p| p.id == target.playbook) else {
             bail!(
                 "run {run_id} changed {} with playbook {}, which its run-start does not list",
@@ -176,11 +178,12 @@ pub fn backout(
         work.iter().map(|_| std::sync::Mutex::new(None)).collect();
     bar.found(work.len() as u64);
     crate::scheduler::run(global.jobs, |spawner| {
-        for ((p, target), slot) in work.iter().zip(&slots).rev() {
+        // Each job owns its target, so that what the log said of it is freed once restored.
+        for ((p, target), slot) in work.into_iter().zip(&slots).rev() {
             let reverter = &reverter;
             let bar = &bar;
             spawner.spawn(move |_| {
-                *slot.lock().expect("backout slot") = Some(reverter.revert(p, target));
+                *slot.lock().expect("backout slot") = Some(reverter.revert(p, &target));
                 bar.assessed();
             });
         }
@@ -224,16 +227,13 @@ pub fn backout(
         &selection,
         own_run.clone(),
     );
-    let text = output::change_text(
-        &report,
-        &ctx,
+    output::emit(
+        out,
         options.output,
-        options.dry_run,
         global.colour,
+        &options.reports,
+        &|w, f, colour| output::write_change(w, &report, &ctx, f, options.dry_run, colour),
     )?;
-    output::emit(out, &text, &options.reports, &|f| {
-        output::change_text(&report, &ctx, f, options.dry_run, false)
-    })?;
     if !global.quiet {
         if let Some(id) = &own_run {
             writeln!(err, "backout run {id}: {}", report.summary_text())?;

@@ -226,6 +226,19 @@ impl RunLog {
             .collect()
     }
 
+    /// The intents, in order, each with whether an outcome names it: the log consumed, so that
+    /// a backout of thousands of changes does not hold every record twice.
+    pub fn into_changes(self) -> Vec<(u64, Intent, bool)> {
+        let answered: BTreeSet<u64> = self.outcome_entries().into_keys().collect();
+        self.entries
+            .into_iter()
+            .filter_map(|entry| match entry.record {
+                Record::Intent(intent) => Some((entry.seq, intent, answered.contains(&entry.seq))),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// The outcome entry (with the time it was written) of each intent that has one, by the
     /// intent's seq: the first outcome after the intent that names it.
     pub fn outcome_entries(&self) -> BTreeMap<u64, &Entry> {

@@ -462,12 +462,20 @@ impl Loader<'_> {
             },
             (None, Some(reads)) => {
                 let mut named = Vec::new();
-                let mut shapes = Vec::new();
+                // The state also holds the discovered item as `target`, so that a verdict
+                // can read a field the list already carries instead of reading it again.
+                let mut shapes = vec![("target".to_string(), target_shape.clone())];
                 for (name, argv) in reads.get_ref() {
                     if !is_identifier(name) {
                         self.error(
                             &argv.span(),
                             format!("read name `{name}` must be an identifier"),
+                        );
+                    }
+                    if name == "target" {
+                        self.error(
+                            &argv.span(),
+                            "`target` is not a read name: the state already holds the discovered target under it",
                         );
                     }
                     if let Some(argv) = self.argv(argv, &read_roots) {
@@ -481,7 +489,7 @@ impl Loader<'_> {
         };
         // A state read from discovery (a list) needs a per-target read for apply and backout.
         let refresh = match (&reads, &test.refresh) {
-            (Reads::None, Some(argv)) => self.argv(argv, &read_roots),
+            (Reads::None | Reads::Named(_), Some(argv)) => self.argv(argv, &read_roots),
             (Reads::None, None) => {
                 if !raw.implement.is_empty() {
                     self.error(
@@ -492,7 +500,10 @@ impl Loader<'_> {
                 None
             }
             (_, Some(argv)) => {
-                self.error(&argv.span(), "`refresh` is only for a test without `read`/`reads`: the reads already read one target");
+                self.error(
+                    &argv.span(),
+                    "`refresh` is not for a test with `read`: that read already reads one target",
+                );
                 None
             }
             (_, None) => None,
@@ -501,6 +512,21 @@ impl Loader<'_> {
         let evidence = self.paths(&test.evidence, &state_shape);
         let record = self.paths(&test.record, &state_shape);
         let controlled = self.paths(&test.controlled, &state_shape);
+        if let (Reads::Named(_), None) = (&reads, &refresh) {
+            let reads_target = compliant
+                .as_ref()
+                .is_some_and(|e| e.root_fields().iter().any(|(p, _)| p[0] == "target"))
+                || evidence
+                    .iter()
+                    .chain(&record)
+                    .any(|p| p.first() == "target");
+            if reads_target && !raw.implement.is_empty() {
+                self.error(
+                    &test.compliant.span(),
+                    "this test reads `target` fields from discovery, so `[test]` needs `refresh`: the per-target read (such as `az ... show`) that apply and backout use to read the target back",
+                );
+            }
+        }
         for (path, raw_path) in controlled.iter().zip(&test.controlled) {
             if !record.iter().any(|r| path.starts_with(r)) {
                 self.error(
@@ -941,20 +967,91 @@ mod tests {
     #[test]
     fn discovery_keeps_only_the_fields_the_playbooks_read() {
         let all = builtin();
-        let names = |set: Option<std::collections::BTreeSet<String>>| {
-            set.unwrap().into_iter().collect::<Vec<_>>()
+        let names = |tree: crate::fieldtree::FieldTree| -> Vec<String> {
+            tree.top_level()
+                .unwrap()
+                .into_iter()
+                .map(String::from)
+                .collect()
         };
         assert_eq!(
             names(all[0].level_fields(0)),
             ["encryption", "id", "name", "resourceGroup", "tags"]
         );
+        // Of the account's `encryption`, only the paths the playbook reads.
+        let account = serde_json::json!({
+            "name": "a",
+            "primaryEndpoints": {"blob": "https://a.blob.core.windows.net/"},
+            "encryption": {
+                "keySource": "Microsoft.Keyvault",
+                "keyVaultProperties": {"keyName": "k", "keyVaultUri": "https://v/", "lastKeyRotationTimestamp": "t"},
+                "services": {"blob": {"enabled": true, "keyType": "Account"}},
+                "requireInfrastructureEncryption": false
+            }
+        });
+        assert_eq!(
+            all[0].level_fields(0).trim(account),
+            serde_json::json!({"name": "a", "encryption": {
+                "keySource": "Microsoft.Keyvault",
+                "keyVaultProperties": {"keyName": "k", "keyVaultUri": "https://v/"}
+            }})
+        );
         assert_eq!(
             names(all[2].level_fields(0)),
             ["id", "name", "resourceGroup", "tags"]
         );
+        // The database list also serves the verdict's database-level key (`target.` fields).
         assert_eq!(
             names(all[2].level_fields(1)),
-            ["id", "kind", "name", "resourceGroup", "sku", "tags"]
+            [
+                "encryptionProtector",
+                "encryptionProtectorAutoRotation",
+                "id",
+                "kind",
+                "name",
+                "resourceGroup",
+                "sku",
+                "tags"
+            ]
+        );
+    }
+
+    /// GOOD with named reads whose verdict also reads the listed item as `target`.
+    fn named_reads(refresh: bool) -> String {
+        let show = r#"["az", "storage", "account", "show", "--name={target.name}", "--resource-group={target.resourceGroup}"]"#;
+        let refresh = if refresh {
+            format!("refresh = {show}\n")
+        } else {
+            String::new()
+        };
+        GOOD.replace(
+            "compliant = \"encryption.keySource == 'Microsoft.Storage'\"",
+            "compliant = \"target.encryption.keySource == 'Microsoft.Storage' && shown.name != ''\"",
+        )
+        .replace(r#"record = ["encryption.keySource"]"#, r#"record = ["target.encryption.keySource"]"#)
+        .replace(&format!("refresh = {show}\n"), "")
+        .replace(
+            "[test]\n",
+            &format!("[test]\n{refresh}"),
+        ) + &format!(
+            "[test.reads]\nshown = {show}\n[[implement]]\nname = \"n\"\nargv = [\"az\", \"storage\", \"account\", \"update\", \"--name={{target.name}}\", \"--encryption-key-source=Microsoft.Storage\"]\n"
+        )
+    }
+
+    #[test]
+    fn named_reads_see_the_listed_target_and_keep_its_fields() {
+        let playbook = parse("p.toml", &named_reads(true), "p.toml").unwrap();
+        let keep = playbook.level_fields(0);
+        assert!(
+            keep.top_level().unwrap().contains(&"encryption"),
+            "{keep:?}"
+        );
+        let e = errors(&named_reads(false));
+        assert!(e[0].message.contains("needs `refresh`"), "{}", e[0].message);
+        let e = errors(&named_reads(true).replace("shown = [", "target = ["));
+        assert!(
+            e.iter().any(|e| e.message.contains("not a read name")),
+            "{e:?}"
         );
     }
 

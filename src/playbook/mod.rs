@@ -16,8 +16,8 @@ pub use shape::closest;
 pub use template::Template;
 
 use crate::fieldpath::FieldPath;
+use crate::fieldtree::FieldTree;
 use serde_json::Value;
-use std::collections::BTreeSet;
 
 #[derive(Debug)]
 pub struct Playbook {
@@ -76,7 +76,8 @@ pub enum Reads {
 #[derive(Debug)]
 pub struct TestSpec {
     pub reads: Reads,
-    /// For a state read from discovery: how to re-read one target (apply's read-back, backout).
+    /// For a state read from discovery (whole, or as the `target` of named reads): how to
+    /// re-read one target (apply's read-back, backout).
     pub refresh: Option<Argv>,
     pub compliant: Expr,
     pub evidence: Vec<FieldPath>,
@@ -206,40 +207,59 @@ impl Playbook {
             .collect()
     }
 
-    /// The top-level fields of a discovery level's items that the playbook reads (filters,
-    /// skip rules, templates, and the verdict when the item is the state); `None` when it reads
-    /// the whole item. Discovery keeps only these of each listed resource.
-    pub fn level_fields(&self, depth: usize) -> Option<BTreeSet<String>> {
+    /// The fields of a discovery level's items that the playbook reads (filters, skip rules,
+    /// templates, and the verdict where it reads the item), as paths: discovery keeps only these
+    /// of each listed resource.
+    pub fn level_fields(&self, depth: usize) -> FieldTree {
         let level = &self.discover[depth];
         let last = depth + 1 == self.discover.len();
-        let mut keep: BTreeSet<String> = ["id", "name", "resourceGroup", "tags"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let mut keep = FieldTree::default();
+        for field in ["id", "name", "resourceGroup", "tags"] {
+            keep.insert(&[field]);
+        }
         let mut exprs: Vec<&Expr> = level.skip.iter().map(|r| &r.when).collect();
-        let mut paths: Vec<FieldPath> = Vec::new();
-        if last && matches!(self.test.reads, Reads::None) {
-            exprs.push(&self.test.compliant);
-            exprs.extend(self.test.explain.iter().map(|e| &e.when));
-            paths.extend(self.test.evidence.iter().cloned());
-            paths.extend(self.test.record.iter().cloned());
+        let mut paths: Vec<Vec<String>> = Vec::new();
+        let mut state_exprs: Vec<&Expr> = Vec::new();
+        if last && !matches!(self.test.reads, Reads::One(_)) {
+            state_exprs.push(&self.test.compliant);
+            state_exprs.extend(self.test.explain.iter().map(|e| &e.when));
+            let fields = self.test.evidence.iter().chain(&self.test.record);
+            paths.extend(fields.map(|p| p.segments().to_vec()));
+        }
+        if let Reads::Named(_) = self.test.reads {
+            // The state is `{target, <reads>}`: only its `target.` fields come from the list.
+            for expr in state_exprs {
+                if expr.reads_whole_document() {
+                    return FieldTree::All;
+                }
+                paths.extend(expr.root_fields().into_iter().map(|(f, _)| f));
+            }
+            paths = paths
+                .into_iter()
+                .filter(|p| p[0] == "target")
+                .map(|p| p[1..].to_vec())
+                .collect();
+        } else {
+            exprs.extend(state_exprs);
         }
         for expr in &exprs {
             if expr.reads_whole_document() {
-                return None;
+                return FieldTree::All;
             }
-            keep.extend(expr.root_fields().into_iter().map(|(f, _)| f[0].clone()));
+            paths.extend(expr.root_fields().into_iter().map(|(f, _)| f));
         }
-        keep.extend(paths.iter().map(|p| p.first().to_string()));
         // Fields that templates read through this level's name (or `target`, for the last).
         let discovery_fields = self.discover.iter().flat_map(DiscoverLevel::args_fields);
         for field in self.context_fields().into_iter().chain(discovery_fields) {
             let named = field.first() == level.name || (last && field.first() == "target");
-            if named && let Some(rest) = field.rest() {
-                keep.insert(rest.first().to_string());
+            if named {
+                paths.push(field.segments()[1..].to_vec());
             }
         }
-        Some(keep)
+        for path in paths {
+            keep.insert(&path);
+        }
+        keep
     }
 
     /// Every field of the target and of the discovery levels that the playbook's templates and

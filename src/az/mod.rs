@@ -6,12 +6,15 @@
 //! `core.output=table` in another terminal cannot change what a run does. Each call has a
 //! timeout that kills az's whole process group (az is a Python program that may start others).
 
-use serde::Deserializer as _;
+mod child;
+mod parse;
+
+use crate::fieldtree::FieldTree;
+use child::Child;
+use parse::parse_output;
 use serde_json::Value;
-use std::collections::BTreeSet;
 use std::fmt;
 use std::io;
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -155,9 +158,6 @@ pub struct Az<'o> {
     throttled_until: Mutex<Instant>,
 }
 
-/// The top-level fields of each list item worth keeping; `None` keeps everything.
-pub type Keep = Option<BTreeSet<String>>;
-
 impl Drop for Az<'_> {
     fn drop(&mut self) {
         let fd = self.inherited_fd.load(Ordering::SeqCst);
@@ -242,20 +242,17 @@ impl<'o> Az<'o> {
         &self,
         argv: &[String],
         subscription: Option<&str>,
-        keep: &Keep,
+        keep: &FieldTree,
     ) -> Result<Value, AzError> {
-        self.run_with(
-            &Self::full_argv(argv, subscription),
-            CallKind::Read,
-            keep.as_ref(),
-        )
+        let keep = (!keep.is_all()).then_some(keep);
+        self.run_with(&Self::full_argv(argv, subscription), CallKind::Read, keep)
     }
 
     fn run_with(
         &self,
         full: &[String],
         kind: CallKind,
-        keep: Option<&BTreeSet<String>>,
+        keep: Option<&FieldTree>,
     ) -> Result<Value, AzError> {
         let timeout = match kind {
             CallKind::Read => self.config.read_timeout,
@@ -315,7 +312,7 @@ impl<'o> Az<'o> {
         &self,
         full: &[String],
         timeout: Duration,
-        keep: Option<&BTreeSet<String>>,
+        keep: Option<&FieldTree>,
     ) -> Result<Value, AzError> {
         if let Some(observer) = self.observer {
             observer.call_started(full);
@@ -331,176 +328,85 @@ impl<'o> Az<'o> {
         &self,
         full: &[String],
         timeout: Duration,
-        keep: Option<&BTreeSet<String>>,
+        keep: Option<&FieldTree>,
     ) -> Result<Value, AzError> {
         self.calls.fetch_add(1, Ordering::Relaxed);
         let command = display_command(full);
-        let error =
-            |kind, code: Option<String>, message: String, exit_code, stderr: String| AzError {
-                kind,
-                code,
-                message,
-                command: command.clone(),
-                exit_code,
-                stderr,
-            };
-        let expression = duct::cmd(self.config.program.as_os_str(), &full[1..])
-            .stdin_null()
-            .stdout_capture()
-            .stderr_capture()
-            .unchecked()
-            .before_spawn(|cmd| {
-                // A group of its own, so that a timeout can kill az and everything it started.
-                cmd.process_group(0);
-                Ok(())
-            });
-        let handle = expression.start().map_err(|e| {
-            let what = match e.kind() {
-                io::ErrorKind::NotFound => "not found".to_string(),
-                io::ErrorKind::PermissionDenied => "not executable".to_string(),
-                _ => e.to_string(),
-            };
-            error(
-                ErrorKind::Missing,
-                None,
-                format!("cannot run `{}`: {what}", self.config.program.display()),
-                None,
-                String::new(),
-            )
-        })?;
-        let output = match handle.wait_timeout(timeout) {
-            Ok(Some(_)) => handle.into_output().map_err(|e| {
+        let error = |kind, message: String, exit_code, stderr: String| AzError {
+            kind,
+            code: None,
+            message,
+            command: command.clone(),
+            exit_code,
+            stderr,
+        };
+        let mut child = Child::start(&self.config.program, &full[1..], Instant::now() + timeout)
+            .map_err(|e| {
+                let what = match e.kind() {
+                    io::ErrorKind::NotFound => "not found".to_string(),
+                    io::ErrorKind::PermissionDenied => "not executable".to_string(),
+                    _ => e.to_string(),
+                };
+                let program = self.config.program.display();
                 error(
-                    ErrorKind::Failed,
-                    None,
-                    format!("reading az's output failed: {e}"),
+                    ErrorKind::Missing,
+                    format!("cannot run `{program}`: {what}"),
                     None,
                     String::new(),
                 )
-            })?,
-            Ok(None) => {
-                kill_group(&handle);
-                let _ = handle.wait();
-                return Err(error(
-                    ErrorKind::Timeout,
-                    None,
-                    format!(
-                        "no answer after {}s; az and its children were killed",
-                        timeout.as_secs_f64()
-                    ),
-                    None,
-                    String::new(),
-                ));
-            }
-            Err(e) => {
-                kill_group(&handle);
+            })?;
+        let parsed = parse_output(child.stdout(), keep);
+        if let Err(e) = &parsed
+            && e.io_error_kind() == Some(io::ErrorKind::TimedOut)
+        {
+            drop(child);
+            return Err(timed_out(error, timeout));
+        }
+        let head = String::from_utf8_lossy(child.stdout_head()).into_owned();
+        let exit = match child.finish() {
+            Ok(exit) => exit,
+            Err(child::Failure::Timeout) => return Err(timed_out(error, timeout)),
+            Err(child::Failure::Io(e)) => {
                 return Err(error(
                     ErrorKind::Failed,
-                    None,
-                    format!("waiting for az failed: {e}"),
+                    format!("reading az's output failed: {e}"),
                     None,
                     String::new(),
                 ));
             }
         };
-        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-        let exit_code = output.status.code();
-        if !output.status.success() {
-            let (kind, code, message) = classify(exit_code, &stderr);
-            return Err(error(kind, code, message, exit_code, stderr));
+        let exit_code = exit.status.code();
+        if !exit.status.success() {
+            let (kind, code, message) = classify(exit_code, &exit.stderr);
+            return Err(AzError {
+                code,
+                ..error(kind, message, exit_code, exit.stderr)
+            });
         }
-        if output.stdout.iter().all(u8::is_ascii_whitespace) {
-            return Ok(Value::Null);
-        }
-        parse_output(&output.stdout, keep).map_err(|e| {
-            let head: String =
-                String::from_utf8_lossy(&output.stdout[..output.stdout.len().min(120)])
-                    .into_owned();
+        parsed.map_err(|e| {
             error(
                 ErrorKind::MalformedOutput,
-                None,
                 format!("az exited 0 but its output is not JSON ({e}); it began with {head:?}"),
                 exit_code,
-                stderr,
+                exit.stderr,
             )
         })
     }
 }
 
-/// Parses what az printed; with `keep`, each item of a top-level list keeps only those fields,
-/// and is trimmed as soon as it is parsed, so that the whole list never exists at full size.
-fn parse_output(bytes: &[u8], keep: Option<&BTreeSet<String>>) -> serde_json::Result<Value> {
-    let Some(keep) = keep else {
-        return serde_json::from_slice(bytes);
-    };
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value = de.deserialize_any(Trimmed(keep))?;
-    de.end()?;
-    Ok(value)
-}
-
-struct Trimmed<'k>(&'k BTreeSet<String>);
-
-impl<'de> serde::de::Visitor<'de> for Trimmed<'_> {
-    type Value = Value;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("JSON")
-    }
-
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
-        let mut items = Vec::new();
-        while let Some(item) = seq.next_element::<Value>()? {
-            items.push(match item {
-                Value::Object(map) => Value::Object(
-                    map.into_iter()
-                        .filter(|(k, _)| self.0.contains(k))
-                        .collect(),
-                ),
-                other => other,
-            });
-        }
-        Ok(Value::Array(items))
-    }
-
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Value, A::Error> {
-        use serde::Deserialize;
-        Value::deserialize(serde::de::value::MapAccessDeserializer::new(map))
-    }
-
-    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
-        Ok(Value::Bool(v))
-    }
-
-    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
-        Ok(Value::from(v))
-    }
-
-    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
-        Ok(Value::from(v))
-    }
-
-    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
-        Ok(Value::from(v))
-    }
-
-    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
-        Ok(Value::String(v.to_string()))
-    }
-
-    fn visit_unit<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-}
-
-fn kill_group(handle: &duct::Handle) {
-    for pid in handle.pids() {
-        // SAFETY: kill(2) with a negative pid signals the process group we created for this
-        // child; it touches no memory of ours.
-        unsafe {
-            libc::kill(-(pid as i32), libc::SIGKILL);
-        }
-    }
+fn timed_out(
+    error: impl Fn(ErrorKind, String, Option<i32>, String) -> AzError,
+    timeout: Duration,
+) -> AzError {
+    error(
+        ErrorKind::Timeout,
+        format!(
+            "no answer after {}s; az and its children were killed",
+            timeout.as_secs_f64()
+        ),
+        None,
+        String::new(),
+    )
 }
 
 /// A command line for people to read and paste, which a POSIX shell reads back as the same
@@ -774,24 +680,6 @@ mod tests {
                 .collect();
             assert_eq!(words, argv);
         }
-    }
-
-    #[test]
-    fn list_items_keep_only_the_fields_asked_for() {
-        let keep: BTreeSet<String> = ["id", "encryption"].iter().map(|s| s.to_string()).collect();
-        let text =
-            br#"[{"id": "a", "encryption": {"keySource": "x"}, "big": [1, 2, 3]}, {"id": "b"}, 3]"#;
-        assert_eq!(
-            parse_output(text, Some(&keep)).unwrap(),
-            serde_json::json!([{"id": "a", "encryption": {"keySource": "x"}}, {"id": "b"}, 3])
-        );
-        let object = br#"{"id": "a", "big": 1}"#;
-        assert_eq!(
-            parse_output(object, Some(&keep)).unwrap(),
-            serde_json::json!({"id": "a", "big": 1})
-        );
-        assert!(parse_output(b"[{\"id\": ", Some(&keep)).is_err());
-        assert!(parse_output(b"[] trailing", Some(&keep)).is_err());
     }
 
     #[test]
