@@ -2,8 +2,8 @@
 //! `outcome` after it, and the target is read back and verified with the playbook's test.
 
 use crate::az::{Az, AzError, CallKind, ErrorKind};
-use crate::evaluate::{Progress, read_state, verdict};
-use crate::fieldpath::{differences, same_value};
+use crate::evaluate::{Progress, read_back, read_state, verdict};
+use crate::fieldpath::{FieldPath, differences, same_value};
 use crate::journal::{Intent, Journal, Note, Outcome as Done, Record};
 use crate::plan::{Change, ChangeStatus, StepKind};
 use crate::playbook::Playbook;
@@ -160,6 +160,9 @@ fn execute_one(
     }
     let mut expected = change.before.clone();
     let mut last_state: Option<Value> = None;
+    // What the steps run so far can have changed; `None` once a step predicts nothing, and
+    // then everything is read back.
+    let mut changed: Option<Vec<&FieldPath>> = Some(Vec::new());
     let mut all_verified = true;
     let steps = change.steps.clone();
     for step in &steps {
@@ -178,6 +181,12 @@ fn execute_one(
         for (path, value) in &spec.after {
             path.set(&mut expected, value.clone());
         }
+        changed = changed
+            .filter(|_| !spec.after.is_empty())
+            .map(|mut fields| {
+                fields.extend(spec.after.iter().map(|(path, _)| path));
+                fields
+            });
         let intent = Intent {
             resource: change.resource.clone(),
             subscription: change.subscription.clone(),
@@ -237,7 +246,17 @@ fn execute_one(
                     Err(message),
                 )
             }
-            Ok(_) => match read_state(az, playbook, &change.context, &change.subscription) {
+            Ok(_) => match match &changed {
+                Some(fields) => read_back(
+                    az,
+                    playbook,
+                    &change.context,
+                    &change.subscription,
+                    fields,
+                    &change.before,
+                ),
+                None => read_state(az, playbook, &change.context, &change.subscription),
+            } {
                 Ok(state) => {
                     let after = playbook.test.recorded(&state);
                     let verified = spec.after.iter().all(|(p, v)| same_value(p.get(&after), v));

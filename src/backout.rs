@@ -3,8 +3,8 @@
 
 use crate::az::{Az, CallKind};
 use crate::discover::render_error;
-use crate::evaluate::read_state;
-use crate::fieldpath::{differences, same_value};
+use crate::evaluate::{read_back, read_state};
+use crate::fieldpath::{FieldPath, differences, same_value};
 use crate::journal::{Intent, Journal, Note, Outcome as Done, Record, RunLog};
 use crate::plan::{Change, ChangeStatus, PlannedStep, StepKind, backout_steps};
 use crate::playbook::Playbook;
@@ -179,6 +179,9 @@ impl Reverter<'_> {
         };
         change.backout = steps.iter().map(|(_, argv)| argv.clone()).collect();
         let ctx = with(&t.context, "before", &t.before);
+        // What the steps that ran can have changed: the controlled fields and what each step
+        // predicts; `None` once a step predicts nothing, and then everything is read back.
+        let mut changed: Option<Vec<&FieldPath>> = Some(controlled.iter().collect());
         for (index, argv) in steps {
             let spec = &playbook.backout[index];
             if let Some(skip) = &spec.skip_if {
@@ -205,6 +208,12 @@ impl Reverter<'_> {
                     }
                 }
             }
+            changed = changed
+                .filter(|_| !spec.after.is_empty())
+                .map(|mut fields| {
+                    fields.extend(spec.after.iter().map(|(path, _)| path));
+                    fields
+                });
             change.steps.push(PlannedStep {
                 index,
                 name: spec.name.clone(),
@@ -275,7 +284,18 @@ impl Reverter<'_> {
             return finish(change, ChangeStatus::Pending, message.into());
         }
         // Verified only when the controlled fields read back equal the recorded prior state.
-        match read_state(self.az, playbook, &t.context, &t.subscription) {
+        let read = match &changed {
+            Some(fields) => read_back(
+                self.az,
+                playbook,
+                &t.context,
+                &t.subscription,
+                fields,
+                &current,
+            ),
+            None => read_state(self.az, playbook, &t.context, &t.subscription),
+        };
+        match read {
             Ok(state) => {
                 let now = playbook.test.recorded(&state);
                 change.after = now.clone();

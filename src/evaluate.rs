@@ -2,6 +2,7 @@
 
 use crate::az::{Az, AzError, CallKind};
 use crate::discover::{Abort, CallRecord, Discovery, Filters, Found, Sink, Target, render_error};
+use crate::fieldpath::FieldPath;
 use crate::playbook::{Argv, Playbook, Reads};
 use crate::report::{Evidence, Status, TestResult};
 use crate::scheduler::{self, Spawner};
@@ -121,6 +122,36 @@ pub fn read_state(
     context: &Value,
     subscription: &str,
 ) -> Result<Value, AzError> {
+    read_parts(az, playbook, context, subscription, &|_| None)
+}
+
+/// Reads back what a change can have altered. Of named reads, only those holding one of the
+/// `changed` fields run, and those whose fields the verdict reads beyond what `record` keeps;
+/// every other part is taken from `known`, the recorded state from just before. After
+/// `az sql db tde set` that is one `tde show`, not also a `db show` of a key it cannot change.
+pub fn read_back(
+    az: &Az,
+    playbook: &Playbook,
+    context: &Value,
+    subscription: &str,
+    changed: &[&FieldPath],
+    known: &Value,
+) -> Result<Value, AzError> {
+    read_parts(az, playbook, context, subscription, &|part| {
+        let needed = changed.iter().any(|f| f.first() == part)
+            || !playbook.test.verdict_is_recorded(part);
+        (!needed).then(|| known.get(part).cloned().unwrap_or(Value::Null))
+    })
+}
+
+/// `reuse(part)` gives a named part's value without reading it, or `None` to read it.
+fn read_parts(
+    az: &Az,
+    playbook: &Playbook,
+    context: &Value,
+    subscription: &str,
+    reuse: &dyn Fn(&str) -> Option<Value>,
+) -> Result<Value, AzError> {
     let run = |argv: &Argv| {
         let rendered = argv
             .render(context)
@@ -130,13 +161,18 @@ pub fn read_state(
     match (&playbook.test.reads, &playbook.test.refresh) {
         (Reads::One(argv), _) | (Reads::None, Some(argv)) => run(argv),
         (Reads::Named(named), refresh) => {
-            let target = match refresh {
-                Some(argv) => run(argv)?,
-                None => context.get("target").cloned().unwrap_or(Value::Null),
+            let target = match (reuse("target"), refresh) {
+                (Some(known), _) => known,
+                (None, Some(argv)) => run(argv)?,
+                (None, None) => context.get("target").cloned().unwrap_or(Value::Null),
             };
             let mut state = Map::from_iter([("target".to_string(), target)]);
             for (name, argv) in named {
-                state.insert(name.clone(), run(argv)?);
+                let value = match reuse(name) {
+                    Some(known) => known,
+                    None => run(argv)?,
+                };
+                state.insert(name.clone(), value);
             }
             Ok(Value::Object(state))
         }

@@ -316,6 +316,32 @@ fn apply_twice_and_backout_twice_change_nothing_the_second_time() {
     );
 }
 
+#[test]
+fn verification_reads_back_only_what_a_change_can_alter() {
+    let sim = Sim::new(&edge_world());
+    let tde_reads_of_db_off = |sim: &Sim| {
+        sim.calls_starting(&["sql", "db", "tde", "show"])
+            .iter()
+            .filter(|c| c.contains(&"--database=db-off".to_string()))
+            .count()
+    };
+    sim.azbook().args(["apply", "--yes"]).assert().code(0);
+    // The test read db-off's TDE once; turning TDE on cannot change the database's own key, so
+    // the change is verified by one more `tde show` and no `az sql db show` runs at all.
+    assert!(sim.calls_starting(&["sql", "db", "show"]).is_empty());
+    assert_eq!(tde_reads_of_db_off(&sim), 2);
+    let run = latest_apply_run(&sim);
+    sim.azbook()
+        .args(["backout", "--yes", &run])
+        .assert()
+        .code(0);
+    // Backout reads db-off whole before restoring it (its key included), then only its TDE.
+    let shows = sim.calls_starting(&["sql", "db", "show"]);
+    assert_eq!(shows.len(), 1, "{shows:?}");
+    assert!(shows[0].contains(&"--name=db-off".to_string()));
+    assert_eq!(tde_reads_of_db_off(&sim), 4);
+}
+
 fn latest_apply_run(sim: &Sim) -> String {
     let out = sim
         .azbook()

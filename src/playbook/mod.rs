@@ -150,6 +150,25 @@ pub struct Arg {
 impl TestSpec {
     /// The recorded fields of a state, credentials redacted: what plans and change logs keep
     /// as `before` and `after`, and what apply and backout compare.
+    /// True when every field of the state part `part` (a named read, or `target`) that the
+    /// verdict and its explanations read is kept by `record`: then the recorded state from
+    /// before a change judges that part as well as a fresh read would.
+    pub fn verdict_is_recorded(&self, part: &str) -> bool {
+        let exprs = std::iter::once(&self.compliant).chain(self.explain.iter().map(|e| &e.when));
+        let mut fields = Vec::new();
+        for expr in exprs {
+            if expr.reads_whole_document() {
+                return false;
+            }
+            fields.extend(expr.root_fields().into_iter().map(|(f, _)| f));
+        }
+        fields
+            .into_iter()
+            .filter(|f| f[0] == part)
+            .map(FieldPath::from_segments)
+            .all(|f| self.record.iter().any(|r| f.starts_with(r)))
+    }
+
     pub fn recorded(&self, state: &Value) -> Value {
         crate::redact::redact(&FieldPath::project(&self.record, state))
     }
