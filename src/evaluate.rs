@@ -138,8 +138,8 @@ pub fn read_back(
     known: &Value,
 ) -> Result<Value, AzError> {
     read_parts(az, playbook, context, subscription, &|part| {
-        let needed = changed.iter().any(|f| f.first() == part)
-            || !playbook.test.verdict_is_recorded(part);
+        let needed =
+            changed.iter().any(|f| f.first() == part) || !playbook.test.verdict_is_recorded(part);
         (!needed).then(|| known.get(part).cloned().unwrap_or(Value::Null))
     })
 }

@@ -59,6 +59,26 @@ pub fn current_account(az: &Az) -> Result<Account, AzError> {
     Ok(account)
 }
 
+/// A subscription list as `enabled_subscriptions` gives it.
+pub type Listed = Result<Vec<Subscription>, AzError>;
+
+/// `az account show` and, when `list` is true, `az account list`, at the same time: both come
+/// before any resource is read, and a real az call is about a second of start-up.
+pub fn account_and_subscriptions(
+    az: &Az,
+    list: bool,
+) -> (Result<Account, AzError>, Option<Listed>) {
+    std::thread::scope(|scope| {
+        let listed = list.then(|| scope.spawn(|| enabled_subscriptions(az)));
+        let account = current_account(az);
+        let listed = listed.map(|h| {
+            h.join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        });
+        (account, listed)
+    })
+}
+
 /// `az account list`: every enabled subscription the signed-in identity can see.
 pub fn enabled_subscriptions(az: &Az) -> Result<Vec<Subscription>, AzError> {
     let v = az.run(

@@ -327,8 +327,10 @@ pub fn apply(
             };
             let playbooks = plan_playbooks(&file)?;
             let az = crate::az::Az::new(global.az.clone(), Some(&bar));
-            let account = session::current_account(&az).map_err(fatal)?;
-            let visible: Vec<String> = session::enabled_subscriptions(&az)
+            let (account, listed) = session::account_and_subscriptions(&az, true);
+            let account = account.map_err(fatal)?;
+            let visible: Vec<String> = listed
+                .unwrap_or_else(|| session::enabled_subscriptions(&az))
                 .map_err(fatal)?
                 .into_iter()
                 .map(|s| s.id)

@@ -90,13 +90,14 @@ pub(crate) fn fatal(error: AzError) -> anyhow::Error {
     anyhow!("{error}\n  hint: {}", error.hint())
 }
 
+/// `listed`: what `az account list` gave, asked for only with `--all-subscriptions`.
 fn resolve_subscriptions(
-    az: &Az,
     selection: &Selection,
     account: &session::Account,
+    listed: Option<session::Listed>,
 ) -> Result<Vec<String>> {
-    if selection.all_subscriptions {
-        let subs = session::enabled_subscriptions(az).map_err(fatal)?;
+    if let Some(listed) = listed {
+        let subs = listed.map_err(fatal)?;
         if subs.is_empty() {
             anyhow::bail!(
                 "`az account list` shows no enabled subscription for the signed-in identity"
@@ -186,8 +187,9 @@ pub(crate) fn start_session<'b>(
     let playbooks = playbook::select(&selection.playbooks)?;
     let waivers = global.waivers(err)?;
     let az = Az::new(global.az.clone(), Some(bar));
-    let account = session::current_account(&az).map_err(fatal)?;
-    let subscriptions = resolve_subscriptions(&az, selection, &account)?;
+    let (account, listed) = session::account_and_subscriptions(&az, selection.all_subscriptions);
+    let account = account.map_err(fatal)?;
+    let subscriptions = resolve_subscriptions(selection, &account, listed)?;
     if !global.quiet {
         writeln!(
             err,

@@ -81,7 +81,8 @@ pub fn backout(
     }
     let bar = Bar::new(global.progress, global.verbose, "backing out");
     let az = Az::new(global.az.clone(), Some(&bar));
-    let account = session::current_account(&az).map_err(fatal)?;
+    let (account, listed) = session::account_and_subscriptions(&az, true);
+    let account = account.map_err(fatal)?;
     if !account.tenant_id.eq_ignore_ascii_case(&start.tenant_id) {
         bail!(
             "run {run_id} changed tenant {}, but az is signed in to tenant {}: sign in to that tenant (az login --tenant {}) and run backout again",
@@ -90,7 +91,8 @@ pub fn backout(
             start.tenant_id
         );
     }
-    let visible: Vec<String> = session::enabled_subscriptions(&az)
+    let visible: Vec<String> = listed
+        .unwrap_or_else(|| session::enabled_subscriptions(&az))
         .map_err(fatal)?
         .into_iter()
         .map(|s| s.id)

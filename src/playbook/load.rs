@@ -1043,7 +1043,10 @@ mod tests {
         let playbook = parse("p.toml", &named_reads(true), "p.toml").unwrap();
         // What a read-back after a change may take from the recorded state instead of reading.
         assert!(playbook.test.verdict_is_recorded("target"));
-        assert!(!playbook.test.verdict_is_recorded("shown"), "shown.name is not recorded");
+        assert!(
+            !playbook.test.verdict_is_recorded("shown"),
+            "shown.name is not recorded"
+        );
         let keep = playbook.level_fields(0);
         assert!(
             keep.top_level().unwrap().contains(&"encryption"),
