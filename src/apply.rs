@@ -5,6 +5,7 @@ use crate::az::{Az, AzError, CallKind, ErrorKind};
 use crate::evaluate::{Progress, read_back, read_state, verdict};
 use crate::fieldpath::{FieldPath, differences, same_value};
 use crate::journal::{Intent, Journal, Note, Outcome as Done, Record};
+use crate::memo::Memo;
 use crate::plan::{Change, ChangeStatus, StepKind};
 use crate::playbook::Playbook;
 use crate::report::Status;
@@ -52,6 +53,7 @@ pub fn execute(
 ) -> (Vec<Change>, Option<String>) {
     progress.found(changes.len() as u64);
     let stop = &Stop::default();
+    let checked = &Checked::default();
     let slots: Vec<Mutex<Option<Change>>> =
         changes.into_iter().map(|c| Mutex::new(Some(c))).collect();
     scheduler::run(jobs, |spawner| {
@@ -72,7 +74,7 @@ pub fn execute(
                         change.message = format!("not started: {reason}");
                         change
                     }
-                    None => execute_one(az, journal, playbook, change, recheck, stop),
+                    None => execute_one(az, journal, playbook, change, recheck, stop, checked),
                 });
                 progress.assessed();
             });
@@ -115,6 +117,7 @@ fn execute_one(
     mut change: Change,
     recheck: bool,
     stop: &Stop,
+    checked: &Checked,
 ) -> Change {
     let record = &playbook.test.record;
     let fail = |mut change: Change, message: String| {
@@ -152,7 +155,7 @@ fn execute_one(
             }
         }
     }
-    for warning in prechecks(az, playbook, &change) {
+    for warning in prechecks(az, playbook, &change, checked) {
         if let Err(e) = note(journal, &change, format!("warning: {warning}")) {
             return fail(change, format!("could not write the change log: {e}"));
         }
@@ -357,8 +360,12 @@ fn execute_one(
     change
 }
 
+/// Each precheck read already made in this run (its argv and subscription), with what was wrong:
+/// a Key Vault key that fifty accounts use is confirmed once, not fifty times.
+type Checked = Memo<(Vec<String>, Option<String>), Option<String>>;
+
 /// Runs the playbook's prechecks for a change; each one that fails becomes a warning.
-fn prechecks(az: &Az, playbook: &Playbook, change: &Change) -> Vec<String> {
+fn prechecks(az: &Az, playbook: &Playbook, change: &Change, checked: &Checked) -> Vec<String> {
     let mut ctx = change.context.clone();
     if let Value::Object(map) = &mut ctx {
         map.insert("before".into(), change.before.clone());
@@ -368,10 +375,14 @@ fn prechecks(az: &Az, playbook: &Playbook, change: &Change) -> Vec<String> {
         let subscription = check.subscription.then_some(change.subscription.as_str());
         let problem = match check.read.render(&ctx) {
             Err(why) => Some(why),
-            Ok(argv) => az
-                .run(&argv, subscription, CallKind::Read)
-                .err()
-                .map(|e| e.to_string()),
+            Ok(argv) => {
+                let key = (argv, subscription.map(str::to_string));
+                checked.get(key.clone(), usize::MAX, || {
+                    az.run(&key.0, subscription, CallKind::Read)
+                        .err()
+                        .map(|e| e.to_string())
+                })
+            }
         };
         if let Some(problem) = problem {
             warnings.push(format!("{} ({}: {problem})", check.warning, check.name));

@@ -2,12 +2,13 @@
 
 use crate::az::{Az, AzError, ErrorKind};
 use crate::fieldtree::FieldTree;
+use crate::memo::Memo;
 use crate::playbook::Playbook;
 use crate::scheduler::Spawner;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
 /// Which targets a run covers, beyond the playbooks and subscriptions.
 #[derive(Clone, Debug, Default)]
@@ -183,62 +184,16 @@ type Shared = Arc<Listed>;
 /// A call's argv and subscription.
 type CallKey = (Vec<String>, String);
 
-/// List calls shared between playbooks: the SQL playbooks both need each subscription's server
-/// list, and it is read once. A second caller of the same argv waits for the first. An entry
-/// leaves the memo when its last expected caller has taken it, so that a list only one playbook
-/// reads (10,000 storage accounts) is never held for the rest of the run.
-#[derive(Default)]
-struct Memo {
-    calls: Mutex<HashMap<CallKey, MemoEntry>>,
-    /// Per list command (its words), how many selected playbooks' discovery runs it.
-    callers: HashMap<String, usize>,
-}
-
-struct MemoEntry {
-    cell: Arc<OnceLock<Shared>>,
-    /// Callers still expected.
-    left: usize,
-}
-
-impl Memo {
-    fn get(
-        &self,
-        az: &Az,
-        command: &str,
-        argv: &[String],
-        subscription: &str,
-        keep: &FieldTree,
-    ) -> Shared {
-        let cell = {
-            let mut calls = self.calls.lock().expect("memo lock");
-            let key = (argv.to_vec(), subscription.to_string());
-            let entry = calls.entry(key.clone()).or_insert_with(|| MemoEntry {
-                cell: Arc::default(),
-                left: self.callers.get(command).copied().unwrap_or(1),
-            });
-            entry.left = entry.left.saturating_sub(1);
-            let cell = entry.cell.clone();
-            if entry.left == 0 {
-                calls.remove(&key);
-            }
-            cell
-        };
-        cell.get_or_init(|| {
-            let at = crate::timefmt::now_rfc3339();
-            Arc::new(Listed {
-                result: az.run_list(argv, Some(subscription), keep),
-                at,
-            })
-        })
-        .clone()
-    }
-}
-
 pub struct Discovery<'a> {
     az: &'a Az<'a>,
     filters: &'a Filters,
     abort: &'a Abort,
-    memo: Memo,
+    /// List calls shared between playbooks: the SQL playbooks both need each subscription's
+    /// server list, and it is read once.
+    memo: Memo<CallKey, Shared>,
+    /// Per list command (its words), how many selected playbooks' discovery runs it: the
+    /// callers the memo waits for before it lets a list go.
+    callers: HashMap<String, usize>,
     /// Per list command (its words), the fields any selected playbook reads of its items.
     keep: HashMap<String, FieldTree>,
     /// Keep whole items and a trail of calls per target, for `--evidence-dir`.
@@ -256,11 +211,11 @@ impl<'a> Discovery<'a> {
         evidence: bool,
     ) -> Self {
         let mut keep: HashMap<String, FieldTree> = HashMap::new();
-        let mut memo = Memo::default();
+        let mut callers: HashMap<String, usize> = HashMap::new();
         for playbook in playbooks {
             for (depth, level) in playbook.discover.iter().enumerate() {
                 let command = level.argv.command_words().join(" ");
-                *memo.callers.entry(command.clone()).or_default() += 1;
+                *callers.entry(command.clone()).or_default() += 1;
                 keep.entry(command)
                     .or_default()
                     .merge(playbook.level_fields(depth));
@@ -270,7 +225,8 @@ impl<'a> Discovery<'a> {
             az,
             filters,
             abort,
-            memo,
+            memo: Memo::default(),
+            callers,
             keep,
             evidence,
         }
@@ -334,7 +290,15 @@ impl<'a> Discovery<'a> {
                 Some(fields) if !self.evidence => fields,
                 _ => &FieldTree::All,
             };
-            let listed = self.memo.get(self.az, &command, &argv, subscription, keep);
+            let callers = self.callers.get(&command).copied().unwrap_or(1);
+            let key = (argv.clone(), subscription.to_string());
+            let listed = self.memo.get(key, callers, || {
+                let at = crate::timefmt::now_rfc3339();
+                Arc::new(Listed {
+                    result: self.az.run_list(&argv, Some(subscription), keep),
+                    at,
+                })
+            });
             let at = listed.at.clone();
             // The last holder of a list takes its items instead of copying them one by one.
             let result = match Arc::try_unwrap(listed) {

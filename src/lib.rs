@@ -13,6 +13,7 @@ pub mod fieldpath;
 pub mod fieldtree;
 pub mod fsutil;
 pub mod journal;
+pub mod memo;
 pub mod plan;
 pub mod playbook;
 pub mod progress;

@@ -917,6 +917,50 @@ fn backout_dry_run_changes_nothing() {
 }
 
 #[test]
+fn a_key_that_many_accounts_use_is_checked_once() {
+    let mut world = edge_world();
+    let shared = cmk("kv-shared", "shared", json!("0a1b2c"));
+    world["storageAccounts"] = json!(["sta", "stb", "stc"].map(|name| account(
+        SUB_A,
+        "rg-data",
+        name,
+        shared.clone(),
+        json!({})
+    )));
+    world["faults"] = json!([{"command": "keyvault key show", "argvContains": "kv-shared",
+        "error": {"code": "Forbidden", "exitCode": 1, "message": "The user does not have keys get permission."}}]);
+    let sim = Sim::new(&world);
+    let out = sim
+        .azbook()
+        .args([
+            "apply",
+            "--yes",
+            "--playbook",
+            "storage-account-mmk",
+            "--output",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let checks = sim.calls_starting(&["keyvault", "key", "show"]);
+    assert_eq!(
+        checks.len(),
+        1,
+        "one read for the three accounts: {checks:?}"
+    );
+    // Its answer still reaches every change that depends on it.
+    let report = json_out(&out);
+    let changes = report["changes"].as_array().unwrap();
+    assert_eq!(changes.len(), 3);
+    for change in changes {
+        assert_eq!(change["status"], "done", "{change}");
+        let warning = change["warnings"][0].as_str().unwrap_or("");
+        assert!(warning.contains("Forbidden"), "{change}");
+    }
+}
+
+#[test]
 fn apply_warns_when_it_cannot_confirm_the_customer_key_exists() {
     let mut world = edge_world();
     world["faults"] = json!([{"command": "keyvault key show", "argvContains": "kv-sql",
