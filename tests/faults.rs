@@ -4,24 +4,7 @@
 mod common;
 
 use common::*;
-use serde_json::{Value, json};
-
-fn status_of(report: &Value, name: &str) -> String {
-    report["changes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| {
-            c["resource"]
-                .as_str()
-                .unwrap()
-                .ends_with(&format!("/{name}"))
-        })
-        .unwrap_or_else(|| panic!("no change for {name}"))["status"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
+use serde_json::json;
 
 #[test]
 fn sign_in_expiring_mid_run_stops_new_changes_and_says_how_to_go_on() {
@@ -57,11 +40,11 @@ fn sign_in_expiring_mid_run_stops_new_changes_and_says_how_to_go_on() {
     );
     let report = json_out(&out);
     let run = report["run"].as_str().unwrap().to_string();
-    assert_eq!(status_of(&report, "stcmkempty"), "done");
-    assert_eq!(status_of(&report, "stcmknull"), "failed");
+    assert_eq!(change_status(&report, "stcmkempty"), "done");
+    assert_eq!(change_status(&report, "stcmknull"), "failed");
     for later in ["stcmkpinned", "stcmkuai", "stkvlower"] {
         assert_eq!(
-            status_of(&report, later),
+            change_status(&report, later),
             "skipped",
             "{later} must not be started"
         );
@@ -256,21 +239,18 @@ fn a_change_that_landed_before_az_died_is_reported_as_in_place() {
     world["faults"] = json!([{"command": "storage account update", "argvContains": "stcmkpinned", "crashAfterChange": true, "times": 1}]);
     let sim = Sim::new(&world);
     let original = essentials(&sim.dump());
-    let out = sim
-        .azbook()
-        .args([
+    let report = sim.azbook_json(
+        &[
             "apply",
             "--yes",
             "--playbook",
             "storage-account-mmk",
             "--output",
             "json",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(3));
-    let report = json_out(&out);
-    assert_eq!(status_of(&report, "stcmkpinned"), "failed");
+        ],
+        3,
+    );
+    assert_eq!(change_status(&report, "stcmkpinned"), "failed");
     let change = report["changes"]
         .as_array()
         .unwrap()

@@ -5,39 +5,12 @@ mod common;
 use common::*;
 use serde_json::{Value, json};
 
-fn status_of<'a>(report: &'a Value, resource: &str) -> &'a str {
-    report["changes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| {
-            c["resource"]
-                .as_str()
-                .unwrap()
-                .eq_ignore_ascii_case(resource)
-        })
-        .unwrap_or_else(|| panic!("no change for {resource} in {report}"))["status"]
-        .as_str()
-        .unwrap()
-}
-
 #[test]
 fn apply_then_backout_restores_every_customer_key_variant() {
     let sim = Sim::new(&variant_world());
     let original = essentials(&sim.dump());
 
-    let out = sim
-        .azbook()
-        .args(["apply", "--yes", "--output", "json"])
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report = json_out(&out);
+    let report = sim.azbook_json(&["apply", "--yes", "--output", "json"], 0);
     let run = report["run"].as_str().unwrap().to_string();
     for name in [
         "stcmkempty",
@@ -49,25 +22,25 @@ fn apply_then_backout_restores_every_customer_key_variant() {
         "stcmkfederated",
     ] {
         assert_eq!(
-            status_of(&report, &storage_id(SUB_A, "rg-data", name)),
+            change_status(&report, &storage_id(SUB_A, "rg-data", name)),
             "done",
             "{name}"
         );
     }
     assert_eq!(
-        status_of(&report, &server_id(SUB_A, "rg-sql", "sql-akv")),
+        change_status(&report, &server_id(SUB_A, "rg-sql", "sql-akv")),
         "done"
     );
     assert_eq!(
-        status_of(&report, &server_id(SUB_A, "rg-sql", "sql-akv-norotate")),
+        change_status(&report, &server_id(SUB_A, "rg-sql", "sql-akv-norotate")),
         "done"
     );
     assert_eq!(
-        status_of(&report, &db_id(SUB_A, "rg-sql", "sql-sm", "db-off")),
+        change_status(&report, &db_id(SUB_A, "rg-sql", "sql-sm", "db-off")),
         "done"
     );
     assert_eq!(
-        status_of(&report, &db_id(SUB_A, "rg-sql", "sql-sm", "db-cmk")),
+        change_status(&report, &db_id(SUB_A, "rg-sql", "sql-sm", "db-cmk")),
         "skipped",
         "a manual step only"
     );
@@ -91,18 +64,7 @@ fn apply_then_backout_restores_every_customer_key_variant() {
         [&db_id(SUB_A, "rg-sql", "sql-sm", "db-cmk").to_lowercase()]
     );
 
-    let out = sim
-        .azbook()
-        .args(["backout", "--yes", "--output", "json"])
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let backout = json_out(&out);
+    let backout = sim.azbook_json(&["backout", "--yes", "--output", "json"], 0);
     assert!(
         backout["changes"]
             .as_array()
@@ -173,18 +135,7 @@ fn backout_registers_a_removed_server_key_before_restoring_the_protector() {
 fn plan_and_dry_runs_change_nothing_and_show_everything() {
     let sim = Sim::new(&edge_world());
     let before = sim.dump();
-    let out = sim
-        .azbook()
-        .args(["plan", "--output", "json"])
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let plan = json_out(&out);
+    let plan = sim.azbook_json(&["plan", "--output", "json"], 0);
     assert_eq!(plan["schemaVersion"], 1);
     let change = plan["changes"]
         .as_array()
@@ -296,14 +247,8 @@ fn apply_twice_and_backout_twice_change_nothing_the_second_time() {
         .code(0);
     let after_backout = mutating_calls(&sim).len();
     assert_eq!(essentials(&sim.dump()), original);
-    let out = sim
-        .azbook()
-        .args(["backout", "--yes", "--output", "json", &run])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0));
     assert!(
-        json_out(&out)["changes"]
+        sim.azbook_json(&["backout", "--yes", "--output", "json", &run], 0)["changes"]
             .as_array()
             .unwrap()
             .iter()
@@ -343,12 +288,7 @@ fn verification_reads_back_only_what_a_change_can_alter() {
 }
 
 fn latest_apply_run(sim: &Sim) -> String {
-    let out = sim
-        .azbook()
-        .args(["runs", "--output", "json"])
-        .output()
-        .unwrap();
-    let runs = json_out(&out);
+    let runs = sim.azbook_json(&["runs", "--output", "json"], 0);
     runs.as_array()
         .unwrap()
         .iter()
@@ -379,15 +319,9 @@ fn drift_before_backout_is_refused_unless_forced() {
         .write_stdin(serde_json::to_vec(&world).unwrap())
         .assert()
         .success();
-    let out = sim
-        .azbook()
-        .args(["backout", "--yes", "--output", "json"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(3));
-    let report = json_out(&out);
+    let report = sim.azbook_json(&["backout", "--yes", "--output", "json"], 3);
     let drifted = storage_id(SUB_A, "rg-data", "stcmkpinned");
-    assert_eq!(status_of(&report, &drifted), "drifted");
+    assert_eq!(change_status(&report, &drifted), "drifted");
     let message = report["changes"]
         .as_array()
         .unwrap()
@@ -402,7 +336,7 @@ fn drift_before_backout_is_refused_unless_forced() {
         "{message}"
     );
     assert_eq!(
-        status_of(&report, &storage_id(SUB_A, "rg-data", "stcmknull")),
+        change_status(&report, &storage_id(SUB_A, "rg-data", "stcmknull")),
         "restored"
     );
     let world = sim.dump();
@@ -418,18 +352,11 @@ fn drift_before_backout_is_refused_unless_forced() {
     );
 
     let run = latest_apply_run(&sim);
-    let out = sim
-        .azbook()
-        .args(["backout", "--yes", "--force", "--output", "json", &run])
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let report = sim.azbook_json(
+        &["backout", "--yes", "--force", "--output", "json", &run],
+        0,
     );
-    assert_eq!(status_of(&json_out(&out), &drifted), "restored");
+    assert_eq!(change_status(&report, &drifted), "restored");
 }
 
 #[test]
@@ -439,24 +366,21 @@ fn a_failing_change_leaves_the_others_done_and_the_log_right() {
         "error": {"code": "KeyVaultPolicyError", "exitCode": 1, "message": "Keyvault policy recoverable is not set"}}]);
     let sim = Sim::new(&world);
     let original = essentials(&sim.dump());
-    let out = sim
-        .azbook()
-        .args([
+    let report = sim.azbook_json(
+        &[
             "apply",
             "--yes",
             "--playbook",
             "storage-account-mmk",
             "--output",
             "json",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(3));
-    let report = json_out(&out);
+        ],
+        3,
+    );
     let failed = storage_id(SUB_A, "rg-data", "stcmknull");
-    assert_eq!(status_of(&report, &failed), "failed");
+    assert_eq!(change_status(&report, &failed), "failed");
     assert_eq!(
-        status_of(&report, &storage_id(SUB_A, "rg-data", "stcmkpinned")),
+        change_status(&report, &storage_id(SUB_A, "rg-data", "stcmkpinned")),
         "done"
     );
     let run = report["run"].as_str().unwrap();
@@ -514,25 +438,14 @@ fn a_saved_plan_skips_targets_that_changed_since() {
         .write_stdin(serde_json::to_vec(&world).unwrap())
         .assert()
         .success();
-    let out = sim
-        .azbook()
-        .args(["apply", "--yes", "--output", "json"])
-        .arg(&plan)
-        .output()
-        .unwrap();
+    let plan = plan.to_str().unwrap();
+    let report = sim.azbook_json(&["apply", "--yes", "--output", "json", plan], 3);
     assert_eq!(
-        out.status.code(),
-        Some(3),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report = json_out(&out);
-    assert_eq!(
-        status_of(&report, &storage_id(SUB_A, "rg-data", "stcmkuai")),
+        change_status(&report, &storage_id(SUB_A, "rg-data", "stcmkuai")),
         "drifted"
     );
     assert_eq!(
-        status_of(&report, &storage_id(SUB_A, "rg-data", "stcmkpinned")),
+        change_status(&report, &storage_id(SUB_A, "rg-data", "stcmkpinned")),
         "done"
     );
     assert!(
@@ -780,7 +693,7 @@ fn an_intent_without_outcome_is_resolved_by_reading_the_world() {
     );
     let report = json_out(&out);
     assert_eq!(
-        status_of(&report, last_target["resource"].as_str().unwrap()),
+        change_status(&report, last_target["resource"].as_str().unwrap()),
         "restored"
     );
     assert_eq!(essentials(&sim.dump()), original);
@@ -830,15 +743,9 @@ fn an_intent_whose_change_never_happened_is_left_unchanged() {
         .assert()
         .success();
     let before_backout = mutating_calls(&sim).len();
-    let out = sim
-        .azbook()
-        .args(["backout", "--yes", "--output", "json", &run])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0));
-    let report = json_out(&out);
+    let report = sim.azbook_json(&["backout", "--yes", "--output", "json", &run], 0);
     assert_eq!(
-        status_of(&report, target["resource"].as_str().unwrap()),
+        change_status(&report, target["resource"].as_str().unwrap()),
         "unchanged"
     );
     let restored = report["changes"]
@@ -886,18 +793,7 @@ fn backout_dry_run_changes_nothing() {
     sim.azbook().args(["apply", "--yes"]).assert().code(0);
     let before = mutating_calls(&sim).len();
     let changed = sim.dump();
-    let out = sim
-        .azbook()
-        .args(["backout", "--dry-run", "--output", "json"])
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report = json_out(&out);
+    let report = sim.azbook_json(&["backout", "--dry-run", "--output", "json"], 0);
     assert!(
         report["changes"]
             .as_array()
@@ -930,19 +826,17 @@ fn a_key_that_many_accounts_use_is_checked_once() {
     world["faults"] = json!([{"command": "keyvault key show", "argvContains": "kv-shared",
         "error": {"code": "Forbidden", "exitCode": 1, "message": "The user does not have keys get permission."}}]);
     let sim = Sim::new(&world);
-    let out = sim
-        .azbook()
-        .args([
+    let report = sim.azbook_json(
+        &[
             "apply",
             "--yes",
             "--playbook",
             "storage-account-mmk",
             "--output",
             "json",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0));
+        ],
+        0,
+    );
     let checks = sim.calls_starting(&["keyvault", "key", "show"]);
     assert_eq!(
         checks.len(),
@@ -950,7 +844,6 @@ fn a_key_that_many_accounts_use_is_checked_once() {
         "one read for the three accounts: {checks:?}"
     );
     // Its answer still reaches every change that depends on it.
-    let report = json_out(&out);
     let changes = report["changes"].as_array().unwrap();
     assert_eq!(changes.len(), 3);
     for change in changes {
@@ -966,18 +859,7 @@ fn apply_warns_when_it_cannot_confirm_the_customer_key_exists() {
     world["faults"] = json!([{"command": "keyvault key show", "argvContains": "kv-sql",
         "error": {"code": "KeyNotFound", "exitCode": 3, "message": "A key with (name/id) tde was not found in this key vault."}}]);
     let sim = Sim::new(&world);
-    let out = sim
-        .azbook()
-        .args(["apply", "--yes", "--output", "json"])
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "a warning does not stop the change: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report = json_out(&out);
+    let report = sim.azbook_json(&["apply", "--yes", "--output", "json"], 0);
     let warned: Vec<&Value> = report["changes"]
         .as_array()
         .unwrap()

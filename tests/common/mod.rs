@@ -83,6 +83,19 @@ impl Sim {
     }
 
     /// Every az invocation so far, as azsim logged them (argv without the leading `az`).
+    /// Runs azbook with `args`, requires exit code `code` (showing its stderr otherwise) and
+    /// returns what it printed on stdout, parsed as JSON.
+    pub fn azbook_json(&self, args: &[&str], code: i32) -> Value {
+        let out = self.azbook().args(args).output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "azbook {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        json_out(&out)
+    }
+
     pub fn calls(&self) -> Vec<Vec<String>> {
         let text = std::fs::read_to_string(self.log_path()).unwrap_or_default();
         text.lines()
@@ -365,6 +378,22 @@ pub fn mutating_calls(sim: &Sim) -> Vec<Value> {
 }
 
 /// A command's stdout as JSON, or a failure that shows its stderr.
+/// The status of the change to `resource` in a plan, apply or backout report: `resource` is its
+/// ARM id (in any case) or just its name.
+pub fn change_status<'a>(report: &'a Value, resource: &str) -> &'a str {
+    report["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| {
+            let id = c["resource"].as_str().unwrap();
+            id.eq_ignore_ascii_case(resource) || id.ends_with(&format!("/{resource}"))
+        })
+        .unwrap_or_else(|| panic!("no change for {resource} in {report}"))["status"]
+        .as_str()
+        .unwrap()
+}
+
 pub fn json_out(out: &std::process::Output) -> Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(
