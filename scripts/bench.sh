@@ -93,7 +93,7 @@ load1() { cut -d' ' -f1 /proc/loadavg; }
 rm -rf "$work"
 mkdir -p "$work/bin" "$work/azure-config" "$(dirname "$out")"
 say "building azbook and azsim ($profile; compiler output in $work/build.log)"
-build=(cargo build --locked --bins)
+build=(cargo build --locked --workspace --bins)
 [ "$profile" = release ] && build+=(--release)
 "${build[@]}" >"$work/build.log" 2>&1 || { tail -n 40 "$work/build.log" >&2; fail "${build[*]}"; }
 bin_dir=$target_dir/$profile

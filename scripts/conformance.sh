@@ -46,7 +46,7 @@ elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 
 start=$(now)
 echo "== building azsim and azbook" >&2
-cargo build --locked --bins --quiet
+cargo build --locked --workspace --bins --quiet
 azsim=$target_dir/debug/azsim
 azbook=$target_dir/debug/azbook
 

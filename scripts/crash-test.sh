@@ -5,5 +5,5 @@
 # latest figures. Options (--only REGEX, --list, --latency MS, --jitter MS) go to the harness.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --locked --bins
+cargo build --locked --workspace --bins
 PYTHONDONTWRITEBYTECODE=1 exec python3 scripts/crash/crash_test.py "$@"

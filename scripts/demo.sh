@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-cargo build --locked --bins --quiet
+cargo build --locked --workspace --bins --quiet
 root=$PWD
 demo=$root/target/demo
 rm -rf "$demo"

@@ -10,10 +10,10 @@ step "cargo fmt --check"
 cargo fmt --all -- --check
 
 step "cargo clippy (warnings are errors)"
-cargo clippy --locked --all-targets -- -D warnings
+cargo clippy --locked --workspace --all-targets -- -D warnings
 
 step "cargo test (unit and end-to-end)"
-cargo test --locked --all-targets
+cargo test --locked --workspace --all-targets
 
 step "crash test: apply killed at 41 points, then backout (scripts/crash-test.sh)"; scripts/crash-test.sh
 

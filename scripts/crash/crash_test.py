@@ -32,7 +32,7 @@ Checks beyond the world's equality, each of which fails the point:
     (no run yet: "there is no apply run"; a run directory without its change log).
 
 Usage: scripts/crash-test.sh [--only REGEX] [--list] [--latency MS] [--jitter MS]
-(this file is run by scripts/crash-test.sh after `cargo build --bins`). Writes
+(this file is run by scripts/crash-test.sh after `cargo build --workspace --bins`). Writes
 target/crash-test/report.json and keeps every point's world, logs and change log under
 target/crash-test/points/. Exit 0 when every point passed and nothing is left unrestored."""
 

@@ -5,7 +5,7 @@ happen", so the resource was left changed. Since the fix every az an apply start
 lock, so backout exits 2 ("az commands it started are still running") until the last one ends;
 this script retries it while it does, as an operator would, and checks the world.
 
-Usage: python3 scripts/crash/repro_orphan_az.py [--settle]   (after `cargo build --bins`)
+Usage: python3 scripts/crash/repro_orphan_az.py [--settle]   (after `cargo build --workspace --bins`)
   --settle: wait for every process of the killed run to exit before backout (control case).
 Exits 1 when a resource is left unrestored. scripts/crash-test.sh covers this case and many
 more (its point az-running-slow-storage is this one)."""

@@ -5,12 +5,73 @@
 
 use assert_cmd::Command;
 use serde_json::{Value, json};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use tempfile::TempDir;
 
 pub const SUB_A: &str = "00000000-0000-0000-0000-00000000aaaa";
 pub const SUB_B: &str = "00000000-0000-0000-0000-00000000cccc";
 pub const TENANT: &str = "00000000-0000-0000-0000-00000000bbbb";
+
+/// The azsim binary the tests put on PATH as `az`.
+///
+/// azsim is a package of its own, so Cargo gives azbook's tests no `CARGO_BIN_EXE_azsim`, and an
+/// artifact dependency is not stable Cargo. The tests therefore ask the Cargo that is running
+/// them to build it (`cargo build --workspace --bin azsim`: the same feature set as `cargo test
+/// --workspace`, so after that command it is a no-op of a fraction of a second) and take the
+/// executable's path from Cargo's own JSON messages, which hold for any profile, target or
+/// `CARGO_TARGET_DIR`. It is built once per test process; a stale azsim can never be tested
+/// against. `AZBOOK_TEST_AZSIM` names a prebuilt one instead (for a test binary run without Cargo).
+pub fn azsim_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Some(path) = std::env::var_os("AZBOOK_TEST_AZSIM") {
+            return PathBuf::from(path);
+        }
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut cargo = std::process::Command::new(env!("CARGO"));
+        cargo
+            .args([
+                "build",
+                "--workspace",
+                "--bin",
+                "azsim",
+                "--message-format=json",
+            ])
+            .arg("--manifest-path")
+            .arg(root.join("Cargo.toml"))
+            .stderr(std::process::Stdio::inherit());
+        // What Cargo set for this test process only: build scripts that watch these (ring's
+        // watches CARGO_MANIFEST_DIR) would otherwise rebuild on every test run.
+        for (name, _) in std::env::vars_os() {
+            let name = name.to_string_lossy();
+            if name.starts_with("CARGO_PKG_")
+                || name.starts_with("CARGO_BIN_EXE_")
+                || matches!(
+                    name.as_ref(),
+                    "CARGO_MANIFEST_DIR"
+                        | "CARGO_MANIFEST_PATH"
+                        | "CARGO_CRATE_NAME"
+                        | "CARGO_BIN_NAME"
+                        | "CARGO_PRIMARY_PACKAGE"
+                        | "CARGO_TARGET_TMPDIR"
+                        | "CARGO_RUSTC_CURRENT_DIR"
+                        | "OUT_DIR"
+                )
+            {
+                cargo.env_remove(name.as_ref());
+            }
+        }
+        let out = cargo.output().expect("run cargo to build azsim");
+        assert!(out.status.success(), "cargo build --bin azsim failed");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "azsim")
+            .find_map(|m| m["executable"].as_str().map(PathBuf::from))
+            .expect("cargo reported no azsim executable")
+    })
+}
 
 pub struct Sim {
     pub dir: TempDir,
@@ -22,7 +83,7 @@ impl Sim {
         let bin = dir.path().join("bin");
         std::fs::create_dir_all(&bin).unwrap();
         std::fs::create_dir_all(dir.path().join("azure-config")).unwrap();
-        std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_azsim"), bin.join("az")).unwrap();
+        std::os::unix::fs::symlink(azsim_bin(), bin.join("az")).unwrap();
         let sim = Sim { dir };
         sim.azsim()
             .args(["load", "-"])
@@ -49,7 +110,7 @@ impl Sim {
     }
 
     pub fn azsim(&self) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_azsim"));
+        let mut cmd = Command::new(azsim_bin());
         cmd.env("AZSIM_WORLD", self.world_path())
             .env("AZSIM_LOG", self.log_path());
         cmd

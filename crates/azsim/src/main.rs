@@ -2,7 +2,8 @@
 //!
 //! Invoked as `azsim` it is a management tool (load, dump, seed, settings, calls) and the ARM
 //! face (`azsim serve`: the REST API the real azure-cli talks to); invoked under any other name
-//! (a link or copy named `az`) it answers az's commands from the world store. See `/work/shared/DESIGN.md` section 7 for the contract.
+//! (a link or copy named `az`) it answers az's commands from the world store. ARCHITECTURE.md
+//! (at the repository root) describes its two faces over one world.
 
 mod args;
 mod armid;

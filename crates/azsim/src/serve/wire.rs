@@ -557,7 +557,10 @@ mod tests {
     use std::collections::BTreeMap;
 
     fn reference(path: &str) -> Value {
-        let full = format!("{}/tests/reference/{path}", env!("CARGO_MANIFEST_DIR"));
+        let full = format!(
+            "{}/../../tests/reference/{path}",
+            env!("CARGO_MANIFEST_DIR")
+        );
         let text = std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("{full}: {e}"));
         serde_json::from_str(&text).unwrap()
     }

@@ -2,7 +2,7 @@
 //! and the demo run it, against worlds written here.
 //!
 //! The conformance test replays every capture of the real azure-cli 2.91 in
-//! `tests/reference/az_cli_2.91/` against the equivalent azsim world and compares exit codes,
+//! `tests/reference/az_cli_2.91/` (at the workspace root) against the equivalent azsim world and compares exit codes,
 //! stdout (byte for byte, after the few fields a world cannot know) and stderr.
 //!
 //! Command lines are written as one string split on whitespace (`sim.az("account show")`);
@@ -309,7 +309,7 @@ fn check_capture(name: &str, capture: &Value, check: Check, out: &Output) {
 
 #[test]
 fn conformance_with_azure_cli_2_91() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reference/az_cli_2.91");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/reference/az_cli_2.91");
     let mut checked = 0;
     for entry in std::fs::read_dir(&dir).expect("reference dir") {
         let path = entry.expect("entry").path();
@@ -341,8 +341,8 @@ fn conformance_with_azure_cli_2_91() {
 
 #[test]
 fn version_matches_reference() {
-    let path =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reference/az_cli_2.91/version.json");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/reference/az_cli_2.91/version.json");
     let capture: Value =
         serde_json::from_str(&std::fs::read_to_string(path).expect("read")).expect("JSON");
     let out = Sim::new(&reference_world()).az("version --output=json");
