@@ -4,11 +4,10 @@
 use crate::az::{Az, AzError, CallKind, ErrorKind};
 use crate::evaluate::{Progress, read_back, read_state, verdict};
 use crate::fieldpath::{FieldPath, differences, same_value};
-use crate::journal::{Intent, Journal, Note, Outcome as Done, Record};
+use crate::journal::{Intent, Journal, Note, Record, StepOutcome, StepStatus};
 use crate::memo::Memo;
-use crate::plan::{Change, ChangeStatus, StepKind};
+use crate::model::{Change, ChangeStatus, Status, StepKind};
 use crate::playbook::Playbook;
-use crate::report::Status;
 use crate::scheduler;
 use serde_json::Value;
 use std::sync::Mutex;
@@ -238,9 +237,9 @@ fn execute_one(
                     change.after = after.clone();
                 }
                 (
-                    Done {
+                    StepOutcome {
                         intent: seq,
-                        status: "failed".into(),
+                        status: StepStatus::Failed,
                         exit_code: e.exit_code,
                         error: Some(format!("{e}")),
                         after: landed,
@@ -266,9 +265,13 @@ fn execute_one(
                     last_state = Some(state);
                     change.after = after.clone();
                     (
-                        Done {
+                        StepOutcome {
                             intent: seq,
-                            status: if verified { "done" } else { "failed" }.into(),
+                            status: if verified {
+                                StepStatus::Done
+                            } else {
+                                StepStatus::Failed
+                            },
                             exit_code: Some(0),
                             error: (!verified).then(|| "the change ran but reading it back does not show the expected state".to_string()),
                             after: Some(after),
@@ -286,9 +289,9 @@ fn execute_one(
                     )
                 }
                 Err(e) => (
-                    Done {
+                    StepOutcome {
                         intent: seq,
-                        status: "failed".into(),
+                        status: StepStatus::Failed,
                         exit_code: Some(0),
                         error: Some(format!("the change ran, but reading it back failed: {e}")),
                         after: None,

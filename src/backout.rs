@@ -5,8 +5,9 @@ use crate::az::{Az, CallKind};
 use crate::discover::render_error;
 use crate::evaluate::{read_back, read_state};
 use crate::fieldpath::{FieldPath, differences, same_value};
-use crate::journal::{Intent, Journal, Note, Outcome as Done, Record, RunLog};
-use crate::plan::{Change, ChangeStatus, PlannedStep, StepKind, backout_steps};
+use crate::journal::{Intent, Journal, Note, Record, RunLog, StepOutcome, StepStatus};
+use crate::model::{Change, ChangeStatus, PlannedStep, StepKind};
+use crate::plan::backout_steps;
 use crate::playbook::Playbook;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -253,9 +254,13 @@ impl Reverter<'_> {
                 .as_ref()
                 .err()
                 .map(|e| format!("{}: {e}. {}", spec.name, e.hint()));
-            let outcome = Done {
+            let outcome = StepOutcome {
                 intent: seq,
-                status: if failed.is_some() { "failed" } else { "done" }.into(),
+                status: if failed.is_some() {
+                    StepStatus::Failed
+                } else {
+                    StepStatus::Done
+                },
                 exit_code: match &ran {
                     Ok(_) => Some(0),
                     Err(e) => e.exit_code,

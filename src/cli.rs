@@ -2,11 +2,11 @@
 //! [`crate::app`]. Nothing here decides anything about Azure.
 
 use crate::app::{
-    self, ApplyOptions, BackoutOptions, Format, Global, PlanOptions, Prompt, ReportFile, Selection,
-    TestOptions,
+    self, ApplyOptions, BackoutOptions, Global, PlanOptions, Prompt, Selection, TestOptions,
 };
 use crate::az::{AzConfig, RetryPolicy};
 use crate::discover::Filters;
+use crate::report::{ChangeFormat, ListFormat, ReportFile, TestFormat};
 use anyhow::Result;
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use std::io::Write;
@@ -113,11 +113,11 @@ enum OutputArg {
     Json,
 }
 
-impl From<OutputArg> for Format {
-    fn from(o: OutputArg) -> Format {
+impl From<OutputArg> for ListFormat {
+    fn from(o: OutputArg) -> ListFormat {
         match o {
-            OutputArg::Table => Format::Table,
-            OutputArg::Json => Format::Json,
+            OutputArg::Table => ListFormat::Table,
+            OutputArg::Json => ListFormat::Json,
         }
     }
 }
@@ -132,14 +132,14 @@ enum TestOutputArg {
     Markdown,
 }
 
-impl From<TestOutputArg> for Format {
-    fn from(o: TestOutputArg) -> Format {
+impl From<TestOutputArg> for TestFormat {
+    fn from(o: TestOutputArg) -> TestFormat {
         match o {
-            TestOutputArg::Table => Format::Table,
-            TestOutputArg::Json => Format::Json,
-            TestOutputArg::Csv => Format::Csv,
-            TestOutputArg::Junit => Format::Junit,
-            TestOutputArg::Markdown => Format::Markdown,
+            TestOutputArg::Table => TestFormat::Table,
+            TestOutputArg::Json => TestFormat::Json,
+            TestOutputArg::Csv => TestFormat::Csv,
+            TestOutputArg::Junit => TestFormat::Junit,
+            TestOutputArg::Markdown => TestFormat::Markdown,
         }
     }
 }
@@ -152,17 +152,23 @@ enum ChangeOutputArg {
     Markdown,
 }
 
-impl From<ChangeOutputArg> for Format {
-    fn from(o: ChangeOutputArg) -> Format {
+impl From<ChangeOutputArg> for ChangeFormat {
+    fn from(o: ChangeOutputArg) -> ChangeFormat {
         match o {
-            ChangeOutputArg::Table => Format::Table,
-            ChangeOutputArg::Json => Format::Json,
-            ChangeOutputArg::Markdown => Format::Markdown,
+            ChangeOutputArg::Table => ChangeFormat::Table,
+            ChangeOutputArg::Json => ChangeFormat::Json,
+            ChangeOutputArg::Markdown => ChangeFormat::Markdown,
         }
     }
 }
 
-fn parse_report(s: &str) -> Result<ReportFile, String> {
+/// `--report` of `test` and `report merge`: any of test's formats.
+fn parse_test_report(s: &str) -> Result<ReportFile<TestFormat>, String> {
+    ReportFile::parse(s)
+}
+
+/// `--report` of plan, apply and backout: csv and junit are refused here, before anything runs.
+fn parse_change_report(s: &str) -> Result<ReportFile<ChangeFormat>, String> {
     ReportFile::parse(s)
 }
 
@@ -240,8 +246,8 @@ enum ReportCommand {
         #[arg(long, short, value_enum, default_value_t = TestOutputArg::Table)]
         output: TestOutputArg,
         /// Also write the merged report to FILE, atomically, as [FORMAT=]FILE; repeatable
-        #[arg(long, value_name = "[FORMAT=]FILE", value_parser = parse_report)]
-        report: Vec<ReportFile>,
+        #[arg(long, value_name = "[FORMAT=]FILE", value_parser = parse_test_report)]
+        report: Vec<ReportFile<TestFormat>>,
     },
 }
 
@@ -285,8 +291,8 @@ struct TestArgs {
     output: TestOutputArg,
     /// Also write the results to FILE, atomically, as [FORMAT=]FILE (the format is implied by
     /// .json, .csv, .xml (junit), .md or .txt); repeatable
-    #[arg(long, value_name = "[FORMAT=]FILE", value_parser = parse_report)]
-    report: Vec<ReportFile>,
+    #[arg(long, value_name = "[FORMAT=]FILE", value_parser = parse_test_report)]
+    report: Vec<ReportFile<TestFormat>>,
     /// Write, per resource, the exact az commands, their time, the signed-in identity and the
     /// raw JSON az printed (credentials removed), with a manifest of sha256 hashes
     #[arg(long, value_name = "DIR")]
@@ -302,8 +308,8 @@ struct PlanArgs {
     #[arg(long, short, value_enum, default_value_t = ChangeOutputArg::Table)]
     output: ChangeOutputArg,
     /// Also write the plan to FILE, atomically, as [FORMAT=]FILE (e.g. change-record.md); repeatable
-    #[arg(long, value_name = "[FORMAT=]FILE", value_parser = parse_report)]
-    report: Vec<ReportFile>,
+    #[arg(long, value_name = "[FORMAT=]FILE", value_parser = parse_change_report)]
+    report: Vec<ReportFile<ChangeFormat>>,
     /// Save the plan to this file, for `azbook apply FILE`
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
@@ -332,8 +338,8 @@ struct ApplyArgs {
     #[arg(long, short, value_enum, default_value_t = ChangeOutputArg::Table)]
     output: ChangeOutputArg,
     /// Also write the result to FILE, atomically, as [FORMAT=]FILE; repeatable
-    #[arg(long, value_name = "[FORMAT=]FILE", value_parser = parse_report)]
-    report: Vec<ReportFile>,
+    #[arg(long, value_name = "[FORMAT=]FILE", value_parser = parse_change_report)]
+    report: Vec<ReportFile<ChangeFormat>>,
 }
 
 #[derive(Args, Debug)]
@@ -353,8 +359,8 @@ struct BackoutArgs {
     #[arg(long, short, value_enum, default_value_t = ChangeOutputArg::Table)]
     output: ChangeOutputArg,
     /// Also write the result to FILE, atomically, as [FORMAT=]FILE; repeatable
-    #[arg(long, value_name = "[FORMAT=]FILE", value_parser = parse_report)]
-    report: Vec<ReportFile>,
+    #[arg(long, value_name = "[FORMAT=]FILE", value_parser = parse_change_report)]
+    report: Vec<ReportFile<ChangeFormat>>,
 }
 
 fn parse_age(s: &str) -> Result<Duration, String> {

@@ -3,8 +3,8 @@
 use crate::az::{Az, AzError, CallKind};
 use crate::discover::{Abort, CallRecord, Discovery, Filters, Found, Sink, Target, render_error};
 use crate::fieldpath::FieldPath;
+use crate::model::{Evidence, Status, TestResult};
 use crate::playbook::{Argv, Playbook, Reads};
-use crate::report::{Evidence, Status, TestResult};
 use crate::scheduler::{self, Spawner};
 use serde_json::{Map, Value};
 use std::sync::{Arc, Mutex};

@@ -14,6 +14,7 @@ pub mod fieldtree;
 pub mod fsutil;
 pub mod journal;
 pub mod memo;
+pub mod model;
 pub mod plan;
 pub mod playbook;
 pub mod progress;

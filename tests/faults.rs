@@ -61,8 +61,8 @@ fn sign_in_expiring_mid_run_stops_new_changes_and_says_how_to_go_on() {
             .unwrap(),
     );
     assert_eq!(
-        log["status"], "finished",
-        "the log ends properly: {}",
+        log["status"], "stopped",
+        "the log ends properly, saying the run stopped: {}",
         log["status"]
     );
 

@@ -1,27 +1,28 @@
 //! `azbook list` and `azbook test`.
 
-use super::output::{self, Format, ReportFile};
+use super::output;
 use super::{Global, Selection, start_session};
 use crate::evaluate::KeepTargets;
 use crate::exit;
+use crate::model::{self, PlaybookDoc, PlaybookInfo, ReportContext, TestReport};
 use crate::playbook;
 use crate::progress::Bar;
-use crate::report::{self, PlaybookInfo, TestReport};
+use crate::report::{self, ListFormat, ReportFile, TestFormat};
 use anyhow::Result;
 use std::io::Write;
 use std::time::Instant;
 
 pub struct TestOptions {
     pub selection: Selection,
-    pub output: Format,
+    pub output: TestFormat,
     /// `--report FILE`s, each written atomically.
-    pub reports: Vec<ReportFile>,
+    pub reports: Vec<ReportFile<TestFormat>>,
     /// Write, per resource, the calls and raw output behind its verdict, with a manifest.
     pub evidence_dir: Option<std::path::PathBuf>,
 }
 
 /// `azbook list`: the playbooks available (built-in, plus any files named).
-pub fn list(playbooks: &[String], output: Format, out: &mut dyn Write) -> Result<i32> {
+pub fn list(playbooks: &[String], output: ListFormat, out: &mut dyn Write) -> Result<i32> {
     let selected = if playbooks.is_empty() {
         playbook::builtin()
     } else {
@@ -41,8 +42,8 @@ pub fn list(playbooks: &[String], output: Format, out: &mut dyn Write) -> Result
         })
         .collect();
     match output {
-        Format::Json => writeln!(out, "{}", serde_json::to_string_pretty(&infos)?)?,
-        _ => write!(out, "{}", report::render_playbook_list(&infos))?,
+        ListFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&infos)?)?,
+        ListFormat::Table => write!(out, "{}", report::render_playbook_list(&infos))?,
     }
     Ok(exit::OK)
 }
@@ -80,12 +81,13 @@ pub fn test(
             )?;
         }
     }
-    output::emit(
+    output::emit_test(
         out,
         options.output,
         global.colour,
         &options.reports,
-        &|w, f, colour| output::write_test(w, &report, &ctx, f, colour),
+        &report,
+        &ctx,
     )?;
     let s = &report.summary;
     if !global.quiet {
@@ -114,8 +116,8 @@ pub fn test(
 /// `azbook report merge`: the JSON reports of runs sharded by subscription, as one report.
 pub fn merge_reports(
     files: &[std::path::PathBuf],
-    format: Format,
-    reports: &[ReportFile],
+    format: TestFormat,
+    reports: &[ReportFile<TestFormat>],
     colour: bool,
     out: &mut dyn Write,
 ) -> Result<i32> {
@@ -131,22 +133,17 @@ pub fn merge_reports(
         })?;
         inputs.push((path.display().to_string(), report));
     }
-    let merged = report::merge_test_reports(inputs).map_err(anyhow::Error::msg)?;
+    let merged = model::merge_test_reports(inputs).map_err(anyhow::Error::msg)?;
     let playbooks = playbook::builtin();
-    let ctx = report::ReportContext {
+    let ctx = ReportContext {
         command: "test".into(),
         generated_at: crate::timefmt::now_rfc3339(),
         azbook_version: env!("CARGO_PKG_VERSION").into(),
         scope: vec![format!("merged from {} shard report(s)", files.len())],
-        playbooks: playbooks
-            .iter()
-            .map(report::PlaybookDoc::from_playbook)
-            .collect(),
+        playbooks: playbooks.iter().map(PlaybookDoc::from_playbook).collect(),
         ..Default::default()
     };
-    output::emit(out, format, colour, reports, &|w, f, colour| {
-        output::write_test(w, &merged, &ctx, f, colour)
-    })?;
+    output::emit_test(out, format, colour, reports, &merged, &ctx)?;
     let s = &merged.summary;
     Ok(if s.error > 0 {
         exit::INCOMPLETE

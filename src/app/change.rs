@@ -1,22 +1,21 @@
 //! `azbook plan` and `azbook apply` (DESIGN section 5).
 
-use super::output::{self, Format, ReportFile};
+use super::output;
 use super::{Global, Prompt, Selection, fatal, start_session};
 use crate::apply;
 use crate::evaluate::KeepTargets;
 use crate::exit;
 use crate::fsutil::write_atomic;
-use crate::journal::{PlaybookRef, Record, RunEnd, RunKind, RunStart, StateDir};
-use crate::plan::{self, Change, ChangeReport, ChangeStatus, PLAN_KIND, PlanFile};
+use crate::journal::{PlaybookRef, Record, RunEnd, RunEndStatus, RunKind, RunStart, StateDir};
+use crate::model::{Change, ChangeReport, ChangeStatus, ReportContext, Status, TestResult};
+use crate::plan::{self, PLAN_KIND, PlanFile};
 use crate::playbook::{self, Playbook};
 use crate::progress::Bar;
-use crate::report::ReportContext;
-use crate::report::{self, TestResult};
+use crate::report::{self, ChangeFormat, ChangeView, ReportFile};
 use crate::session;
 use crate::timefmt;
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -24,8 +23,8 @@ use std::time::{Duration, SystemTime};
 
 pub struct PlanOptions {
     pub selection: Selection,
-    pub output: Format,
-    pub reports: Vec<ReportFile>,
+    pub output: ChangeFormat,
+    pub reports: Vec<ReportFile<ChangeFormat>>,
     /// Save the plan here, for `apply FILE`.
     pub out: Option<PathBuf>,
 }
@@ -34,8 +33,8 @@ pub struct ApplyOptions {
     /// Apply exactly this saved plan instead of planning from the selection.
     pub plan_file: Option<PathBuf>,
     pub selection: Selection,
-    pub output: Format,
-    pub reports: Vec<ReportFile>,
+    pub output: ChangeFormat,
+    pub reports: Vec<ReportFile<ChangeFormat>>,
     pub yes: bool,
     /// Plan only (`apply --dry-run` is `plan`).
     pub dry_run: bool,
@@ -67,19 +66,15 @@ fn scope_json(selection: &Selection) -> Value {
     })
 }
 
-#[allow(clippy::too_many_arguments)]
 fn print_report(
     report: &ChangeReport,
     ctx: &ReportContext,
-    format: Format,
-    files: &[ReportFile],
-    plan_view: bool,
+    (format, view): (ChangeFormat, ChangeView),
+    files: &[ReportFile<ChangeFormat>],
     colour: bool,
     out: &mut dyn Write,
 ) -> Result<()> {
-    output::emit(out, format, colour, files, &|w, f, colour| {
-        output::write_change(w, report, ctx, f, plan_view, colour)
-    })
+    output::emit_changes(out, (format, view), colour, files, report, ctx)
 }
 
 /// `azbook plan`: what `apply` would do, without changing anything.
@@ -122,9 +117,8 @@ pub fn plan(
     print_report(
         &report,
         &ctx,
-        options.output,
+        (options.output, ChangeView::Plan),
         &options.reports,
-        true,
         global.colour,
         out,
     )?;
@@ -392,8 +386,8 @@ pub fn apply(
         TestResult {
             playbook: c.playbook.clone(),
             resource: c.resource.clone(),
-            status: crate::report::Status::Waived,
-            evidence: crate::report::Evidence::default(),
+            status: Status::Waived,
+            evidence: Default::default(),
             message: session
                 .waivers
                 .find(&c.playbook, &c.resource)
@@ -408,9 +402,8 @@ pub fn apply(
         print_report(
             &report,
             &ctx,
-            options.output,
+            (options.output, ChangeView::Results),
             &options.reports,
-            false,
             global.colour,
             out,
         )?;
@@ -497,16 +490,16 @@ pub fn apply(
             .changes
             .iter()
             .any(|c| matches!(c.status, ChangeStatus::Failed | ChangeStatus::Drifted));
-    let summary: BTreeMap<String, usize> = report.summary.clone();
+    let summary = report.summary;
     // The log ends properly even when the run stopped early, so that it reads as a whole story.
     let ended = journal
         .lock()
         .expect("journal lock")
         .append(Record::RunEnd(RunEnd {
             status: match (&stopped, failed) {
-                (Some(_), _) => "stopped".into(),
-                (None, true) => "incomplete".into(),
-                (None, false) => "finished".into(),
+                (Some(_), _) => RunEndStatus::Stopped,
+                (None, true) => RunEndStatus::Incomplete,
+                (None, false) => RunEndStatus::Finished,
             },
             summary,
         }));
@@ -515,9 +508,8 @@ pub fn apply(
     print_report(
         &report,
         &ctx,
-        options.output,
+        (options.output, ChangeView::Results),
         &options.reports,
-        false,
         global.colour,
         out,
     )?;

@@ -4,8 +4,8 @@
 
 use crate::evaluate::Outcome;
 use crate::fsutil::write_atomic;
+use crate::model::ReportContext;
 use crate::redact::redact;
-use crate::report::ReportContext;
 use anyhow::{Context, Result};
 use serde_json::json;
 use sha2::{Digest, Sha256};

@@ -1,27 +1,27 @@
 //! `azbook runs` and `azbook log`: the change-log history, for people and machines.
 
-use super::Format;
 use crate::exit;
 use crate::journal::StateDir;
 use crate::report;
+use crate::report::ListFormat;
 use anyhow::Result;
 use std::io::Write;
 use std::path::Path;
 
-pub fn runs(state_dir: &Path, output: Format, out: &mut dyn Write) -> Result<i32> {
+pub fn runs(state_dir: &Path, output: ListFormat, out: &mut dyn Write) -> Result<i32> {
     let runs = StateDir::new(state_dir).runs()?;
     match output {
-        Format::Json => writeln!(out, "{}", serde_json::to_string_pretty(&runs)?)?,
-        _ => out.write_all(report::render_runs_table(&runs).as_bytes())?,
+        ListFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&runs)?)?,
+        ListFormat::Table => out.write_all(report::render_runs_table(&runs).as_bytes())?,
     }
     Ok(exit::OK)
 }
 
-pub fn log(state_dir: &Path, run: &str, output: Format, out: &mut dyn Write) -> Result<i32> {
+pub fn log(state_dir: &Path, run: &str, output: ListFormat, out: &mut dyn Write) -> Result<i32> {
     let log = StateDir::new(state_dir).read_run(run)?;
     match output {
-        Format::Json => writeln!(out, "{}", serde_json::to_string_pretty(&log.to_json())?)?,
-        _ => out.write_all(report::render_run_log(&log).as_bytes())?,
+        ListFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&log.to_json())?)?,
+        ListFormat::Table => out.write_all(report::render_run_log(&log).as_bytes())?,
     }
     Ok(if log.tampered.is_some() {
         exit::INCOMPLETE

@@ -11,15 +11,14 @@ mod revert;
 pub use audit::{TestOptions, list, merge_reports, test};
 pub use change::{ApplyOptions, PlanOptions, apply, parse_duration, plan};
 pub use history::{log, runs};
-pub use output::{Format, ReportFile};
 pub use revert::{BackoutOptions, backout};
 
 use crate::az::{Az, AzConfig, AzError};
 use crate::discover::Filters;
 use crate::evaluate::{self, KeepTargets, Outcome, RunOptions};
+use crate::model::{ReportContext, Status};
 use crate::playbook::{self, Playbook};
 use crate::progress::Bar;
-use crate::report::Status;
 use crate::session;
 use crate::waivers::Waivers;
 use anyhow::{Result, anyhow};
@@ -213,7 +212,7 @@ impl Session<'_> {
         command: &str,
         selection: &Selection,
         run: Option<String>,
-    ) -> crate::report::ReportContext {
+    ) -> ReportContext {
         output::context(
             command,
             &self.account,

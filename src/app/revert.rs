@@ -1,15 +1,16 @@
 //! `azbook backout`: restore what a run changed, from its change log (DESIGN section 4).
 
-use super::output::{self, Format, ReportFile};
+use super::output;
 use super::{Global, Prompt, fatal};
 use crate::az::Az;
 use crate::backout::{Reverter, changed_targets};
 use crate::evaluate::Progress;
 use crate::exit;
-use crate::journal::{Record, RunEnd, RunKind, RunStart, StateDir};
-use crate::plan::{ChangeReport, ChangeStatus};
+use crate::journal::{Record, RunEnd, RunEndStatus, RunKind, RunStart, StateDir};
+use crate::model::{Change, ChangeReport, ChangeStatus};
 use crate::playbook::{self, Playbook};
 use crate::progress::Bar;
+use crate::report::{ChangeFormat, ChangeView, ReportFile};
 use crate::session;
 use anyhow::{Context, Result, bail};
 use serde_json::json;
@@ -23,8 +24,8 @@ pub struct BackoutOptions {
     pub dry_run: bool,
     /// Restore targets whose state drifted since the change, and read a tampered log.
     pub force: bool,
-    pub output: Format,
-    pub reports: Vec<ReportFile>,
+    pub output: ChangeFormat,
+    pub reports: Vec<ReportFile<ChangeFormat>>,
 }
 
 pub fn backout(
@@ -176,7 +177,7 @@ pub fn backout(
     // Targets are independent resources: they are restored `--jobs` at a time, the newest
     // change starting first (the scheduler runs the last job spawned first); a target's own
     // steps run in order inside its job.
-    let slots: Vec<std::sync::Mutex<Option<crate::plan::Change>>> =
+    let slots: Vec<std::sync::Mutex<Option<Change>>> =
         work.iter().map(|_| std::sync::Mutex::new(None)).collect();
     bar.found(work.len() as u64);
     crate::scheduler::run(global.jobs, |spawner| {
@@ -190,7 +191,7 @@ pub fn backout(
             });
         }
     });
-    let changes: Vec<crate::plan::Change> = slots
+    let changes: Vec<Change> = slots
         .into_iter()
         .map(|s| {
             s.into_inner()
@@ -213,11 +214,11 @@ pub fn backout(
             .expect("journal lock")
             .append(Record::RunEnd(RunEnd {
                 status: if incomplete {
-                    "incomplete".into()
+                    RunEndStatus::Incomplete
                 } else {
-                    "finished".into()
+                    RunEndStatus::Finished
                 },
-                summary: report.summary.clone(),
+                summary: report.summary,
             }))?;
     }
     let selection = super::Selection::default();
@@ -229,12 +230,18 @@ pub fn backout(
         &selection,
         own_run.clone(),
     );
-    output::emit(
+    let view = if options.dry_run {
+        ChangeView::Plan
+    } else {
+        ChangeView::Results
+    };
+    output::emit_changes(
         out,
-        options.output,
+        (options.output, view),
         global.colour,
         &options.reports,
-        &|w, f, colour| output::write_change(w, &report, &ctx, f, options.dry_run, colour),
+        &report,
+        &ctx,
     )?;
     if !global.quiet {
         if let Some(id) = &own_run {

@@ -4,7 +4,7 @@
 //! torn), which is what it is at that moment.
 
 use super::state::parse_run_id;
-use super::{Record, RunKind, RunLog, StateDir};
+use super::{Record, RunKind, RunLog, RunStatus, StateDir, StepStatus};
 use anyhow::{Result, anyhow, bail};
 use serde::Serialize;
 use std::fs;
@@ -28,8 +28,10 @@ pub struct RunSummary {
     pub reverts: Option<String>,
     /// Backout runs that name this run in `reverts`, oldest first.
     pub reverted_by: Vec<String>,
-    /// "finished" | "incomplete" | "tampered" | "unreadable: ...".
-    pub status: String,
+    pub status: RunStatus,
+    /// Why an `unreadable` run cannot be read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
 }
 
 impl RunSummary {
@@ -42,7 +44,7 @@ impl RunSummary {
                 .map(|e| e.time.clone())
         };
         let changes = log.changes();
-        let count = |status: &str| {
+        let count = |status: StepStatus| {
             changes
                 .iter()
                 .filter(|(_, _, outcome)| outcome.is_some_and(|o| o.status == status))
@@ -58,11 +60,12 @@ impl RunSummary {
             user: start.map(|s| s.user.clone()),
             subscriptions: start.map(|s| s.subscriptions.clone()).unwrap_or_default(),
             changes: changes.len(),
-            done: count("done"),
-            failed: count("failed"),
+            done: count(StepStatus::Done),
+            failed: count(StepStatus::Failed),
             reverts: start.and_then(|s| s.reverts.clone()),
             reverted_by: Vec::new(),
-            status: log.status().to_string(),
+            status: log.status(),
+            problem: None,
         }
     }
 
@@ -79,7 +82,8 @@ impl RunSummary {
             failed: 0,
             reverts: None,
             reverted_by: Vec::new(),
-            status: format!("unreadable: cannot read its journal.jsonl ({error})"),
+            status: RunStatus::Unreadable,
+            problem: Some(format!("cannot read its journal.jsonl ({error})")),
         }
     }
 }
@@ -95,6 +99,13 @@ impl StateDir {
                 Err(e) => RunSummary::unreadable(id, &e),
             })
             .collect();
+        if let Some(running) = self.running_run() {
+            for s in &mut summaries {
+                if s.id == running && s.status == RunStatus::Crashed {
+                    s.status = RunStatus::Running;
+                }
+            }
+        }
         let reverts: Vec<(String, String)> = summaries
             .iter()
             .filter_map(|s| s.reverts.clone().map(|target| (target, s.id.clone())))
@@ -198,7 +209,9 @@ impl StateDir {
 #[cfg(test)]
 mod tests {
     use super::super::test_support::*;
+    use super::super::{RunEnd, StateLock};
     use super::*;
+    use crate::model::ChangeSummary;
     use std::path::Path;
 
     fn backout_of(state: &StateDir, reverted: &str) -> String {
@@ -210,10 +223,104 @@ mod tests {
         undo.reverts = Some(1);
         let seq = journal.append(Record::Intent(undo)).unwrap();
         journal
-            .append(Record::Outcome(outcome(seq, "done")))
+            .append(Record::Outcome(outcome(seq, StepStatus::Done)))
             .unwrap();
         journal.append(run_end(1)).unwrap();
         journal.run_id().to_string()
+    }
+
+    /// An apply run with one change whose outcome is `step`, ended with `end` (None: no run-end,
+    /// as after a crash); the lock is released before it returns unless `hold` keeps it.
+    fn apply_run(
+        state: &StateDir,
+        step: StepStatus,
+        end: Option<RunEndStatus>,
+        hold: Option<&mut Vec<StateLock>>,
+    ) -> String {
+        let lock = state.lock().unwrap();
+        let mut journal = lock
+            .create_run(start_of(RunKind::Apply, None), &sources())
+            .unwrap();
+        let seq = journal.append(Record::Intent(intent())).unwrap();
+        journal.append(Record::Outcome(outcome(seq, step))).unwrap();
+        if let Some(status) = end {
+            let summary = ChangeSummary::of(&[], 0, 0);
+            journal
+                .append(Record::RunEnd(RunEnd { status, summary }))
+                .unwrap();
+        }
+        let id = journal.run_id().to_string();
+        drop(journal);
+        if let Some(held) = hold {
+            held.push(lock);
+        }
+        id
+    }
+
+    fn status_of(state: &StateDir, id: &str) -> RunStatus {
+        let runs = state.runs().unwrap();
+        runs.iter().find(|r| r.id == id).unwrap().status
+    }
+
+    #[test]
+    fn runs_tell_finished_failed_stopped_crashed_and_running_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::new(dir.path());
+        let finished = apply_run(&state, StepStatus::Done, Some(RunEndStatus::Finished), None);
+        let failed = apply_run(
+            &state,
+            StepStatus::Failed,
+            Some(RunEndStatus::Incomplete),
+            None,
+        );
+        let stopped = apply_run(&state, StepStatus::Done, Some(RunEndStatus::Stopped), None);
+        let crashed = apply_run(&state, StepStatus::Done, None, None);
+        assert_eq!(status_of(&state, &finished), RunStatus::Finished);
+        assert_eq!(status_of(&state, &failed), RunStatus::Incomplete);
+        assert_eq!(status_of(&state, &stopped), RunStatus::Stopped);
+        assert_eq!(
+            status_of(&state, &crashed),
+            RunStatus::Crashed,
+            "no run-end and no azbook holding the lock for it"
+        );
+
+        let mut held = Vec::new();
+        let running = apply_run(&state, StepStatus::Done, None, Some(&mut held));
+        assert_eq!(status_of(&state, &running), RunStatus::Running);
+        assert_eq!(
+            status_of(&state, &crashed),
+            RunStatus::Crashed,
+            "only the run the lock names is running"
+        );
+        held.clear();
+        assert_eq!(
+            status_of(&state, &running),
+            RunStatus::Crashed,
+            "once its lock is gone without a run-end, it crashed"
+        );
+
+        let json = serde_json::to_value(state.runs().unwrap()).unwrap();
+        let words: Vec<&str> = json
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["status"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            words,
+            ["finished", "incomplete", "stopped", "crashed", "crashed"]
+        );
+    }
+
+    #[test]
+    fn a_tampered_run_is_listed_as_tampered() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::new(dir.path());
+        let id = finished_apply(&state);
+        let path = dir.path().join("runs").join(&id).join("journal.jsonl");
+        let text = fs::read_to_string(&path).unwrap();
+        fs::write(&path, text.replacen("\"done\"", "\"failed\"", 1)).unwrap();
+        assert_eq!(status_of(&state, &id), RunStatus::Tampered);
     }
 
     #[test]
@@ -248,7 +355,7 @@ mod tests {
         assert_eq!(applied.kind, Some(RunKind::Apply));
         assert_eq!(applied.reverted_by, vec![backout.clone(), again.clone()]);
         assert_eq!((applied.changes, applied.done, applied.failed), (2, 1, 1));
-        assert_eq!(applied.status, "finished");
+        assert_eq!(applied.status, RunStatus::Finished);
         assert_eq!(applied.user.as_deref(), Some("alice@contoso.com"));
         assert_eq!(applied.subscriptions, vec!["s1"]);
         assert!(applied.started.is_some() && applied.ended.is_some());
@@ -258,7 +365,7 @@ mod tests {
         assert!(runs[1].reverted_by.is_empty());
         assert!(runs[2].reverted_by.is_empty());
 
-        assert_eq!(runs[4].status, "incomplete");
+        assert_eq!(runs[4].status, RunStatus::Crashed);
         assert_eq!(runs[4].ended, None);
         assert_eq!((runs[4].changes, runs[4].done), (1, 0));
 
@@ -277,12 +384,11 @@ mod tests {
         assert_eq!(runs.len(), 2);
         assert_eq!(runs[0].id, broken);
         assert_eq!(runs[0].kind, Some(RunKind::Apply));
+        assert_eq!(runs[0].status, RunStatus::Unreadable);
+        let problem = runs[0].problem.as_deref().unwrap_or_default();
         assert!(
-            runs[0]
-                .status
-                .starts_with("unreadable: cannot read its journal.jsonl"),
-            "{}",
-            runs[0].status
+            problem.starts_with("cannot read its journal.jsonl"),
+            "{problem}"
         );
         assert_eq!(runs[1].id, id);
         let message = state.read_run(broken).err().unwrap().to_string();

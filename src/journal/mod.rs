@@ -33,11 +33,11 @@ pub use reader::RunLog;
 pub use state::{StateDir, StateLock};
 pub use writer::Journal;
 
+use crate::model::ChangeSummary;
 use serde::ser::{Error as _, SerializeMap};
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use std::collections::BTreeMap;
 
 const RUNS_DIR: &str = "runs";
 const JOURNAL_FILE: &str = "journal.jsonl";
@@ -126,11 +126,10 @@ pub struct Intent {
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Outcome {
+pub struct StepOutcome {
     /// Seq of its intent.
     pub intent: u64,
-    /// "done" | "failed" | "skipped".
-    pub status: String,
+    pub status: StepStatus,
     pub exit_code: Option<i32>,
     pub error: Option<String>,
     /// Read back after the step (recorded fields), when read.
@@ -150,15 +149,91 @@ pub struct Note {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RunEnd {
-    pub status: String,
-    pub summary: BTreeMap<String, usize>,
+    pub status: RunEndStatus,
+    pub summary: ChangeSummary,
+}
+
+/// What became of one step, as its `outcome` record says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StepStatus {
+    /// az succeeded (for apply: and the state read back is the expected one).
+    Done,
+    Failed,
+}
+
+/// How a run ended, as its `run-end` record says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunEndStatus {
+    /// Every target ended as intended (done, restored, unchanged or skipped by choice).
+    Finished,
+    /// Some change failed or drifted.
+    Incomplete,
+    /// The run stopped starting new changes (signed out, az gone, the log unwritable).
+    Stopped,
+}
+
+impl StepStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepStatus::Done => "done",
+            StepStatus::Failed => "failed",
+        }
+    }
+}
+
+impl RunEndStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunEndStatus::Finished => "finished",
+            RunEndStatus::Incomplete => "incomplete",
+            RunEndStatus::Stopped => "stopped",
+        }
+    }
+}
+
+/// What `azbook runs` and `azbook log` say of a run as a whole.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    /// Its run-end says every target ended as intended.
+    Finished,
+    /// Its run-end says some change failed or drifted.
+    Incomplete,
+    /// Its run-end says it stopped starting new changes (signed out, az gone, the log
+    /// unwritable).
+    Stopped,
+    /// No run-end, and no live azbook holds the state directory for it: killed or crashed.
+    /// `azbook backout` resolves its unanswered intents from the live state.
+    Crashed,
+    /// No run-end yet: the azbook holding the state directory's lock is writing it now.
+    Running,
+    /// Its hash chain broke: a line was edited, removed or reordered.
+    Tampered,
+    /// Its journal cannot be read at all.
+    Unreadable,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Finished => "finished",
+            RunStatus::Incomplete => "incomplete",
+            RunStatus::Stopped => "stopped",
+            RunStatus::Crashed => "crashed",
+            RunStatus::Running => "running",
+            RunStatus::Tampered => "tampered",
+            RunStatus::Unreadable => "unreadable",
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Record {
     RunStart(RunStart),
     Intent(Intent),
-    Outcome(Outcome),
+    Outcome(StepOutcome),
     Note(Note),
     RunEnd(RunEnd),
 }

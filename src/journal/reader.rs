@@ -6,8 +6,8 @@
 //! are still returned, so that callers decide (backout refuses unless forced).
 
 use super::{
-    Entry, GENESIS, Intent, JOURNAL_FILE, Outcome, PLAYBOOKS_DIR, Record, RunEnd, RunStart,
-    is_safe_name, sha256_hex,
+    Entry, GENESIS, Intent, JOURNAL_FILE, PLAYBOOKS_DIR, Record, RunEnd, RunEndStatus, RunStart,
+    RunStatus, StepOutcome, is_safe_name, sha256_hex,
 };
 use anyhow::{Result, anyhow, bail};
 use serde_json::{Map, Value, json};
@@ -196,20 +196,22 @@ impl RunLog {
         }
     }
 
-    /// "finished" (run-end read), "incomplete" (crashed, killed, truncated or still running),
-    /// or "tampered" (the chain broke).
-    pub fn status(&self) -> &'static str {
+    /// How the run ended, as its log tells it. A log without a run-end reads as `Crashed`; only
+    /// the state directory can tell that its run is still going (`StateDir::runs`).
+    pub fn status(&self) -> RunStatus {
         if self.tampered.is_some() {
-            "tampered"
-        } else if self.end().is_some() {
-            "finished"
-        } else {
-            "incomplete"
+            return RunStatus::Tampered;
+        }
+        match self.end().map(|end| end.status) {
+            Some(RunEndStatus::Finished) => RunStatus::Finished,
+            Some(RunEndStatus::Incomplete) => RunStatus::Incomplete,
+            Some(RunEndStatus::Stopped) => RunStatus::Stopped,
+            None => RunStatus::Crashed,
         }
     }
 
     /// Each intent with its outcome (None: the run stopped between them), in journal order.
-    pub fn changes(&self) -> Vec<(u64, &Intent, Option<&Outcome>)> {
+    pub fn changes(&self) -> Vec<(u64, &Intent, Option<&StepOutcome>)> {
         let outcomes = self.outcome_entries();
         self.entries
             .iter()
@@ -398,19 +400,19 @@ mod tests {
         );
         assert!(log.warnings.is_empty(), "{:?}", log.warnings);
         assert_eq!(log.tampered, None);
-        assert_eq!(log.status(), "finished");
+        assert_eq!(log.status(), RunStatus::Finished);
         assert_eq!(log.start().unwrap().run_id, id);
-        assert_eq!(log.end().unwrap().status, "ok");
+        assert_eq!(log.end().unwrap().status, RunEndStatus::Finished);
         let reread: Vec<Record> = log.entries.iter().map(|e| e.record.clone()).collect();
         assert_eq!(reread[1], Record::Intent(intent()));
-        assert_eq!(reread[2], Record::Outcome(outcome(1, "done")));
-        assert_eq!(reread[4], Record::Outcome(outcome(3, "failed")));
+        assert_eq!(reread[2], Record::Outcome(outcome(1, StepStatus::Done)));
+        assert_eq!(reread[4], Record::Outcome(outcome(3, StepStatus::Failed)));
     }
 
     #[test]
     fn an_edited_field_breaks_the_chain_at_the_next_line() {
         let (_dir, state, id, mut lines) = finished();
-        lines[2] = lines[2].replace("\"status\":\"done\"", "\"status\":\"skipped\"");
+        lines[2] = lines[2].replace("\"status\":\"done\"", "\"status\":\"failed\"");
         let log = rewrite(&state, &id, &lines);
         let tampered = log.tampered.clone().unwrap();
         assert!(
@@ -418,7 +420,7 @@ mod tests {
             "{tampered}"
         );
         assert_eq!(log.entries.len(), 2, "the edited line 3 is not trusted");
-        assert_eq!(log.status(), "tampered");
+        assert_eq!(log.status(), RunStatus::Tampered);
     }
 
     #[test]
@@ -552,7 +554,7 @@ mod tests {
             assert_eq!(log.entries.len(), 5);
             assert_eq!(log.warnings.len(), 1);
             assert!(log.warnings[0].starts_with("line 6, the last, ends without a newline"));
-            assert_eq!(log.status(), "incomplete");
+            assert_eq!(log.status(), RunStatus::Crashed);
         }
         // A last line that a crash left as garbage (zeros) with a newline.
         fs::write(&path, format!("{whole}\0\0\0\0\n")).unwrap();
@@ -576,10 +578,10 @@ mod tests {
     fn an_empty_or_unended_log_is_incomplete() {
         let (_dir, state, id, lines) = finished();
         let log = rewrite(&state, &id, &lines[..5]);
-        assert_eq!(log.status(), "incomplete");
+        assert_eq!(log.status(), RunStatus::Crashed);
         assert!(log.warnings.is_empty());
         let log = rewrite(&state, &id, &[]);
-        assert_eq!(log.status(), "incomplete");
+        assert_eq!(log.status(), RunStatus::Crashed);
         assert!(log.entries.is_empty() && log.start().is_none());
         assert!(log.warnings[0].contains("empty"));
     }
@@ -596,7 +598,7 @@ mod tests {
         journal.append(note("between")).unwrap();
         let second = journal.append(Record::Intent(intent())).unwrap();
         journal
-            .append(Record::Outcome(outcome(first, "done")))
+            .append(Record::Outcome(outcome(first, StepStatus::Done)))
             .unwrap();
         let third = journal.append(Record::Intent(intent())).unwrap();
         // The process dies here: the third intent has no outcome, nor has the second.
@@ -609,7 +611,7 @@ mod tests {
                 .collect::<Vec<_>>(),
             vec![(first, Some("done")), (second, None), (third, None)]
         );
-        assert_eq!(log.status(), "incomplete");
+        assert_eq!(log.status(), RunStatus::Crashed);
     }
 
     #[test]
@@ -626,7 +628,7 @@ mod tests {
 
         // A second outcome for intent 1, written after the first: the first one counts.
         let (_dir, state, id, mut lines) = finished();
-        lines.insert(3, edit(&lines[2], "status", json!("skipped")));
+        lines.insert(3, edit(&lines[2], "status", json!("failed")));
         let mut renumbered: Vec<String> = lines
             .iter()
             .enumerate()
@@ -640,7 +642,7 @@ mod tests {
             log.warnings,
             vec!["record 3 is a second outcome for record 1; the first is used"]
         );
-        assert_eq!(log.changes()[0].2.unwrap().status, "done");
+        assert_eq!(log.changes()[0].2.unwrap().status, StepStatus::Done);
         assert_eq!(log.outcome_entries()[&1].seq, 2);
     }
 
@@ -683,7 +685,7 @@ mod tests {
         fs::write(journal_path(&state, &id), text.trim_end()).unwrap();
         let value = state.read_run(&id).unwrap().to_json();
         assert_eq!(value["id"], json!(id));
-        assert_eq!(value["status"], json!("incomplete"));
+        assert_eq!(value["status"], json!("crashed"));
         assert_eq!(value["tampered"], Value::Null);
         assert_eq!(value["warnings"].as_array().unwrap().len(), 1);
         let entries = value["entries"].as_array().unwrap();

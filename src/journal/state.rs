@@ -173,6 +173,29 @@ impl StateLock {
     }
 }
 
+impl Drop for StateLock {
+    /// The holder's record stops naming its run as the lock goes, so that `azbook runs` never
+    /// takes a run whose azbook has ended for one still running. (While the lock is held,
+    /// nobody else writes the file.)
+    fn drop(&mut self) {
+        let _ = self.record_holder(None);
+    }
+}
+
+impl StateDir {
+    /// The run that a live azbook is writing now, as the lock file names it: the holder's
+    /// process must still exist (a crashed one leaves its record behind).
+    pub(super) fn running_run(&self) -> Option<String> {
+        let text = fs::read_to_string(self.root.join(LOCK_FILE)).ok()?;
+        let holder: Holder = serde_json::from_str(text.trim()).ok()?;
+        let pid = libc::pid_t::try_from(holder.pid).ok()?;
+        // Signal 0 checks that the process exists; EPERM means it exists as another user's.
+        let alive = unsafe { libc::kill(pid, 0) } == 0
+            || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+        alive.then_some(holder.run_id).flatten()
+    }
+}
+
 /// The message for a lock held by another process, naming it as well as the lock file says.
 fn held(root: &Path, lock_path: &Path) -> anyhow::Error {
     let holder = fs::read_to_string(lock_path)

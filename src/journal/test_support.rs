@@ -1,6 +1,8 @@
 //! Records and runs for the journal's tests.
 
 use super::*;
+pub use super::{RunEndStatus, RunStatus, StepStatus};
+use crate::model::ChangeSummary;
 use serde_json::json;
 
 pub const PLAYBOOK_ID: &str = "storage-account-mmk";
@@ -65,14 +67,15 @@ pub fn intent() -> Intent {
     }
 }
 
-pub fn outcome(intent: u64, status: &str) -> Outcome {
-    Outcome {
+pub fn outcome(intent: u64, status: StepStatus) -> StepOutcome {
+    StepOutcome {
         intent,
-        status: status.into(),
-        exit_code: Some(if status == "done" { 0 } else { 1 }),
-        error: (status == "failed").then(|| "ERROR: (AuthorizationFailed) no".to_string()),
+        status,
+        exit_code: Some(if status == StepStatus::Done { 0 } else { 1 }),
+        error: (status == StepStatus::Failed)
+            .then(|| "ERROR: (AuthorizationFailed) no".to_string()),
         after: Some(json!({"encryption.keySource": "Microsoft.Storage"})),
-        verified: status == "done",
+        verified: status == StepStatus::Done,
     }
 }
 
@@ -86,8 +89,11 @@ pub fn note(message: &str) -> Record {
 
 pub fn run_end(done: usize) -> Record {
     Record::RunEnd(RunEnd {
-        status: "ok".into(),
-        summary: [("done".to_string(), done)].into_iter().collect(),
+        status: RunEndStatus::Finished,
+        summary: ChangeSummary {
+            done,
+            ..ChangeSummary::default()
+        },
     })
 }
 
@@ -100,10 +106,10 @@ pub fn sample_records() -> Vec<Record> {
         sample_start(),
         Record::Intent(intent()),
         Record::Intent(backout_intent),
-        Record::Outcome(outcome(1, "done")),
-        Record::Outcome(Outcome {
+        Record::Outcome(outcome(1, StepStatus::Done)),
+        Record::Outcome(StepOutcome {
             intent: 2,
-            status: "failed".into(),
+            status: StepStatus::Failed,
             exit_code: None,
             error: Some("timed out\n\"quoted\"".into()),
             after: None,
@@ -131,11 +137,11 @@ pub fn finished_apply(state: &StateDir) -> String {
         .unwrap();
     let first = journal.append(Record::Intent(intent())).unwrap();
     journal
-        .append(Record::Outcome(outcome(first, "done")))
+        .append(Record::Outcome(outcome(first, StepStatus::Done)))
         .unwrap();
     let second = journal.append(Record::Intent(intent())).unwrap();
     journal
-        .append(Record::Outcome(outcome(second, "failed")))
+        .append(Record::Outcome(outcome(second, StepStatus::Failed)))
         .unwrap();
     journal.append(run_end(1)).unwrap();
     journal.run_id().to_string()

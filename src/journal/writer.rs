@@ -295,24 +295,24 @@ mod tests {
         );
         refused(
             &mut journal,
-            Record::Outcome(outcome(0, "done")),
+            Record::Outcome(outcome(0, StepStatus::Done)),
             "is not an intent",
         );
         let intent_seq = journal.append(Record::Intent(intent())).unwrap();
         assert_eq!(intent_seq, 1, "refusals wrote nothing");
         journal
-            .append(Record::Outcome(outcome(intent_seq, "done")))
+            .append(Record::Outcome(outcome(intent_seq, StepStatus::Done)))
             .unwrap();
         refused(
             &mut journal,
-            Record::Outcome(outcome(intent_seq, "failed")),
+            Record::Outcome(outcome(intent_seq, StepStatus::Failed)),
             "already has its outcome",
         );
         journal.append(run_end(1)).unwrap();
         refused(&mut journal, note("late"), "has already ended");
         let log = RunLog::read(journal.dir(), journal.run_id()).unwrap();
         assert_eq!(log.entries.len(), 4);
-        assert_eq!(log.status(), "finished");
+        assert_eq!(log.status(), RunStatus::Finished);
     }
 
     #[test]

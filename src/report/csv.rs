@@ -3,9 +3,10 @@
 //! Values are written exactly (no formula-guard prefix): the file must read back to the same
 //! results, and a prefix would change resource names and messages.
 
-use super::context::ReportContext;
+use super::TestRenderer;
 use super::table::short_resource;
-use super::{TestReport, TestResult};
+use crate::model::{ReportContext, TestReport, TestResult};
+use std::io::{self, Write};
 
 const HEADER: [&str; 9] = [
     "playbook",
@@ -106,11 +107,23 @@ fn segment_after(id: &str, key: &str) -> String {
     String::new()
 }
 
+pub struct Csv;
+
+impl TestRenderer for Csv {
+    fn render_test(
+        &self,
+        report: &TestReport,
+        ctx: &ReportContext,
+        out: &mut dyn Write,
+    ) -> io::Result<()> {
+        out.write_all(render_test_csv(report, ctx).as_bytes())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::context::PlaybookDoc;
-    use crate::report::{Evidence, Status};
+    use crate::model::{Evidence, PlaybookDoc, Status};
     use serde_json::{Value, json};
 
     /// An RFC 4180 reader, independent of the writer: quoted fields may hold commas, doubled

@@ -7,8 +7,11 @@
 //! XML 1.0 cannot carry at all (most C0 controls) are dropped rather than making the file
 //! unreadable.
 
-use super::context::{ReportContext, playbook_ids};
-use super::{Evidence, Status, Summary, TestReport, TestResult};
+use super::TestRenderer;
+use crate::model::{
+    Evidence, ReportContext, Status, Summary, TestReport, TestResult, playbook_ids,
+};
+use std::io::{self, Write};
 
 pub fn render_test_junit(report: &TestReport, ctx: &ReportContext) -> String {
     let total = &report.summary;
@@ -225,10 +228,23 @@ fn push_escaped(out: &mut String, c: char) {
     }
 }
 
+pub struct Junit;
+
+impl TestRenderer for Junit {
+    fn render_test(
+        &self,
+        report: &TestReport,
+        ctx: &ReportContext,
+        out: &mut dyn Write,
+    ) -> io::Result<()> {
+        out.write_all(render_test_junit(report, ctx).as_bytes())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::context::PlaybookDoc;
+    use crate::model::PlaybookDoc;
     use roxmltree::{Document, Node};
     use serde_json::json;
 

@@ -6,14 +6,16 @@
 //! (expressions, field values, ids) are code spans, and commands are fenced code blocks, each
 //! argv quoted for a POSIX shell so that it can be pasted as it stands.
 
-use super::changes::{state_changes, summary_line};
-use super::context::{PlaybookDoc, ReportContext, playbook_ids};
 use super::csv::ArmParts;
 use super::table::short_resource;
-use super::{Evidence, Status, Summary, TestReport, TestResult};
+use super::{ChangeRenderer, ChangeView, TestRenderer, state_changes, summary_line};
 use crate::az::display_command;
-use crate::plan::{Change, ChangeReport, StepKind};
+use crate::model::{
+    Change, ChangeReport, Evidence, PlaybookDoc, ReportContext, Status, StepKind, Summary,
+    TestReport, TestResult, playbook_ids,
+};
 use std::fmt::Write as _;
+use std::io::{self, Write};
 
 // ---------------------------------------------------------------------------------------------
 // The audit report
@@ -268,8 +270,9 @@ fn change_summary(report: &ChangeReport, cmd: &str, name: &dyn Fn(&Change) -> St
     }
     let rows: Vec<Vec<String>> = report
         .summary
-        .iter()
-        .map(|(status, n)| vec![esc(status), n.to_string()])
+        .counts()
+        .into_iter()
+        .map(|(status, n)| vec![status.to_string(), n.to_string()])
         .collect();
     if rows.is_empty() {
         out.push_str("Nothing to do: no target needs a change.\n");
@@ -741,10 +744,36 @@ fn fence(content: &str, info: &str) -> String {
     format!("{ticks}{info}\n{text}\n{ticks}\n")
 }
 
+/// The audit report and the change record, for auditors and change boards.
+pub struct Markdown;
+
+impl TestRenderer for Markdown {
+    fn render_test(
+        &self,
+        report: &TestReport,
+        ctx: &ReportContext,
+        out: &mut dyn Write,
+    ) -> io::Result<()> {
+        out.write_all(render_test_markdown(report, ctx).as_bytes())
+    }
+}
+
+impl ChangeRenderer for Markdown {
+    fn render_changes(
+        &self,
+        report: &ChangeReport,
+        ctx: &ReportContext,
+        _: ChangeView,
+        out: &mut dyn Write,
+    ) -> io::Result<()> {
+        out.write_all(render_change_markdown(report, ctx).as_bytes())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::{ChangeStatus, PlannedStep};
+    use crate::model::{ChangeStatus, PlannedStep};
     use serde_json::json;
 
     const CIS: &str = "CIS Microsoft Azure Foundations Benchmark v4.0.0";

@@ -1,164 +1,242 @@
-//! What a run found, as data (DESIGN section 6), apart from how it is rendered.
+//! Renderers, and nothing else: each output format in a file of its own turns the data of
+//! `crate::model` into text. A renderer never decides anything about Azure and never writes a
+//! file; which formats a command accepts is said by the format types here, so that clap refuses
+//! a format that does not fit a command before anything runs.
 
-mod changes;
-mod context;
 mod csv;
+mod json;
 mod junit;
 mod markdown;
-mod merge;
 mod runs;
 mod table;
 
-pub use changes::{render_change_table, render_plan, state_changes, summary_line};
-pub use context::{PlaybookDoc, ReportContext};
-pub use csv::render_test_csv;
-pub use junit::render_test_junit;
-pub use markdown::{render_change_markdown, render_test_markdown};
-pub use merge::merge_test_reports;
-pub use runs::*;
-pub use table::{render_playbook_list, render_test_table};
+pub use runs::{render_run_log, render_runs_table};
+pub use table::{render_plan, render_playbook_list};
 
-use serde::ser::SerializeMap;
-use serde::{Deserialize, Serialize, Serializer};
+use crate::model::{Change, ChangeReport, ReportContext, TestReport};
 use serde_json::Value;
+use std::io::{self, Write};
+use std::path::PathBuf;
 
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-#[serde(rename_all = "lowercase")]
-pub enum Status {
-    Compliant,
-    Noncompliant,
-    Error,
-    Skipped,
-    Waived,
+/// A format that renders test results (`azbook test`, `azbook report merge`).
+pub trait TestRenderer {
+    fn render_test(
+        &self,
+        report: &TestReport,
+        ctx: &ReportContext,
+        out: &mut dyn Write,
+    ) -> io::Result<()>;
 }
 
-impl Status {
-    pub fn as_str(self) -> &'static str {
+/// A format that renders changes (`azbook plan`, `apply`, `backout`).
+pub trait ChangeRenderer {
+    fn render_changes(
+        &self,
+        report: &ChangeReport,
+        ctx: &ReportContext,
+        view: ChangeView,
+        out: &mut dyn Write,
+    ) -> io::Result<()>;
+}
+
+/// How changes are shown: step by step before they are made (a plan, a backout dry run), or as
+/// results after.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChangeView {
+    Plan,
+    Results,
+}
+
+/// The formats of `azbook test`: JUnit for CI gates, CSV for spreadsheets, Markdown for auditors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TestFormat {
+    Table,
+    Json,
+    Csv,
+    Junit,
+    Markdown,
+}
+
+/// The formats of plan, apply and backout: Markdown is the change record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChangeFormat {
+    Table,
+    Json,
+    Markdown,
+}
+
+/// The formats of `azbook list`, `runs` and `log`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ListFormat {
+    Table,
+    Json,
+}
+
+impl TestFormat {
+    /// `colour`: whether a table may colour its statuses (never in a `--report` file).
+    pub fn renderer(self, colour: bool) -> Box<dyn TestRenderer> {
         match self {
-            Status::Compliant => "compliant",
-            Status::Noncompliant => "noncompliant",
-            Status::Error => "error",
-            Status::Skipped => "skipped",
-            Status::Waived => "waived",
+            TestFormat::Table => Box::new(table::Table { colour }),
+            TestFormat::Json => Box::new(json::Json),
+            TestFormat::Csv => Box::new(csv::Csv),
+            TestFormat::Junit => Box::new(junit::Junit),
+            TestFormat::Markdown => Box::new(markdown::Markdown),
         }
     }
 }
 
-/// Evidence fields in the order the playbook declares them (an auditor reads them in that
-/// order), serialized as a JSON object.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Evidence(pub Vec<(String, Value)>);
+impl ChangeFormat {
+    pub fn renderer(self, colour: bool) -> Box<dyn ChangeRenderer> {
+        match self {
+            ChangeFormat::Table => Box::new(table::Table { colour }),
+            ChangeFormat::Json => Box::new(json::Json),
+            ChangeFormat::Markdown => Box::new(markdown::Markdown),
+        }
+    }
+}
 
-/// Read back in the order written (a merged report keeps the playbook's order), which a JSON
-/// map type without insertion order would lose.
-impl<'de> Deserialize<'de> for Evidence {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Fields;
-        impl<'de> serde::de::Visitor<'de> for Fields {
-            type Value = Evidence;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("an object of evidence fields")
+/// A format as `--report [FORMAT=]FILE` names it or as the file's extension implies it.
+pub trait FileFormat: Copy + Sized + 'static {
+    /// Every format, with the names and extensions that choose it.
+    const NAMES: &'static [(Self, &'static str)];
+    const EXTENSIONS: &'static [(Self, &'static str)];
+    /// What the command that takes these formats is, for a message.
+    const WHAT: &'static str;
+}
+
+impl FileFormat for TestFormat {
+    const NAMES: &'static [(Self, &'static str)] = &[
+        (TestFormat::Table, "table"),
+        (TestFormat::Json, "json"),
+        (TestFormat::Csv, "csv"),
+        (TestFormat::Junit, "junit"),
+        (TestFormat::Junit, "xml"),
+        (TestFormat::Markdown, "markdown"),
+        (TestFormat::Markdown, "md"),
+    ];
+    const EXTENSIONS: &'static [(Self, &'static str)] = &[
+        (TestFormat::Json, "json"),
+        (TestFormat::Csv, "csv"),
+        (TestFormat::Junit, "xml"),
+        (TestFormat::Markdown, "md"),
+        (TestFormat::Markdown, "markdown"),
+        (TestFormat::Table, "txt"),
+    ];
+    const WHAT: &'static str =
+        "table, json, csv, junit, markdown; or a .json, .csv, .xml, .md or .txt file";
+}
+
+impl FileFormat for ChangeFormat {
+    const NAMES: &'static [(Self, &'static str)] = &[
+        (ChangeFormat::Table, "table"),
+        (ChangeFormat::Json, "json"),
+        (ChangeFormat::Markdown, "markdown"),
+        (ChangeFormat::Markdown, "md"),
+    ];
+    const EXTENSIONS: &'static [(Self, &'static str)] = &[
+        (ChangeFormat::Json, "json"),
+        (ChangeFormat::Markdown, "md"),
+        (ChangeFormat::Markdown, "markdown"),
+        (ChangeFormat::Table, "txt"),
+    ];
+    const WHAT: &'static str = "table, json, markdown; or a .json, .md or .txt file (csv and junit reports are for `azbook test`)";
+}
+
+/// `--report [FORMAT=]FILE`: the format named, or implied by the file's extension.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReportFile<F> {
+    pub format: F,
+    pub path: PathBuf,
+}
+
+impl<F: FileFormat> ReportFile<F> {
+    pub fn parse(text: &str) -> Result<ReportFile<F>, String> {
+        let named = |name: &str| F::NAMES.iter().find(|(_, n)| *n == name).map(|(f, _)| *f);
+        if let Some((format, path)) = text.split_once('=')
+            && let Some(format) = named(format)
+        {
+            return Ok(ReportFile {
+                format,
+                path: PathBuf::from(path),
+            });
+        }
+        let path = PathBuf::from(text);
+        let extension = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+        match F::EXTENSIONS.iter().find(|(_, e)| *e == extension) {
+            Some((format, _)) => Ok(ReportFile {
+                format: *format,
+                path,
+            }),
+            None => Err(format!(
+                "cannot tell the format of `{text}` here: write FORMAT=FILE ({})",
+                F::WHAT
+            )),
+        }
+    }
+}
+
+/// Leaf fields of a JSON object as (dotted path, value), in order.
+fn leaves(value: &Value, prefix: &str, out: &mut Vec<(String, Value)>) {
+    match value {
+        Value::Object(map) if !map.is_empty() => {
+            for (k, v) in map {
+                let path = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                leaves(v, &path, out);
             }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                mut map: A,
-            ) -> Result<Evidence, A::Error> {
-                let mut fields = Vec::new();
-                while let Some((k, v)) = map.next_entry::<String, Value>()? {
-                    fields.push((k, v));
-                }
-                Ok(Evidence(fields))
-            }
         }
-        deserializer.deserialize_map(Fields)
+        _ if !prefix.is_empty() => out.push((prefix.to_string(), value.clone())),
+        _ => {}
     }
 }
 
-impl Serialize for Evidence {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(Some(self.0.len()))?;
-        for (k, v) in &self.0 {
-            map.serialize_entry(k, v)?;
-        }
-        map.end()
-    }
-}
-
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
-pub struct TestResult {
-    pub playbook: String,
-    /// The ARM id of the account, server or database (or of the subscription or server whose
-    /// listing failed, for an `error` that stopped discovery below it).
-    pub resource: String,
-    pub status: Status,
-    pub evidence: Evidence,
-    pub message: String,
-}
-
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
-pub struct Summary {
-    pub compliant: usize,
-    pub noncompliant: usize,
-    pub error: usize,
-    pub skipped: usize,
-    pub waived: usize,
-}
-
-impl Summary {
-    pub fn of(results: &[TestResult]) -> Summary {
-        let mut s = Summary::default();
-        for r in results {
-            *match r.status {
-                Status::Compliant => &mut s.compliant,
-                Status::Noncompliant => &mut s.noncompliant,
-                Status::Error => &mut s.error,
-                Status::Skipped => &mut s.skipped,
-                Status::Waived => &mut s.waived,
-            } += 1;
-        }
-        s
-    }
-}
-
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
-pub struct TestReport {
-    #[serde(rename = "schemaVersion")]
-    pub schema_version: u32,
-    pub results: Vec<TestResult>,
-    pub summary: Summary,
-}
-
-impl TestReport {
-    pub fn new(mut results: Vec<TestResult>, playbook_order: &[&str]) -> TestReport {
-        let rank = |id: &str| {
-            playbook_order
-                .iter()
-                .position(|p| *p == id)
-                .unwrap_or(usize::MAX)
-        };
-        results.sort_by(|a, b| {
-            rank(&a.playbook)
-                .cmp(&rank(&b.playbook))
-                .then_with(|| a.resource.to_lowercase().cmp(&b.resource.to_lowercase()))
-        });
-        let summary = Summary::of(&results);
-        TestReport {
-            schema_version: 1,
-            results,
-            summary,
+/// The recorded fields that differ between two states, as `path: before -> after` lines.
+pub fn state_changes(before: &Value, after: &Value) -> Vec<String> {
+    let mut a = Vec::new();
+    leaves(before, "", &mut a);
+    let mut b = Vec::new();
+    leaves(after, "", &mut b);
+    let mut out = Vec::new();
+    for (path, old) in &a {
+        let new = b
+            .iter()
+            .find(|(p, _)| p == path)
+            .map(|(_, v)| v.clone())
+            .unwrap_or(Value::Null);
+        if *old != new {
+            out.push(format!("{path}: {old} -> {new}"));
         }
     }
+    out
 }
 
-/// One playbook as `azbook list` shows it.
-#[derive(Serialize, Clone, Debug)]
-pub struct PlaybookInfo {
-    pub id: String,
-    pub title: String,
-    #[serde(rename = "resourceType")]
-    pub resource_type: String,
-    pub control: String,
-    pub origin: String,
+/// One line a person reads before saying yes.
+pub fn summary_line(changes: &[Change]) -> String {
+    let azbook = changes.iter().filter(|c| c.has_az_steps()).count();
+    let manual = changes.len() - azbook;
+    let key_control = changes
+        .iter()
+        .filter(|c| {
+            c.steps.iter().any(|s| {
+                s.warning
+                    .as_deref()
+                    .is_some_and(|w| w.contains("control of the key"))
+            })
+        })
+        .count();
+    let mut line = format!("{azbook} change(s) azbook will make");
+    if manual > 0 {
+        line.push_str(&format!(", {manual} needing a manual step"));
+    }
+    if key_control > 0 {
+        line.push_str(&format!(
+            "; {key_control} remove(s) the customer's control of a key"
+        ));
+    }
+    line
 }
 
 #[cfg(test)]
@@ -166,46 +244,60 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn result(playbook: &str, resource: &str, status: Status) -> TestResult {
-        TestResult {
-            playbook: playbook.into(),
-            resource: resource.into(),
-            status,
-            evidence: Evidence(vec![("b".into(), json!(1)), ("a".into(), json!(null))]),
-            message: String::new(),
-        }
+    #[test]
+    fn state_changes_lists_only_differing_leaves() {
+        let before = json!({"encryption": {"keySource": "Microsoft.Keyvault", "keyVaultProperties": {"keyName": "k"}}});
+        let after = json!({"encryption": {"keySource": "Microsoft.Storage", "keyVaultProperties": {"keyName": "k"}}});
+        assert_eq!(
+            state_changes(&before, &after),
+            ["encryption.keySource: \"Microsoft.Keyvault\" -> \"Microsoft.Storage\""]
+        );
     }
 
     #[test]
-    fn json_follows_the_contract() {
-        let report = TestReport::new(
-            vec![
-                result("p2", "/x/B", Status::Error),
-                result("p1", "/x/b", Status::Noncompliant),
-                result("p1", "/x/a", Status::Compliant),
-            ],
-            &["p1", "p2"],
-        );
-        let text = serde_json::to_string_pretty(&report).unwrap();
-        let v: Value = serde_json::from_str(&text).unwrap();
-        assert_eq!(v["schemaVersion"], 1);
-        assert_eq!(v["results"][0]["resource"], "/x/a");
-        assert_eq!(v["results"][1]["status"], "noncompliant");
-        assert_eq!(v["results"][2]["playbook"], "p2");
-        assert_eq!(v["results"][0]["evidence"], json!({"b": 1, "a": null}));
+    fn report_files_name_or_imply_their_format() {
         assert_eq!(
-            v["summary"],
-            json!({"compliant": 1, "noncompliant": 1, "error": 1, "skipped": 0, "waived": 0})
+            ReportFile::<TestFormat>::parse("junit=out/results").unwrap(),
+            ReportFile {
+                format: TestFormat::Junit,
+                path: "out/results".into()
+            }
+        );
+        assert_eq!(
+            ReportFile::<TestFormat>::parse("audit.md").unwrap().format,
+            TestFormat::Markdown
+        );
+        assert_eq!(
+            ReportFile::<TestFormat>::parse("results.xml")
+                .unwrap()
+                .format,
+            TestFormat::Junit
+        );
+        assert_eq!(
+            ReportFile::<TestFormat>::parse("a=b.csv").unwrap().format,
+            TestFormat::Csv,
+            "an unknown prefix is part of the path"
         );
         assert!(
-            text.find("\"b\"").unwrap() < text.find("\"a\"").unwrap(),
-            "declared order kept"
+            ReportFile::<TestFormat>::parse("report")
+                .unwrap_err()
+                .contains("FORMAT=FILE")
         );
-        let back: TestReport = serde_json::from_str(&text).unwrap();
-        assert_eq!(back.summary, report.summary);
+    }
+
+    #[test]
+    fn change_reports_refuse_the_formats_of_test() {
+        let refused = ReportFile::<ChangeFormat>::parse("results.csv").unwrap_err();
+        assert!(
+            refused.contains("csv and junit reports are for `azbook test`"),
+            "{refused}"
+        );
+        assert!(ReportFile::<ChangeFormat>::parse("junit=out.xml").is_err());
         assert_eq!(
-            back.results[0].evidence.0[0].0, "b",
-            "evidence order survives a round trip"
+            ReportFile::<ChangeFormat>::parse("change.md")
+                .unwrap()
+                .format,
+            ChangeFormat::Markdown
         );
     }
 }

@@ -4,7 +4,7 @@
 //! is printed with control characters escaped, so that a damaged or hostile log cannot move the
 //! cursor or recolour the terminal, and argvs are quoted the way a POSIX shell would read them.
 
-use crate::journal::{Entry, Intent, Outcome, Record, RunLog, RunStart, RunSummary};
+use crate::journal::{Entry, Intent, Record, RunLog, RunStart, RunSummary, StepOutcome};
 use serde_json::Value;
 use std::fmt::Write as _;
 
@@ -47,7 +47,10 @@ pub fn render_runs_table(runs: &[RunSummary]) -> String {
             run.user.clone().unwrap_or_else(|| "?".to_string()),
             short_list(&run.subscriptions, 2),
             changes,
-            run.status.clone(),
+            match &run.problem {
+                Some(problem) => format!("{}: {problem}", run.status.as_str()),
+                None => run.status.as_str().to_string(),
+            },
             reverts.join("; "),
         ]);
     }
@@ -59,7 +62,7 @@ pub fn render_runs_table(runs: &[RunSummary]) -> String {
 pub fn render_run_log(log: &RunLog) -> String {
     let mut out = String::new();
     let kind = log.start().map_or("?", |s| s.kind.as_str());
-    let _ = writeln!(out, "Run {}: {kind}, {}", log.id, log.status());
+    let _ = writeln!(out, "Run {}: {kind}, {}", log.id, log.status().as_str());
     if let Some(tampered) = &log.tampered {
         let _ = writeln!(
             out,
@@ -146,14 +149,15 @@ pub fn render_run_log(log: &RunLog) -> String {
         (Some(end), Some(last)) => {
             let counts: Vec<String> = end
                 .summary
-                .iter()
-                .map(|(k, v)| format!("{} {v}", printable(k)))
+                .counts()
+                .into_iter()
+                .map(|(k, v)| format!("{k} {v}"))
                 .collect();
             let _ = writeln!(
                 out,
                 "Ended {} with status {}{}.",
                 printable(&last.time),
-                printable(&end.status),
+                end.status.as_str(),
                 if counts.is_empty() {
                     String::new()
                 } else {
@@ -285,7 +289,7 @@ fn change(
     }
 }
 
-fn outcome_fields(out: &mut String, entry: &Entry, outcome: &Outcome) {
+fn outcome_fields(out: &mut String, entry: &Entry, outcome: &StepOutcome) {
     let exit = outcome
         .exit_code
         .map_or("no exit code".to_string(), |c| format!("exit {c}"));
@@ -299,7 +303,7 @@ fn outcome_fields(out: &mut String, entry: &Entry, outcome: &Outcome) {
         "outcome",
         &format!(
             "{} ({exit}, {verified}) at {}",
-            printable(&outcome.status),
+            outcome.status.as_str(),
             printable(&entry.time)
         ),
     );
@@ -425,7 +429,10 @@ fn aligned(rows: &[Vec<String>]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::journal::{Note, PlaybookRef, RunEnd, RunKind, RunStart, StateDir};
+    use crate::journal::{
+        Note, PlaybookRef, RunEnd, RunEndStatus, RunKind, RunStart, RunStatus, StateDir, StepStatus,
+    };
+    use crate::model::ChangeSummary;
     use serde_json::json;
 
     fn summary(id: &str, kind: RunKind) -> RunSummary {
@@ -441,7 +448,8 @@ mod tests {
             failed: 1,
             reverts: None,
             reverted_by: vec![],
-            status: "finished".into(),
+            status: RunStatus::Finished,
+            problem: None,
         }
     }
 
@@ -452,7 +460,7 @@ mod tests {
         let mut backout = summary("20261129T090000Z-backout-0b0b", RunKind::Backout);
         backout.reverts = Some(apply.id.clone());
         backout.user = Some("mallory\x1b[2J".into());
-        backout.status = "incomplete".into();
+        backout.status = RunStatus::Incomplete;
         let text = render_runs_table(&[apply, backout]);
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 3);
@@ -529,9 +537,9 @@ mod tests {
         };
         let first = journal.append(Record::Intent(intent("st1"))).unwrap();
         journal
-            .append(Record::Outcome(Outcome {
+            .append(Record::Outcome(StepOutcome {
                 intent: first,
-                status: "failed".into(),
+                status: StepStatus::Failed,
                 exit_code: Some(1),
                 error: Some("ERROR: (AuthorizationFailed) no\nCode: AuthorizationFailed".into()),
                 after: Some(json!({"encryption.keySource": "Microsoft.Storage"})),
@@ -560,7 +568,7 @@ mod tests {
         let (_dir, log) = story();
         let text = render_run_log(&log);
         let expect_in_order = [
-            format!("Run {}: backout, incomplete", log.id),
+            format!("Run {}: backout, crashed", log.id),
             "!  warning: line 6, the last, ends without a newline".into(),
             "Started:".into(),
             "By:             alice@contoso.com".into(),
@@ -616,9 +624,9 @@ mod tests {
         log.entries.push(Entry {
             seq: 5,
             time: "2026-11-29T08:59:00Z".into(),
-            record: Record::Outcome(Outcome {
+            record: Record::Outcome(StepOutcome {
                 intent: 0,
-                status: "done".into(),
+                status: StepStatus::Done,
                 exit_code: Some(0),
                 error: None,
                 after: None,
@@ -629,8 +637,11 @@ mod tests {
             seq: 6,
             time: "2026-11-29T09:00:00Z".into(),
             record: Record::RunEnd(RunEnd {
-                status: "partial".into(),
-                summary: [("failed".to_string(), 1), ("restored".to_string(), 0)].into(),
+                status: RunEndStatus::Incomplete,
+                summary: ChangeSummary {
+                    failed: 1,
+                    ..ChangeSummary::default()
+                },
             }),
         });
         let text = render_run_log(&log);
@@ -641,7 +652,7 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("Ended 2026-11-29T09:00:00Z with status partial: failed 1, restored 0."),
+            text.contains("Ended 2026-11-29T09:00:00Z with status incomplete: failed 1."),
             "{text}"
         );
     }

@@ -1,8 +1,11 @@
 //! Aligned text tables for people. Colour only when the caller says the terminal wants it.
 
-use super::{PlaybookInfo, Status, TestReport};
-
-const RESET: &str = "\x1b[0m";
+use super::{ChangeRenderer, ChangeView, TestRenderer, state_changes};
+use crate::az::display_command;
+use crate::model::{
+    ChangeReport, ChangeStatus, PlaybookInfo, ReportContext, Status, StepKind, TestReport,
+};
+use std::io::{self, Write};
 
 pub(crate) fn colour(status: Status) -> &'static str {
     match status {
@@ -128,10 +131,179 @@ pub fn render_playbook_list(playbooks: &[PlaybookInfo]) -> String {
     aligned(&rows, &[])
 }
 
+const RED: &str = "\x1b[31m";
+const YELLOW: &str = "\x1b[33m";
+const BOLD: &str = "\x1b[1m";
+const RESET: &str = "\x1b[0m";
+
+fn paint(on: bool, code: &str, text: &str) -> String {
+    if on {
+        format!("{code}{text}{RESET}")
+    } else {
+        text.to_string()
+    }
+}
+
+/// A plan, step by step: what runs, what it changes, what it warns about, how to undo it.
+pub fn render_plan(report: &ChangeReport, colour: bool) -> String {
+    let mut out = String::new();
+    if report.changes.is_empty() {
+        out.push_str("No changes: every target is compliant (or was skipped).\n");
+    }
+    for change in &report.changes {
+        out.push_str(&paint(
+            colour,
+            BOLD,
+            &format!(
+                "{}  {}  {}",
+                change.status.as_str(),
+                change.playbook,
+                short_resource(&change.resource, false)
+            ),
+        ));
+        out.push('\n');
+        out.push_str(&format!("    resource: {}\n", change.resource));
+        if !change.message.is_empty() {
+            out.push_str(&format!("    {}\n", change.message));
+        }
+        for (i, step) in change.steps.iter().enumerate() {
+            let mut tags = Vec::new();
+            if step.kind == StepKind::Manual {
+                tags.push("manual: azbook never runs it");
+            }
+            if !step.reversible {
+                tags.push("cannot be undone");
+            }
+            let tags = if tags.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", tags.join(", "))
+            };
+            out.push_str(&format!("  {}. {}{tags}\n", i + 1, step.name));
+            if step.kind == StepKind::Az {
+                out.push_str(&format!("       $ {}\n", display_command(&step.argv)));
+            }
+            if let Some(text) = &step.instructions {
+                for line in text.lines() {
+                    out.push_str(&format!("       | {line}\n"));
+                }
+            }
+            if let Some(w) = &step.warning {
+                out.push_str(&paint(colour, YELLOW, &format!("       ! {w}")));
+                out.push('\n');
+            }
+        }
+        let diff = state_changes(&change.before, &change.after);
+        if !diff.is_empty() {
+            out.push_str("  changes:\n");
+            for line in diff {
+                out.push_str(&format!("       {line}\n"));
+            }
+        }
+        if change.has_az_steps() {
+            if change.backout.is_empty() {
+                out.push_str(&paint(
+                    colour,
+                    RED,
+                    "  backout: none (azbook cannot undo this change)",
+                ));
+                out.push('\n');
+            } else {
+                out.push_str("  backout:\n");
+                for argv in &change.backout {
+                    out.push_str(&format!("       $ {}\n", display_command(argv)));
+                }
+            }
+        }
+        out.push('\n');
+    }
+    for e in report.errors.iter().chain(&report.waived) {
+        out.push_str(&format!(
+            "{}  {}  {}\n    {}\n",
+            e.status.as_str(),
+            e.playbook,
+            short_resource(&e.resource, false),
+            e.message
+        ));
+    }
+    out
+}
+
+/// The result of apply or backout: one line per target.
+pub fn render_change_table(report: &ChangeReport, colour: bool) -> String {
+    let mut rows = vec![vec![
+        "STATUS".to_string(),
+        "PLAYBOOK".into(),
+        "RESOURCE".into(),
+        "DETAIL".into(),
+    ]];
+    let mut colours = vec![None];
+    for c in &report.changes {
+        rows.push(vec![
+            c.status.as_str().to_string(),
+            c.playbook.clone(),
+            short_resource(&c.resource, false),
+            c.warnings
+                .iter()
+                .fold(c.message.replace('\n', " "), |text, w| {
+                    format!("{text}; warning: {w}")
+                }),
+        ]);
+        let code = match c.status {
+            ChangeStatus::Done | ChangeStatus::Restored => "\x1b[32m",
+            ChangeStatus::Failed | ChangeStatus::Drifted => "\x1b[31m",
+            _ => "\x1b[2m",
+        };
+        colours.push(colour.then_some(code));
+    }
+    for e in report.errors.iter().chain(&report.waived) {
+        rows.push(vec![
+            e.status.as_str().into(),
+            e.playbook.clone(),
+            short_resource(&e.resource, false),
+            e.message.clone(),
+        ]);
+        colours.push(colour.then_some(self::colour(e.status)));
+    }
+    aligned(&rows, &colours)
+}
+
+/// Aligned text for people; `colour` when the terminal wants it.
+pub struct Table {
+    pub colour: bool,
+}
+
+impl TestRenderer for Table {
+    fn render_test(
+        &self,
+        report: &TestReport,
+        _: &ReportContext,
+        out: &mut dyn Write,
+    ) -> io::Result<()> {
+        out.write_all(render_test_table(report, self.colour).as_bytes())
+    }
+}
+
+impl ChangeRenderer for Table {
+    fn render_changes(
+        &self,
+        report: &ChangeReport,
+        _: &ReportContext,
+        view: ChangeView,
+        out: &mut dyn Write,
+    ) -> io::Result<()> {
+        let text = match view {
+            ChangeView::Plan => render_plan(report, self.colour),
+            ChangeView::Results => render_change_table(report, self.colour),
+        };
+        out.write_all(text.as_bytes())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::{Evidence, TestResult};
+    use crate::model::{Evidence, TestResult};
 
     #[test]
     fn short_names_keep_group_and_names() {

@@ -65,7 +65,7 @@ impl ReportContext {
 /// The playbooks a report covers, in the context's order, then any that only the results name
 /// (a merged report, or a playbook missing from the context), in the order they appear. A
 /// playbook that found no targets still belongs in the report: "nothing found" is a finding.
-pub(crate) fn playbook_ids<'a>(ctx: &'a ReportContext, results: &'a [TestResult]) -> Vec<&'a str> {
+pub fn playbook_ids<'a>(ctx: &'a ReportContext, results: &'a [TestResult]) -> Vec<&'a str> {
     let mut ids: Vec<&str> = ctx.playbooks.iter().map(|p| p.id.as_str()).collect();
     for r in results {
         if !ids.contains(&r.playbook.as_str()) {
@@ -75,11 +75,22 @@ pub(crate) fn playbook_ids<'a>(ctx: &'a ReportContext, results: &'a [TestResult]
     ids
 }
 
+/// One playbook as `azbook list` shows it.
+#[derive(Serialize, Clone, Debug)]
+pub struct PlaybookInfo {
+    pub id: String,
+    pub title: String,
+    #[serde(rename = "resourceType")]
+    pub resource_type: String,
+    pub control: String,
+    pub origin: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{Evidence, Status};
     use crate::playbook::builtin;
-    use crate::report::{Evidence, Status};
 
     #[test]
     fn a_builtin_playbook_is_described_from_its_definition() {

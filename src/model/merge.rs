@@ -88,7 +88,7 @@ fn identical(a: &TestResult, b: &TestResult) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::{Evidence, Status, Summary};
+    use crate::model::{Evidence, Status, Summary};
     use serde_json::json;
 
     fn result(playbook: &str, resource: &str, status: Status) -> TestResult {
