@@ -1,17 +1,19 @@
-//! Reverses a run from its change log (DESIGN section 4): newest change first, each target's
-//! controlled fields read and compared with the recorded prior state and the state azbook set.
+//! Reverses a run from its change log through the shared step runner (`crate::runner`):
+//! newest change first, each target's controlled fields read and compared with the recorded
+//! prior state and the state azbook set, then the backout steps, then one read-back that must
+//! show the recorded prior state (ARCHITECTURE.md, "The data flow of apply and backout").
 
-use crate::az::{Az, CallKind};
+use crate::az::CallKind;
 use crate::discover::render_error;
-use crate::evaluate::{read_back, read_state};
-use crate::fieldpath::{FieldPath, differences, same_value};
-use crate::journal::{Intent, Journal, Note, Record, RunLog, StepOutcome, StepStatus};
+use crate::evaluate::Progress;
+use crate::fieldpath::{differences, same_value};
+use crate::journal::{Intent, RunLog};
 use crate::model::{Change, ChangeStatus, PlannedStep, StepKind};
 use crate::plan::backout_steps;
-use crate::playbook::Playbook;
+use crate::playbook::{Playbook, SkipIf};
+use crate::runner::{Runner, Written, conclude, outcome_of};
 use serde_json::Value;
 use std::collections::HashMap;
-use std::sync::Mutex;
 
 /// One target a run changed: every step's intent folded into the state before the first step
 /// and the state expected after the last.
@@ -61,11 +63,39 @@ pub fn changed_targets(log: RunLog) -> Vec<Changed> {
     targets
 }
 
-pub struct Reverter<'a> {
-    pub az: &'a Az<'a>,
-    /// None for a dry run: nothing is written and nothing is changed.
-    pub journal: Option<&'a Mutex<Journal>>,
-    pub force: bool,
+/// Backs out every target, `jobs` at a time, the newest change starting first (`targets` come
+/// newest first); a target's own steps run in order inside its job. `force` restores targets
+/// that drifted since the change too. Returns the targets' changes in that order, and why the
+/// run stopped early if it did.
+pub fn execute(
+    runner: &Runner,
+    targets: Vec<(&Playbook, Changed)>,
+    jobs: usize,
+    force: bool,
+    progress: &dyn Progress,
+) -> (Vec<Change>, Option<String>) {
+    let work = |(playbook, target): (&Playbook, Changed)| one(runner, playbook, &target, force);
+    let skip = |(_, target): (&Playbook, Changed), reason| {
+        conclude(skeleton(&target), ChangeStatus::Skipped, reason)
+    };
+    runner.run_all(jobs, targets, progress, &work, &skip)
+}
+
+/// The change a target's backout is reported as, before anything is known of it.
+fn skeleton(t: &Changed) -> Change {
+    Change {
+        playbook: t.playbook.clone(),
+        resource: t.resource.clone(),
+        subscription: t.subscription.clone(),
+        steps: Vec::new(),
+        before: Value::Null,
+        after: Value::Null,
+        backout: Vec::new(),
+        status: ChangeStatus::Failed,
+        message: String::new(),
+        warnings: Vec::new(),
+        context: t.context.clone(),
+    }
 }
 
 fn with(context: &Value, key: &str, value: &Value) -> Value {
@@ -76,265 +106,256 @@ fn with(context: &Value, key: &str, value: &Value) -> Value {
     ctx
 }
 
-impl Reverter<'_> {
-    fn append(&self, record: Record) -> Result<u64, String> {
-        match self.journal {
-            Some(j) => j
-                .lock()
-                .expect("journal lock")
-                .append(record)
-                .map_err(|e| format!("{e:#}")),
-            None => Ok(0),
+/// Backs out one target: read, decide, the steps, verify.
+fn one(runner: &Runner, playbook: &Playbook, t: &Changed, force: bool) -> Change {
+    let mut change = skeleton(t);
+    let current = match runner.read(playbook, &change) {
+        Ok(state) => playbook.test.recorded(&state),
+        Err(e) => {
+            let message = format!("could not read its current state: {e}. {}", e.hint());
+            return conclude(change, ChangeStatus::Failed, message);
+        }
+    };
+    change.before = current.clone();
+    change.after = current.clone();
+    let controlled = &playbook.test.controlled;
+    if differences(controlled, &t.before, &current).is_empty() {
+        return unchanged(runner, change, t);
+    }
+    let at_expected = differences(controlled, &t.expected, &current).is_empty();
+    if !at_expected && !force {
+        return drifted(runner, change, playbook, t, &current);
+    }
+    let steps = match backout_steps(playbook, &t.subscription, &t.context, &t.before) {
+        Ok(steps) => steps,
+        Err(e) => {
+            let message = format!("cannot build the backout steps: {e}");
+            return conclude(change, ChangeStatus::Failed, message);
+        }
+    };
+    change.backout = steps.iter().map(|(_, argv)| argv.clone()).collect();
+    let mut written = Written::new(controlled);
+    for (index, argv) in steps {
+        let spec = &playbook.backout[index];
+        match run_step(runner, t, &mut change, spec, (index, argv), &current) {
+            Ok(Ran::Yes) => written.add(&spec.after),
+            Ok(Ran::NotNeeded) => {}
+            Err(message) => return conclude(change, ChangeStatus::Failed, message),
         }
     }
+    if runner.dry_run() {
+        let message = if at_expected {
+            "would restore the recorded state"
+        } else {
+            "drifted; --force would restore the recorded state"
+        };
+        return conclude(change, ChangeStatus::Pending, message.into());
+    }
+    verify(runner, playbook, change, t, &written, &current)
+}
 
-    fn note(&self, t: &Changed, message: String) -> Result<u64, String> {
-        self.append(Record::Note(Note {
-            resource: Some(t.resource.clone()),
-            playbook: Some(t.playbook.clone()),
+/// The target already reads as it was before the change.
+fn unchanged(runner: &Runner, change: Change, t: &Changed) -> Change {
+    let (note, message, warning) = if t.unfinished {
+        // Any az the killed run left behind has ended (it held the state lock), but Azure may
+        // still be working on a request it accepted (SQL changes run for minutes).
+        let warning = "the run stopped before az answered and the change is not visible now; \
+                       if Azure accepted it and is still working on it, it may land later: \
+                       run `azbook test` in a while, and back out this run again if it shows up";
+        (
+            format!("unchanged for now: {warning}"),
+            "as before the change (the run stopped before az answered, or an earlier backout restored it)",
+            Some(warning),
+        )
+    } else {
+        let why = "already as it was before the change";
+        (format!("unchanged: {why}"), why, None)
+    };
+    let mut change = change;
+    change.warnings.extend(warning.map(str::to_string));
+    ended_with_note(
+        runner,
+        change,
+        ChangeStatus::Unchanged,
+        message.into(),
+        note,
+    )
+}
+
+/// The target is neither as before the change nor as azbook left it: not restored unless forced.
+fn drifted(
+    runner: &Runner,
+    change: Change,
+    playbook: &Playbook,
+    t: &Changed,
+    current: &Value,
+) -> Change {
+    let found: Vec<String> = playbook
+        .test
+        .controlled
+        .iter()
+        .map(|p| {
+            format!(
+                "{p} is {} (before the change {}, after it {})",
+                p.get(current),
+                p.get(&t.before),
+                p.get(&t.expected)
+            )
+        })
+        .collect();
+    let message = format!(
+        "drifted since the change: {}; not restored (use --force to restore it anyway)",
+        found.join("; ")
+    );
+    ended_with_note(
+        runner,
+        change,
+        ChangeStatus::Drifted,
+        message.clone(),
+        message,
+    )
+}
+
+/// Ends a target with a status, after its note is in the change log: a status whose note could
+/// not be written is not reported as if it had been.
+fn ended_with_note(
+    runner: &Runner,
+    change: Change,
+    status: ChangeStatus,
+    message: String,
+    note: String,
+) -> Change {
+    match runner.note(&change, note) {
+        Ok(()) => conclude(change, status, message),
+        Err(e) => conclude(change, ChangeStatus::Failed, e),
+    }
+}
+
+/// Whether a backout step ran.
+enum Ran {
+    Yes,
+    /// Its `skip_if` read showed it is not needed (a key still registered).
+    NotNeeded,
+}
+
+/// One backout step: its `skip_if` check, then intent, az, outcome (a dry run only lists it).
+fn run_step(
+    runner: &Runner,
+    t: &Changed,
+    change: &mut Change,
+    spec: &crate::playbook::Step,
+    (index, argv): (usize, Vec<String>),
+    current: &Value,
+) -> Result<Ran, String> {
+    if let Some(skip) = &spec.skip_if
+        && not_needed(runner, t, skip).map_err(|e| format!("{}: {e}", spec.name))?
+    {
+        runner.note(change, format!("not needed: {}", spec.name))?;
+        return Ok(Ran::NotNeeded);
+    }
+    change.steps.push(PlannedStep {
+        index,
+        name: spec.name.clone(),
+        kind: StepKind::Az,
+        argv: argv.clone(),
+        instructions: None,
+        reversible: true,
+        warning: None,
+    });
+    if runner.dry_run() {
+        return Ok(Ran::Yes);
+    }
+    let step = runner.start(Intent {
+        resource: t.resource.clone(),
+        subscription: t.subscription.clone(),
+        playbook: t.playbook.clone(),
+        step: index,
+        step_name: spec.name.clone(),
+        argv,
+        context: t.context.clone(),
+        before: current.clone(),
+        expected: t.before.clone(),
+        backout: Vec::new(),
+        reverts: Some(t.last_seq),
+    })?;
+    let failed = step
+        .ran
+        .as_ref()
+        .err()
+        .map(|e| format!("{}: {e}. {}", spec.name, e.hint()));
+    runner
+        .finish(outcome_of(step.seq, &step.ran))
+        .map_err(|e| format!("a backout {e}"))?;
+    match failed {
+        Some(message) => Err(message),
+        None => Ok(Ran::Yes),
+    }
+}
+
+/// Reads what `skip_if` names and tests it.
+fn not_needed(runner: &Runner, t: &Changed, skip: &SkipIf) -> Result<bool, String> {
+    let ctx = with(&t.context, "before", &t.before);
+    let read = skip
+        .read
+        .render(&ctx)
+        .map_err(|m| render_error(&skip.read.command_words(), m))
+        .and_then(|argv| runner.az.run(&argv, Some(&t.subscription), CallKind::Read))
+        .map_err(|e| format!("{e}. {}", e.hint()))?;
+    skip.when.test(&with(&ctx, "read", &read))
+}
+
+/// Restored only when the controlled fields read back equal the recorded prior state.
+fn verify(
+    runner: &Runner,
+    playbook: &Playbook,
+    mut change: Change,
+    t: &Changed,
+    written: &Written,
+    current: &Value,
+) -> Change {
+    let now = match runner.read_back(playbook, &change, written, current) {
+        Ok(state) => playbook.test.recorded(&state),
+        Err(e) => {
+            let message = format!("backout ran, but reading it back failed: {e}");
+            return conclude(change, ChangeStatus::Failed, message);
+        }
+    };
+    change.after = now.clone();
+    let controlled = &playbook.test.controlled;
+    let left = differences(controlled, &t.before, &now);
+    if !left.is_empty() {
+        let message = format!(
+            "backout ran but the state read back is not the recorded one: {}",
+            left.join("; ")
+        );
+        return ended_with_note(
+            runner,
+            change,
+            ChangeStatus::Failed,
+            message.clone(),
             message,
-        }))
+        );
     }
-
-    pub fn revert(&self, playbook: &Playbook, t: &Changed) -> Change {
-        let record = &playbook.test.record;
-        let controlled = &playbook.test.controlled;
-        let mut change = Change {
-            playbook: t.playbook.clone(),
-            resource: t.resource.clone(),
-            subscription: t.subscription.clone(),
-            steps: Vec::new(),
-            before: Value::Null,
-            after: Value::Null,
-            backout: Vec::new(),
-            status: ChangeStatus::Failed,
-            message: String::new(),
-            warnings: Vec::new(),
-            context: t.context.clone(),
-        };
-        let finish = |mut change: Change, status, message: String| {
-            change.status = status;
-            change.message = message;
-            change
-        };
-        let current = match read_state(self.az, playbook, &t.context, &t.subscription) {
-            Ok(state) => playbook.test.recorded(&state),
-            Err(e) => {
-                return finish(
-                    change,
-                    ChangeStatus::Failed,
-                    format!("could not read its current state: {e}. {}", e.hint()),
-                );
-            }
-        };
-        change.before = current.clone();
-        change.after = current.clone();
-        if differences(controlled, &t.before, &current).is_empty() {
-            if t.unfinished {
-                // Any az the killed run left behind has ended (it held the state lock), but Azure
-                // may still be working on a request it accepted (SQL changes run for minutes).
-                let warning = "the run stopped before az answered and the change is not visible now; \
-                               if Azure accepted it and is still working on it, it may land later: \
-                               run `azbook test` in a while, and back out this run again if it shows up";
-                change.warnings.push(warning.to_string());
-                let _ = self.note(t, format!("unchanged for now: {warning}"));
-                return finish(
-                    change,
-                    ChangeStatus::Unchanged,
-                    "as before the change (the run stopped before az answered, or an earlier backout restored it)".into(),
-                );
-            }
-            let why = "already as it was before the change";
-            let _ = self.note(t, format!("unchanged: {why}"));
-            return finish(change, ChangeStatus::Unchanged, why.into());
-        }
-        let at_expected = differences(controlled, &t.expected, &current).is_empty();
-        if !at_expected && !self.force {
-            let found: Vec<String> = controlled
-                .iter()
-                .map(|p| {
-                    format!(
-                        "{p} is {} (before the change {}, after it {})",
-                        p.get(&current),
-                        p.get(&t.before),
-                        p.get(&t.expected)
-                    )
-                })
-                .collect();
-            let message = format!(
-                "drifted since the change: {}; not restored (use --force to restore it anyway)",
-                found.join("; ")
-            );
-            let _ = self.note(t, message.clone());
-            return finish(change, ChangeStatus::Drifted, message);
-        }
-        let steps = match backout_steps(playbook, &t.subscription, &t.context, &t.before) {
-            Ok(steps) => steps,
-            Err(e) => {
-                return finish(
-                    change,
-                    ChangeStatus::Failed,
-                    format!("cannot build the backout steps: {e}"),
-                );
-            }
-        };
-        change.backout = steps.iter().map(|(_, argv)| argv.clone()).collect();
-        let ctx = with(&t.context, "before", &t.before);
-        // What the steps that ran can have changed: the controlled fields and what each step
-        // predicts; `None` once a step predicts nothing, and then everything is read back.
-        let mut changed: Option<Vec<&FieldPath>> = Some(controlled.iter().collect());
-        for (index, argv) in steps {
-            let spec = &playbook.backout[index];
-            if let Some(skip) = &spec.skip_if {
-                let read = skip
-                    .read
-                    .render(&ctx)
-                    .map_err(|m| render_error(&skip.read.command_words(), m))
-                    .and_then(|argv| self.az.run(&argv, Some(&t.subscription), CallKind::Read));
-                match read.map(|out| skip.when.test(&with(&ctx, "read", &out))) {
-                    Ok(Ok(true)) => {
-                        let _ = self.note(t, format!("not needed: {}", spec.name));
-                        continue;
-                    }
-                    Ok(Ok(false)) => {}
-                    Ok(Err(e)) => {
-                        return finish(change, ChangeStatus::Failed, format!("{}: {e}", spec.name));
-                    }
-                    Err(e) => {
-                        return finish(
-                            change,
-                            ChangeStatus::Failed,
-                            format!("{}: {e}. {}", spec.name, e.hint()),
-                        );
-                    }
-                }
-            }
-            changed = changed
-                .filter(|_| !spec.after.is_empty())
-                .map(|mut fields| {
-                    fields.extend(spec.after.iter().map(|(path, _)| path));
-                    fields
-                });
-            change.steps.push(PlannedStep {
-                index,
-                name: spec.name.clone(),
-                kind: StepKind::Az,
-                argv: argv.clone(),
-                instructions: None,
-                reversible: true,
-                warning: None,
-            });
-            if self.journal.is_none() {
-                continue;
-            }
-            let seq = match self.append(Record::Intent(Intent {
-                resource: t.resource.clone(),
-                subscription: t.subscription.clone(),
-                playbook: t.playbook.clone(),
-                step: index,
-                step_name: spec.name.clone(),
-                argv: argv.clone(),
-                context: t.context.clone(),
-                before: current.clone(),
-                expected: t.before.clone(),
-                backout: Vec::new(),
-                reverts: Some(t.last_seq),
-            })) {
-                Ok(seq) => seq,
-                Err(e) => {
-                    return finish(
-                        change,
-                        ChangeStatus::Failed,
-                        format!("could not write the change log, so nothing was changed: {e}"),
-                    );
-                }
-            };
-            let ran = self.az.run_full(&argv, CallKind::Change);
-            let failed = ran
-                .as_ref()
-                .err()
-                .map(|e| format!("{}: {e}. {}", spec.name, e.hint()));
-            let outcome = StepOutcome {
-                intent: seq,
-                status: if failed.is_some() {
-                    StepStatus::Failed
-                } else {
-                    StepStatus::Done
-                },
-                exit_code: match &ran {
-                    Ok(_) => Some(0),
-                    Err(e) => e.exit_code,
-                },
-                error: ran.as_ref().err().map(|e| e.to_string()),
-                after: None,
-                verified: false,
-            };
-            if let Err(e) = self.append(Record::Outcome(outcome)) {
-                return finish(
-                    change,
-                    ChangeStatus::Failed,
-                    format!("a backout step ran but its outcome could not be written: {e}"),
-                );
-            }
-            if let Some(message) = failed {
-                return finish(change, ChangeStatus::Failed, message);
-            }
-        }
-        if self.journal.is_none() {
-            let message = if at_expected {
-                "would restore the recorded state"
-            } else {
-                "drifted; --force would restore the recorded state"
-            };
-            return finish(change, ChangeStatus::Pending, message.into());
-        }
-        // Verified only when the controlled fields read back equal the recorded prior state.
-        let read = match &changed {
-            Some(fields) => read_back(
-                self.az,
-                playbook,
-                &t.context,
-                &t.subscription,
-                fields,
-                &current,
-            ),
-            None => read_state(self.az, playbook, &t.context, &t.subscription),
-        };
-        match read {
-            Ok(state) => {
-                let now = playbook.test.recorded(&state);
-                change.after = now.clone();
-                let left = differences(controlled, &t.before, &now);
-                let side: Vec<String> = record
-                    .iter()
-                    .filter(|p| !controlled.contains(p))
-                    .filter(|p| !same_value(p.get(&t.before), p.get(&now)))
-                    .map(|p| p.to_string())
-                    .collect();
-                if left.is_empty() {
-                    let mut message = "restored and verified".to_string();
-                    if !side.is_empty() {
-                        message = format!(
-                            "{message}; Azure reports these recorded fields differently than before: {}",
-                            side.join(", ")
-                        );
-                    }
-                    let _ = self.note(t, message.clone());
-                    finish(change, ChangeStatus::Restored, message)
-                } else {
-                    let message = format!(
-                        "backout ran but the state read back is not the recorded one: {}",
-                        left.join("; ")
-                    );
-                    let _ = self.note(t, message.clone());
-                    finish(change, ChangeStatus::Failed, message)
-                }
-            }
-            Err(e) => finish(
-                change,
-                ChangeStatus::Failed,
-                format!("backout ran, but reading it back failed: {e}"),
-            ),
-        }
+    let side: Vec<String> = playbook
+        .test
+        .record
+        .iter()
+        .filter(|p| !controlled.contains(p))
+        .filter(|p| !same_value(p.get(&t.before), p.get(&now)))
+        .map(|p| p.to_string())
+        .collect();
+    let mut message = "restored and verified".to_string();
+    if !side.is_empty() {
+        message = format!(
+            "{message}; Azure reports these recorded fields differently than before: {}",
+            side.join(", ")
+        );
     }
+    ended_with_note(
+        runner,
+        change,
+        ChangeStatus::Restored,
+        message.clone(),
+        message,
+    )
 }

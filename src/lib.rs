@@ -20,6 +20,7 @@ pub mod playbook;
 pub mod progress;
 pub mod redact;
 pub mod report;
+pub mod runner;
 pub mod scheduler;
 pub mod session;
 pub mod timefmt;

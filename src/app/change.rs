@@ -12,6 +12,7 @@ use crate::plan::{self, PLAN_KIND, PlanFile};
 use crate::playbook::{self, Playbook};
 use crate::progress::Bar;
 use crate::report::{self, ChangeFormat, ChangeView, ReportFile};
+use crate::runner::Runner;
 use crate::session;
 use crate::timefmt;
 use anyhow::{Context, Result, bail};
@@ -474,9 +475,9 @@ pub fn apply(
     }
     session.az.share_with_children(lock.raw_fd());
     bar.restart("applying");
+    let runner = Runner::new(&session.az, Some(&journal));
     let (done, stopped) = apply::execute(
-        &session.az,
-        &journal,
+        &runner,
         &session.playbooks,
         changes,
         global.jobs,

@@ -2,16 +2,16 @@
 //! that each is testable without a process. People's prose goes to `err`, results to `out`.
 
 mod audit;
+mod backout;
 mod change;
 mod evidence;
 mod history;
 mod output;
-mod revert;
 
 pub use audit::{TestOptions, list, merge_reports, test};
+pub use backout::{BackoutOptions, backout};
 pub use change::{ApplyOptions, PlanOptions, apply, parse_duration, plan};
 pub use history::{log, runs};
-pub use revert::{BackoutOptions, backout};
 
 use crate::az::{Az, AzConfig, AzError};
 use crate::discover::Filters;

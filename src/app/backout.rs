@@ -1,0 +1,307 @@
+//! `azbook backout`: restore what a run changed, from its change log (ARCHITECTURE.md, "The
+//! change log (journal) format").
+
+use super::output;
+use super::{Global, Prompt, fatal};
+use crate::az::Az;
+use crate::backout::{self, Changed, changed_targets};
+use crate::exit;
+use crate::journal::{
+    Journal, Record, RunEnd, RunEndStatus, RunKind, RunLog, RunStart, StateDir, StateLock,
+};
+use crate::model::{ChangeReport, ChangeStatus};
+use crate::playbook::{self, Playbook};
+use crate::progress::Bar;
+use crate::report::{ChangeFormat, ChangeView, ReportFile};
+use crate::runner::Runner;
+use crate::session::{self, Account};
+use anyhow::{Context, Result, bail};
+use serde_json::json;
+use std::io::Write;
+use std::sync::Mutex;
+
+pub struct BackoutOptions {
+    /// The run to revert; None: the latest apply run.
+    pub run: Option<String>,
+    pub yes: bool,
+    pub dry_run: bool,
+    /// Restore targets whose state drifted since the change, and read a tampered log.
+    pub force: bool,
+    pub output: ChangeFormat,
+    pub reports: Vec<ReportFile<ChangeFormat>>,
+}
+
+pub fn backout(
+    global: &Global,
+    options: &BackoutOptions,
+    prompt: &dyn Prompt,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<i32> {
+    let state = StateDir::new(&global.state_dir);
+    let (run_id, log) = read_apply_run(&state, options, err)?;
+    let start = log.start().expect("checked by read_apply_run").clone();
+    let playbooks = recorded_playbooks(&log, &start)?;
+    let bar = Bar::new(global.progress, global.verbose, "backing out");
+    let az = Az::new(global.az.clone(), Some(&bar));
+    let account = signed_in_where_it_ran(&az, &start, &run_id)?;
+    let made_at = log.entries.first().map(|e| e.time.clone());
+    // The targets take what backout needs from the log, which is not kept through the run.
+    let targets = changed_targets(log);
+    if !global.quiet {
+        writeln!(
+            err,
+            "azbook backout of run {run_id} (made {} by {}): {} changed target(s), newest first, signed in as {}",
+            made_at.as_deref().unwrap_or("?"),
+            start.user,
+            targets.len(),
+            account.user
+        )?;
+    }
+    if !options.dry_run
+        && !options.yes
+        && !targets.is_empty()
+        && !confirmed(prompt, &run_id, targets.len())?
+    {
+        writeln!(err, "nothing changed")?;
+        return Ok(exit::NOTHING_RAN);
+    }
+    let work = pair_with_playbooks(&run_id, targets, &playbooks)?;
+    let mut lock = None;
+    let journal = if options.dry_run {
+        None
+    } else {
+        let held = lock.insert(state.lock()?);
+        az.share_with_children(held.raw_fd());
+        Some(Mutex::new(open_backout_run(
+            held,
+            global,
+            &start,
+            &account,
+            &run_id,
+            options.force,
+            &playbooks,
+        )?))
+    };
+    let runner = Runner::new(&az, journal.as_ref());
+    let (changes, stopped) = backout::execute(&runner, work, global.jobs, options.force, &bar);
+    bar.finish();
+    let own_run = journal
+        .as_ref()
+        .map(|j| j.lock().expect("journal lock").run_id().to_string());
+    let report = ChangeReport::new(own_run.clone(), changes, Vec::new());
+    let incomplete = stopped.is_some()
+        || report
+            .changes
+            .iter()
+            .any(|c| matches!(c.status, ChangeStatus::Failed | ChangeStatus::Drifted));
+    if let Some(journal) = &journal {
+        end_run(journal, &report, incomplete, stopped.is_some())?;
+    }
+    drop(lock);
+    let ctx = output::context(
+        "backout",
+        &account,
+        &start.subscriptions,
+        &playbooks,
+        &super::Selection::default(),
+        own_run.clone(),
+    );
+    let view = if options.dry_run {
+        ChangeView::Plan
+    } else {
+        ChangeView::Results
+    };
+    output::emit_changes(
+        out,
+        (options.output, view),
+        global.colour,
+        &options.reports,
+        &report,
+        &ctx,
+    )?;
+    if let Some(reason) = &stopped {
+        writeln!(err, "backout stopped starting new restores: {reason}")?;
+    }
+    if !global.quiet {
+        if let Some(id) = &own_run {
+            writeln!(err, "backout run {id}: {}", report.summary_text())?;
+        }
+        if incomplete {
+            writeln!(
+                err,
+                "some targets were not restored: see the details above, and `azbook log {run_id}`"
+            )?;
+        }
+    }
+    super::report_usage(global, err)?;
+    Ok(if incomplete {
+        exit::INCOMPLETE
+    } else {
+        exit::OK
+    })
+}
+
+/// The run to back out (the latest apply run unless one is named), read and checked: an
+/// altered log is refused unless `--force`, and only apply runs are backed out.
+fn read_apply_run(
+    state: &StateDir,
+    options: &BackoutOptions,
+    err: &mut dyn Write,
+) -> Result<(String, RunLog)> {
+    let run_id = match &options.run {
+        Some(id) => id.clone(),
+        None => state.latest(RunKind::Apply)?.with_context(|| {
+            format!("there is no apply run in {} to back out (see azbook runs; --state-dir chooses another state directory)", state.root().display())
+        })?,
+    };
+    let log = state.read_run(&run_id)?;
+    for warning in &log.warnings {
+        writeln!(err, "warning: {warning}")?;
+    }
+    if let Some(tampered) = &log.tampered {
+        if !options.force {
+            bail!(
+                "the change log of run {run_id} was altered ({tampered}); azbook will not act on it. Check it with `azbook log {run_id}`; --force backs out from the records before the alteration"
+            );
+        }
+        writeln!(
+            err,
+            "warning: the change log was altered ({tampered}); using the records before it, as --force asks"
+        )?;
+    }
+    let start = log
+        .start()
+        .with_context(|| format!("run {run_id} has no readable run-start record"))?;
+    if start.kind != RunKind::Apply {
+        bail!(
+            "run {run_id} is a {:?} run; back out the apply run it reverted instead (see azbook runs)",
+            start.kind
+        );
+    }
+    Ok((run_id, log))
+}
+
+/// The playbooks as they were when the change was made, from the run's own copies.
+fn recorded_playbooks(log: &RunLog, start: &RunStart) -> Result<Vec<Playbook>> {
+    let mut playbooks = Vec::new();
+    for p in &start.playbooks {
+        let source = log.playbook_source(&p.id)?;
+        let path = format!("{}/playbooks/{}.toml", log.dir.display(), p.id);
+        playbooks.push(playbook::parse(&path, &source, &p.origin).map_err(anyhow::Error::new)?);
+    }
+    Ok(playbooks)
+}
+
+/// Backout acts only where the run acted: the same tenant, and subscriptions the signed-in
+/// identity can see.
+fn signed_in_where_it_ran(az: &Az, start: &RunStart, run_id: &str) -> Result<Account> {
+    let (account, listed) = session::account_and_subscriptions(az, true);
+    let account = account.map_err(fatal)?;
+    if !account.tenant_id.eq_ignore_ascii_case(&start.tenant_id) {
+        bail!(
+            "run {run_id} changed tenant {}, but az is signed in to tenant {}: sign in to that tenant (az login --tenant {}) and run backout again",
+            start.tenant_id,
+            account.tenant_id,
+            start.tenant_id
+        );
+    }
+    let visible: Vec<String> = listed
+        .unwrap_or_else(|| session::enabled_subscriptions(az))
+        .map_err(fatal)?
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    for sub in &start.subscriptions {
+        if !visible.iter().any(|v| v.eq_ignore_ascii_case(sub)) {
+            bail!(
+                "run {run_id} changed subscription {sub}, which the signed-in identity ({}) cannot see",
+                account.user
+            );
+        }
+    }
+    Ok(account)
+}
+
+fn confirmed(prompt: &dyn Prompt, run_id: &str, targets: usize) -> Result<bool> {
+    if !prompt.interactive() {
+        bail!(
+            "backout changes Azure resources and needs confirmation: check with `azbook backout --dry-run`, then run again with --yes"
+        );
+    }
+    Ok(prompt.confirm(&format!(
+        "Back out run {run_id}: restore {targets} target(s)? [y/N] "
+    )))
+}
+
+/// Each target with the playbook that changed it.
+fn pair_with_playbooks<'p>(
+    run_id: &str,
+    targets: Vec<Changed>,
+    playbooks: &'p [Playbook],
+) -> Result<Vec<(&'p Playbook, Changed)>> {
+    targets
+        .into_iter()
+        .map(
+            |target| match playbooks.iter().find(|p| p.id == target.playbook) {
+                Some(p) => Ok((p, target)),
+                None => bail!(
+                    "run {run_id} changed {} with playbook {}, which its run-start does not list",
+                    target.resource,
+                    target.playbook
+                ),
+            },
+        )
+        .collect()
+}
+
+/// The backout's own run in the change log, naming the run it reverts.
+fn open_backout_run(
+    lock: &StateLock,
+    global: &Global,
+    start: &RunStart,
+    account: &Account,
+    run_id: &str,
+    force: bool,
+    playbooks: &[Playbook],
+) -> Result<Journal> {
+    let run_start = RunStart {
+        run_id: String::new(),
+        kind: RunKind::Backout,
+        azbook_version: env!("CARGO_PKG_VERSION").into(),
+        az_version: None,
+        tenant_id: account.tenant_id.clone(),
+        user: account.user.clone(),
+        subscriptions: start.subscriptions.clone(),
+        playbooks: start.playbooks.clone(),
+        command_line: global.command_line.clone(),
+        scope: json!({"reverts": run_id, "force": force}),
+        reverts: Some(run_id.to_string()),
+    };
+    let sources: Vec<(String, String)> = playbooks
+        .iter()
+        .map(|p| (p.id.clone(), p.source.clone()))
+        .collect();
+    lock.create_run(run_start, &sources)
+}
+
+fn end_run(
+    journal: &Mutex<Journal>,
+    report: &ChangeReport,
+    incomplete: bool,
+    stopped: bool,
+) -> Result<()> {
+    let status = match (stopped, incomplete) {
+        (true, _) => RunEndStatus::Stopped,
+        (false, true) => RunEndStatus::Incomplete,
+        (false, false) => RunEndStatus::Finished,
+    };
+    journal
+        .lock()
+        .expect("journal lock")
+        .append(Record::RunEnd(RunEnd {
+            status,
+            summary: report.summary,
+        }))?;
+    Ok(())
+}

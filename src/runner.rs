@@ -1,0 +1,257 @@
+//! The step runner that `apply` and `backout` share: per target, each az step is announced in
+//! the change log (its `intent`, fsynced) before az runs, its `outcome` recorded after, and the
+//! target read back and verified once its steps are done. Written once so that the two cannot
+//! drift apart (ARCHITECTURE.md, "The data flow of apply and backout").
+//!
+//! One policy for a change log that cannot be written, whatever record it was: the target ends
+//! `failed` with that reason, and the run starts no new change (the targets not yet started end
+//! `skipped`), since a change azbook cannot record is a change `backout` could not undo.
+
+use crate::az::{Az, AzError, CallKind, ErrorKind};
+use crate::evaluate::{Progress, read_back, read_state};
+use crate::fieldpath::FieldPath;
+use crate::journal::{Intent, Journal, Note, Record, StepOutcome, StepStatus};
+use crate::model::{Change, ChangeStatus};
+use crate::playbook::Playbook;
+use crate::scheduler;
+use serde_json::Value;
+use std::sync::Mutex;
+
+/// Why a run stopped starting new changes, once it has.
+#[derive(Default)]
+struct Stop {
+    reason: Mutex<Option<String>>,
+}
+
+impl Stop {
+    fn get(&self) -> Option<String> {
+        self.reason.lock().expect("stop lock").clone()
+    }
+
+    /// The first reason stays: later ones are its consequences.
+    fn set(&self, reason: String) {
+        self.reason.lock().expect("stop lock").get_or_insert(reason);
+    }
+}
+
+/// Runs steps against Azure and records them; shared by every worker of one run.
+pub struct Runner<'a> {
+    pub az: &'a Az<'a>,
+    /// None for a dry run: nothing is written and nothing is changed.
+    journal: Option<&'a Mutex<Journal>>,
+    stop: Stop,
+}
+
+/// What one az step came to.
+pub struct StepResult {
+    /// The change log's sequence number of the step's intent.
+    pub seq: u64,
+    /// What az printed, or how it failed.
+    pub ran: Result<Value, AzError>,
+}
+
+impl<'a> Runner<'a> {
+    pub fn new(az: &'a Az<'a>, journal: Option<&'a Mutex<Journal>>) -> Runner<'a> {
+        Runner {
+            az,
+            journal,
+            stop: Stop::default(),
+        }
+    }
+
+    /// True for a dry run, which changes nothing and writes nothing.
+    pub fn dry_run(&self) -> bool {
+        self.journal.is_none()
+    }
+
+    /// Runs `work` on every item, `jobs` at a time, starting them in order, and returns what
+    /// each came to in that order, with why the run stopped early if it did. An item not yet
+    /// started when the run stopped is handed to `skip` with the reason instead.
+    pub fn run_all<T: Send>(
+        &self,
+        jobs: usize,
+        items: Vec<T>,
+        progress: &dyn Progress,
+        work: &(dyn Fn(T) -> Change + Sync),
+        skip: &(dyn Fn(T, String) -> Change + Sync),
+    ) -> (Vec<Change>, Option<String>) {
+        progress.found(items.len() as u64);
+        let slots: Vec<Mutex<Option<Change>>> = items.iter().map(|_| Mutex::new(None)).collect();
+        scheduler::run(jobs, |spawner| {
+            // The scheduler runs the newest job first: spawn in reverse so that items start in
+            // order. Each job owns its item, so that what it holds is freed once it is done.
+            for (item, slot) in items.into_iter().zip(&slots).rev() {
+                spawner.spawn(move |_| {
+                    let change = match self.stop.get() {
+                        Some(reason) => skip(item, format!("not started: {reason}")),
+                        None => work(item),
+                    };
+                    *slot.lock().expect("change slot") = Some(change);
+                    progress.assessed();
+                });
+            }
+        });
+        let done = slots
+            .into_iter()
+            .map(|s| {
+                s.into_inner()
+                    .expect("change slot")
+                    .expect("every item ran")
+            })
+            .collect();
+        (done, self.stop.get())
+    }
+
+    /// Appends a record; a failure stops the run and comes back as the target's message.
+    fn append(&self, record: Record) -> Result<u64, String> {
+        let Some(journal) = self.journal else {
+            return Ok(0);
+        };
+        let appended = journal.lock().expect("journal lock").append(record);
+        appended.map_err(|e| {
+            let reason = format!("the change log cannot be written: {e:#}");
+            self.stop.set(reason.clone());
+            reason
+        })
+    }
+
+    /// A decision worth keeping in the change log (drift, a warning, a manual step).
+    pub fn note(&self, change: &Change, message: String) -> Result<(), String> {
+        self.append(Record::Note(Note {
+            resource: Some(change.resource.clone()),
+            playbook: Some(change.playbook.clone()),
+            message,
+        }))
+        .map(|_| ())
+    }
+
+    /// One az step: the intent is durable before az runs (without it nothing is changed), then
+    /// az runs. A failure that every later call would share (signed out, az gone) stops the run.
+    pub fn start(&self, intent: Intent) -> Result<StepResult, String> {
+        let argv = intent.argv.clone();
+        let seq = self
+            .append(Record::Intent(intent))
+            .map_err(|e| format!("{e}, so nothing was changed"))?;
+        let ran = self.az.run_full(&argv, CallKind::Change);
+        if let Err(error) = &ran
+            && stops_the_run(error)
+        {
+            self.stop.set(format!("{error}. {}", error.hint()));
+        }
+        Ok(StepResult { seq, ran })
+    }
+
+    /// The step's outcome, after its intent.
+    pub fn finish(&self, outcome: StepOutcome) -> Result<(), String> {
+        self.append(Record::Outcome(outcome))
+            .map(|_| ())
+            .map_err(|e| format!("the step ran, but its outcome could not be recorded: {e}"))
+    }
+
+    /// Reads a target back after its steps: only what they can have written when that is
+    /// known, the whole state otherwise.
+    pub fn read_back(
+        &self,
+        playbook: &Playbook,
+        change: &Change,
+        written: &Written,
+        known: &Value,
+    ) -> Result<Value, AzError> {
+        match &written.0 {
+            Some(fields) => read_back(
+                self.az,
+                playbook,
+                &change.context,
+                &change.subscription,
+                fields,
+                known,
+            ),
+            None => self.read(playbook, change),
+        }
+    }
+
+    /// Reads a target's whole current state, as the test sees it.
+    pub fn read(&self, playbook: &Playbook, change: &Change) -> Result<Value, AzError> {
+        read_state(self.az, playbook, &change.context, &change.subscription)
+    }
+}
+
+/// The outcome record of a step whose az call failed or succeeded, before any read-back.
+pub fn outcome_of(seq: u64, ran: &Result<Value, AzError>) -> StepOutcome {
+    StepOutcome {
+        intent: seq,
+        status: if ran.is_ok() {
+            StepStatus::Done
+        } else {
+            StepStatus::Failed
+        },
+        exit_code: match ran {
+            Ok(_) => Some(0),
+            Err(e) => e.exit_code,
+        },
+        error: ran.as_ref().err().map(|e| e.to_string()),
+        after: None,
+        verified: false,
+    }
+}
+
+/// What the steps run so far can have written: the fields each predicts, or `None` once a step
+/// predicts nothing (and then everything is read back).
+pub struct Written<'p>(Option<Vec<&'p FieldPath>>);
+
+impl<'p> Written<'p> {
+    pub fn new(fields: impl IntoIterator<Item = &'p FieldPath>) -> Written<'p> {
+        Written(Some(fields.into_iter().collect()))
+    }
+
+    pub fn add(&mut self, predicted: &'p [(FieldPath, Value)]) {
+        if predicted.is_empty() {
+            self.0 = None;
+        } else if let Some(fields) = &mut self.0 {
+            fields.extend(predicted.iter().map(|(path, _)| path));
+        }
+    }
+}
+
+/// Ends a change with a status and a message.
+pub fn conclude(mut change: Change, status: ChangeStatus, message: String) -> Change {
+    change.status = status;
+    change.message = message;
+    change
+}
+
+/// Failures after which no further az call is worth making (signed out, az gone).
+pub fn stops_the_run(error: &AzError) -> bool {
+    matches!(error.kind, ErrorKind::NotSignedIn | ErrorKind::Missing)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn written_fields_grow_until_a_step_predicts_nothing() {
+        let a = FieldPath::parse("encryption.keySource").unwrap();
+        let b = FieldPath::parse("tde.state").unwrap();
+        let mut written = Written::new([&a]);
+        let predicted = [(b.clone(), Value::Null)];
+        written.add(&predicted);
+        assert_eq!(written.0.as_deref(), Some(&[&a, &b][..]));
+        written.add(&[]);
+        assert!(
+            written.0.is_none(),
+            "a step that predicts nothing: read everything"
+        );
+        written.add(&predicted);
+        assert!(written.0.is_none(), "and it stays so");
+    }
+
+    #[test]
+    fn the_first_reason_to_stop_is_kept() {
+        let stop = Stop::default();
+        assert_eq!(stop.get(), None);
+        stop.set("signed out".into());
+        stop.set("the change log cannot be written".into());
+        assert_eq!(stop.get().as_deref(), Some("signed out"));
+    }
+}
