@@ -320,7 +320,6 @@ impl<'a> Discovery<'a> {
                         message: format!("expected a JSON list, got {}", json_type(&other)),
                         command: crate::az::display_command(&argv),
                         exit_code: Some(0),
-                        stderr: String::new(),
                     });
                 }
             };
@@ -379,7 +378,6 @@ pub fn render_error(command: &[&str], message: String) -> AzError {
         message: format!("cannot build the arguments: {message}"),
         command: format!("az {}", command.join(" ")),
         exit_code: None,
-        stderr: String::new(),
     }
 }
 

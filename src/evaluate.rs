@@ -15,9 +15,6 @@ pub trait Progress: Sync {
     fn assessed(&self) {}
 }
 
-pub struct NoProgress;
-impl Progress for NoProgress {}
-
 /// The verdict on one target's state.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Assessment {
@@ -28,7 +25,7 @@ pub struct Assessment {
 
 /// One result of a run: the assessment, with the target and its state when they are known
 /// (a plan needs both to derive changes).
-pub struct Outcome<'p> {
+pub struct Finding<'p> {
     pub playbook: &'p Playbook,
     pub resource: String,
     pub target: Option<Target<'p>>,
@@ -36,7 +33,7 @@ pub struct Outcome<'p> {
     pub assessment: Assessment,
 }
 
-impl Outcome<'_> {
+impl Finding<'_> {
     pub fn to_result(&self) -> TestResult {
         TestResult {
             playbook: self.playbook.id.clone(),
@@ -212,7 +209,7 @@ pub fn assess<'p>(
     az: &Az,
     options: &RunOptions<'p, '_>,
     progress: &dyn Progress,
-) -> Result<Vec<Outcome<'p>>, AzError> {
+) -> Result<Vec<Finding<'p>>, AzError> {
     let abort = Abort::default();
     let discovery = Discovery::new(
         az,
@@ -221,7 +218,7 @@ pub fn assess<'p>(
         options.playbooks,
         options.evidence,
     );
-    let outcomes: Mutex<Vec<Outcome<'p>>> = Mutex::new(Vec::new());
+    let outcomes: Mutex<Vec<Finding<'p>>> = Mutex::new(Vec::new());
     let engine = Engine {
         az,
         evidence: options.evidence,
@@ -249,12 +246,12 @@ struct Engine<'e, 'p> {
     evidence: bool,
     keep: KeepTargets,
     abort: &'e Abort,
-    outcomes: &'e Mutex<Vec<Outcome<'p>>>,
+    outcomes: &'e Mutex<Vec<Finding<'p>>>,
     progress: &'e dyn Progress,
 }
 
 impl<'e, 'p> Engine<'e, 'p> {
-    fn push(&self, mut outcome: Outcome<'p>) {
+    fn push(&self, mut outcome: Finding<'p>) {
         self.progress.assessed();
         let kept = match self.keep {
             KeepTargets::All => true,
@@ -277,7 +274,7 @@ impl<'e, 'p> Engine<'e, 'p> {
                 playbook,
                 resource,
                 error,
-            } => self.push(Outcome {
+            } => self.push(Finding {
                 playbook,
                 resource,
                 target: None,
@@ -286,7 +283,7 @@ impl<'e, 'p> Engine<'e, 'p> {
             }),
             Found::Skipped(target, reason) => {
                 self.progress.found(1);
-                self.push(Outcome {
+                self.push(Finding {
                     playbook: target.playbook,
                     resource: target.id(),
                     target: Some(target),
@@ -307,7 +304,7 @@ impl<'e, 'p> Engine<'e, 'p> {
 
     fn conclude(&self, target: Target<'p>, state: Result<Value, AzError>) {
         let outcome = match state {
-            Ok(state) => Outcome {
+            Ok(state) => Finding {
                 playbook: target.playbook,
                 resource: target.id(),
                 assessment: verdict(target.playbook, &state),
@@ -318,7 +315,7 @@ impl<'e, 'p> Engine<'e, 'p> {
                 if self.abort.check(&error) {
                     return;
                 }
-                Outcome {
+                Finding {
                     playbook: target.playbook,
                     resource: target.id(),
                     assessment: error_assessment(&error),

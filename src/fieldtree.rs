@@ -55,6 +55,7 @@ impl FieldTree {
     }
 
     /// The top-level names kept (everything: `None`).
+    #[cfg(test)]
     pub fn top_level(&self) -> Option<Vec<&str>> {
         match self {
             FieldTree::All => None,

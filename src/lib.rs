@@ -1,28 +1,29 @@
 //! azbook: security-control runbooks (test, implement, back out) run against Azure through the
-//! Azure CLI. See README.md for the user's view and DESIGN.md for the contracts.
+//! Azure CLI. README.md is the user's view; ARCHITECTURE.md the layers and how data flows
+//! through them. Only what `main` needs is public, so that the compiler finds dead code.
 
-pub mod app;
-pub mod apply;
-pub mod az;
-pub mod backout;
+mod account;
+mod app;
+mod apply;
+mod az;
+mod backout;
 pub mod cli;
-pub mod discover;
-pub mod evaluate;
+mod discover;
+mod evaluate;
 pub mod exit;
-pub mod fieldpath;
-pub mod fieldtree;
-pub mod fsutil;
-pub mod journal;
-pub mod memo;
-pub mod model;
-pub mod plan;
-pub mod playbook;
-pub mod progress;
-pub mod redact;
-pub mod report;
-pub mod runner;
-pub mod scheduler;
-pub mod session;
-pub mod timefmt;
+mod fieldpath;
+mod fieldtree;
+mod fsutil;
+mod journal;
+mod memo;
+mod model;
+mod plan;
+mod playbook;
+mod progress;
+mod redact;
+mod report;
+mod runner;
+mod scheduler;
+mod timefmt;
 pub mod usage;
-pub mod waivers;
+mod waivers;

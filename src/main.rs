@@ -21,7 +21,7 @@ fn main() {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
-            azbook::exit::NOTHING_RAN
+            azbook::exit::code_of(&e)
         }
     };
     std::process::exit(code);

@@ -6,7 +6,7 @@
 //! argvs differ: a plan file is input, not a script.
 
 use crate::az::Az;
-use crate::evaluate::Outcome;
+use crate::evaluate::Finding;
 use crate::fieldpath::FieldPath;
 use crate::journal::PlaybookRef;
 use crate::model::{Change, ChangeStatus, PlannedStep, Status, StepKind, TestResult};
@@ -138,7 +138,7 @@ pub fn backout_steps(
 /// derived for: errors (including a change that could not be derived) and waived targets.
 /// Consumes the outcomes, so that each target's state is freed as soon as its change exists:
 /// a large tenant's plan never holds both in full.
-pub fn from_outcomes(outcomes: Vec<Outcome<'_>>) -> (Vec<Change>, Vec<TestResult>) {
+pub fn from_outcomes(outcomes: Vec<Finding<'_>>) -> (Vec<Change>, Vec<TestResult>) {
     let mut changes = Vec::new();
     let mut errors = Vec::new();
     for outcome in outcomes {
@@ -209,7 +209,12 @@ mod tests {
                 "--output=json"
             ]
         );
-        assert!(change.warnings()[0].contains("removes the customer's control of the key"));
+        assert!(
+            change.steps[0]
+                .warning
+                .as_deref()
+                .is_some_and(|w| w.contains("removes the customer's control of the key"))
+        );
         assert_eq!(change.after["encryption"]["keySource"], "Microsoft.Storage");
         assert_eq!(
             change.before["encryption"]["keySource"],

@@ -38,6 +38,7 @@ pub fn list(playbooks: &[String], output: ListFormat, out: &mut dyn Write) -> Re
                 Some(b) => format!("{} {}", b, p.control.id),
                 None => p.control.id.clone(),
             },
+            level: p.control.level,
             origin: p.origin.clone(),
         })
         .collect();

@@ -3,9 +3,10 @@
 
 use super::output;
 use super::{Global, Prompt, fatal};
+use crate::account::{self, Account};
 use crate::az::Az;
 use crate::backout::{self, Changed, changed_targets};
-use crate::exit;
+use crate::exit::{self, Failure};
 use crate::journal::{
     Journal, Record, RunEnd, RunEndStatus, RunKind, RunLog, RunStart, StateDir, StateLock,
 };
@@ -14,7 +15,6 @@ use crate::playbook::{self, Playbook};
 use crate::progress::Bar;
 use crate::report::{ChangeFormat, ChangeView, ReportFile};
 use crate::runner::Runner;
-use crate::session::{self, Account};
 use anyhow::{Context, Result, bail};
 use serde_json::json;
 use std::io::Write;
@@ -96,7 +96,7 @@ pub fn backout(
             .iter()
             .any(|c| matches!(c.status, ChangeStatus::Failed | ChangeStatus::Drifted));
     if let Some(journal) = &journal {
-        end_run(journal, &report, incomplete, stopped.is_some())?;
+        end_run(journal, &report, incomplete, stopped.is_some()).map_err(Failure::after_changes)?;
     }
     drop(lock);
     let ctx = output::context(
@@ -196,7 +196,7 @@ fn recorded_playbooks(log: &RunLog, start: &RunStart) -> Result<Vec<Playbook>> {
 /// Backout acts only where the run acted: the same tenant, and subscriptions the signed-in
 /// identity can see.
 fn signed_in_where_it_ran(az: &Az, start: &RunStart, run_id: &str) -> Result<Account> {
-    let (account, listed) = session::account_and_subscriptions(az, true);
+    let (account, listed) = account::account_and_subscriptions(az, true);
     let account = account.map_err(fatal)?;
     if !account.tenant_id.eq_ignore_ascii_case(&start.tenant_id) {
         bail!(
@@ -207,7 +207,7 @@ fn signed_in_where_it_ran(az: &Az, start: &RunStart, run_id: &str) -> Result<Acc
         );
     }
     let visible: Vec<String> = listed
-        .unwrap_or_else(|| session::enabled_subscriptions(az))
+        .unwrap_or_else(|| account::enabled_subscriptions(az))
         .map_err(fatal)?
         .into_iter()
         .map(|s| s.id)

@@ -2,9 +2,10 @@
 
 use super::output;
 use super::{Global, Prompt, Selection, fatal, start_session};
+use crate::account;
 use crate::apply;
 use crate::evaluate::KeepTargets;
-use crate::exit;
+use crate::exit::{self, Failure};
 use crate::fsutil::write_atomic;
 use crate::journal::{PlaybookRef, Record, RunEnd, RunEndStatus, RunKind, RunStart, StateDir};
 use crate::model::{Change, ChangeReport, ChangeStatus, ReportContext, Status, TestResult};
@@ -13,7 +14,6 @@ use crate::playbook::{self, Playbook};
 use crate::progress::Bar;
 use crate::report::{self, ChangeFormat, ChangeView, ReportFile};
 use crate::runner::Runner;
-use crate::session;
 use crate::timefmt;
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
@@ -146,7 +146,7 @@ pub fn plan(
 /// are not what the playbooks derive from its own recorded state.
 fn check_plan_file(
     file: &PlanFile,
-    account: &session::Account,
+    account: &account::Account,
     visible: &[String],
     playbooks: &[Playbook],
     max_age: Duration,
@@ -322,10 +322,10 @@ pub fn apply(
             };
             let playbooks = plan_playbooks(&file)?;
             let az = crate::az::Az::new(global.az.clone(), Some(&bar));
-            let (account, listed) = session::account_and_subscriptions(&az, true);
+            let (account, listed) = account::account_and_subscriptions(&az, true);
             let account = account.map_err(fatal)?;
             let visible: Vec<String> = listed
-                .unwrap_or_else(|| session::enabled_subscriptions(&az))
+                .unwrap_or_else(|| account::enabled_subscriptions(&az))
                 .map_err(fatal)?
                 .into_iter()
                 .map(|s| s.id)
@@ -524,7 +524,7 @@ pub fn apply(
         writeln!(err, "run {run_id}: {}", report.summary_text())?;
         writeln!(err, "to undo it: azbook backout {run_id}")?;
     }
-    ended?;
+    ended.map_err(Failure::after_changes)?;
     super::report_usage(global, err)?;
     Ok(if failed || !report.errors.is_empty() {
         exit::INCOMPLETE

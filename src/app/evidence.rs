@@ -2,7 +2,7 @@
 //! raw JSON az printed (credentials removed), plus a manifest with each file's sha256, so that an
 //! auditor can check a report against what Azure said and that nothing was edited since.
 
-use crate::evaluate::Outcome;
+use crate::evaluate::Finding;
 use crate::fsutil::write_atomic;
 use crate::model::ReportContext;
 use crate::redact::redact;
@@ -34,7 +34,7 @@ fn file_name(playbook: &str, resource: &str) -> String {
 }
 
 /// Writes one file per assessed resource and then the manifest; returns how many files.
-pub fn write(dir: &Path, outcomes: &[Outcome<'_>], ctx: &ReportContext) -> Result<usize> {
+pub fn write(dir: &Path, outcomes: &[Finding<'_>], ctx: &ReportContext) -> Result<usize> {
     std::fs::create_dir_all(dir)
         .with_context(|| format!("cannot create the evidence directory {}", dir.display()))?;
     let mut manifest = Vec::new();

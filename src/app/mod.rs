@@ -13,13 +13,13 @@ pub use backout::{BackoutOptions, backout};
 pub use change::{ApplyOptions, PlanOptions, apply, parse_duration, plan};
 pub use history::{log, runs};
 
+use crate::account;
 use crate::az::{Az, AzConfig, AzError};
 use crate::discover::Filters;
-use crate::evaluate::{self, KeepTargets, Outcome, RunOptions};
+use crate::evaluate::{self, Finding, KeepTargets, RunOptions};
 use crate::model::{ReportContext, Status};
 use crate::playbook::{self, Playbook};
 use crate::progress::Bar;
-use crate::session;
 use crate::waivers::Waivers;
 use anyhow::{Result, anyhow};
 use std::io::Write;
@@ -92,8 +92,8 @@ pub(crate) fn fatal(error: AzError) -> anyhow::Error {
 /// `listed`: what `az account list` gave, asked for only with `--all-subscriptions`.
 fn resolve_subscriptions(
     selection: &Selection,
-    account: &session::Account,
-    listed: Option<session::Listed>,
+    account: &account::Account,
+    listed: Option<account::Listed>,
 ) -> Result<Vec<String>> {
     if let Some(listed) = listed {
         let subs = listed.map_err(fatal)?;
@@ -140,7 +140,7 @@ pub(crate) fn scope_line(
     command: &str,
     playbooks: &[Playbook],
     subscriptions: &[String],
-    account: &session::Account,
+    account: &account::Account,
     selection: &Selection,
 ) -> String {
     let ids: Vec<&str> = playbooks.iter().map(|p| p.id.as_str()).collect();
@@ -171,7 +171,7 @@ pub(crate) fn scope_line(
 pub(crate) struct Session<'b> {
     pub az: Az<'b>,
     pub waivers: Waivers,
-    pub account: session::Account,
+    pub account: account::Account,
     pub subscriptions: Vec<String>,
     pub playbooks: Vec<Playbook>,
 }
@@ -186,7 +186,7 @@ pub(crate) fn start_session<'b>(
     let playbooks = playbook::select(&selection.playbooks)?;
     let waivers = global.waivers(err)?;
     let az = Az::new(global.az.clone(), Some(bar));
-    let (account, listed) = session::account_and_subscriptions(&az, selection.all_subscriptions);
+    let (account, listed) = account::account_and_subscriptions(&az, selection.all_subscriptions);
     let account = account.map_err(fatal)?;
     let subscriptions = resolve_subscriptions(selection, &account, listed)?;
     if !global.quiet {
@@ -230,7 +230,7 @@ impl Session<'_> {
         bar: &Bar,
         evidence: bool,
         keep: KeepTargets,
-    ) -> Result<Vec<Outcome<'s>>> {
+    ) -> Result<Vec<Finding<'s>>> {
         let run = RunOptions {
             evidence,
             keep,

@@ -2,11 +2,11 @@
 //! written atomically (a CI job never reads half a JUnit file).
 
 use super::Selection;
+use crate::account::Account;
 use crate::fsutil::write_atomic;
 use crate::model::{ChangeReport, PlaybookDoc, ReportContext, TestReport};
 use crate::playbook::Playbook;
 use crate::report::{ChangeFormat, ChangeView, ReportFile, TestFormat};
-use crate::session::Account;
 use crate::timefmt;
 use anyhow::{Context, Result};
 use std::io::Write;

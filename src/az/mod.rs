@@ -87,7 +87,6 @@ pub struct AzError {
     /// The command as run, for messages: `az storage account list --subscription=...`.
     pub command: String,
     pub exit_code: Option<i32>,
-    pub stderr: String,
 }
 
 impl AzError {
@@ -334,13 +333,12 @@ impl<'o> Az<'o> {
     ) -> Result<Value, AzError> {
         self.calls.fetch_add(1, Ordering::Relaxed);
         let command = display_command(full);
-        let error = |kind, message: String, exit_code, stderr: String| AzError {
+        let error = |kind, message: String, exit_code| AzError {
             kind,
             code: None,
             message,
             command: command.clone(),
             exit_code,
-            stderr,
         };
         let mut child = Child::start(&self.config.program, &full[1..], Instant::now() + timeout)
             .map_err(|e| {
@@ -354,7 +352,6 @@ impl<'o> Az<'o> {
                     ErrorKind::Missing,
                     format!("cannot run `{program}`: {what}"),
                     None,
-                    String::new(),
                 )
             })?;
         let parsed = parse_output(child.stdout(), keep);
@@ -373,7 +370,6 @@ impl<'o> Az<'o> {
                     ErrorKind::Failed,
                     format!("reading az's output failed: {e}"),
                     None,
-                    String::new(),
                 ));
             }
         };
@@ -382,7 +378,7 @@ impl<'o> Az<'o> {
             let (kind, code, message) = classify(exit_code, &exit.stderr);
             return Err(AzError {
                 code,
-                ..error(kind, message, exit_code, exit.stderr)
+                ..error(kind, message, exit_code)
             });
         }
         parsed.map_err(|e| {
@@ -390,14 +386,13 @@ impl<'o> Az<'o> {
                 ErrorKind::MalformedOutput,
                 format!("az exited 0 but its output is not JSON ({e}); it began with {head:?}"),
                 exit_code,
-                exit.stderr,
             )
         })
     }
 }
 
 fn timed_out(
-    error: impl Fn(ErrorKind, String, Option<i32>, String) -> AzError,
+    error: impl Fn(ErrorKind, String, Option<i32>) -> AzError,
     timeout: Duration,
 ) -> AzError {
     error(
@@ -407,7 +402,6 @@ fn timed_out(
             timeout.as_secs_f64()
         ),
         None,
-        String::new(),
     )
 }
 

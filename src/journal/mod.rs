@@ -23,6 +23,7 @@
 //! - The playbooks are copied into the run, with their hashes in `run-start`: backout runs the
 //!   playbook as it was when the change was made, not as it is today.
 
+mod fserror;
 mod history;
 mod reader;
 mod state;

@@ -4,6 +4,7 @@
 //! permission, a read-only or full disk) goes wrong here, in `lock` or `create_run`, before
 //! apply or backout changes anything: both write and fsync before they return.
 
+use super::fserror::fs_failure;
 use super::writer::Journal;
 use super::{
     JOURNAL_FILE, LOCK_FILE, PLAYBOOKS_DIR, PlaybookRef, RUNS_DIR, RunKind, RunStart, is_safe_name,
@@ -235,38 +236,6 @@ fn held(root: &Path, lock_path: &Path) -> anyhow::Error {
         root.display(),
         lock_path.display(),
     )
-}
-
-/// "`action` `path`: `err`; what to do about it".
-pub(super) fn fs_failure(action: &str, path: &Path, err: &io::Error, root: &Path) -> String {
-    let choose = "choose another state directory with --state-dir (or AZBOOK_STATE_DIR)";
-    let hint = match err.kind() {
-        io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem => format!(
-            "the state directory {} is not writable: {choose}",
-            root.display()
-        ),
-        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => format!(
-            "the disk holding {} is full: free space, or {choose}",
-            root.display()
-        ),
-        io::ErrorKind::NotADirectory | io::ErrorKind::AlreadyExists => match blocking_file(path) {
-            Some(file) => format!(
-                "{} is a regular file, not a directory: {choose}, or move that file",
-                file.display()
-            ),
-            None => format!("part of the path is not a directory: {choose}"),
-        },
-        _ => format!("check the state directory {}, or {choose}", root.display()),
-    };
-    format!("{action} {}: {err}; {hint}", path.display())
-}
-
-/// The first existing ancestor of `path` (itself included) that is not a directory.
-fn blocking_file(path: &Path) -> Option<&Path> {
-    path.ancestors()
-        .filter(|p| !p.as_os_str().is_empty())
-        .find_map(|p| fs::metadata(p).ok().map(|m| (p, m)))
-        .and_then(|(p, m)| (!m.is_dir()).then_some(p))
 }
 
 fn create_state_dir(root: &Path) -> Result<()> {

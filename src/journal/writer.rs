@@ -1,6 +1,6 @@
 //! Appending to a run's journal: one line per record, on disk before `append` returns.
 
-use super::state::fs_failure;
+use super::fserror::fs_failure;
 use super::{GENESIS, JOURNAL_FILE, Record, RunStart, encode_line, sha256_hex};
 use crate::timefmt::now_rfc3339;
 use anyhow::{Result, anyhow, bail};

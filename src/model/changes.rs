@@ -84,27 +84,6 @@ impl Change {
     pub fn has_az_steps(&self) -> bool {
         self.steps.iter().any(|s| s.kind == StepKind::Az)
     }
-
-    /// Warnings a person must read before approving: lost key control, steps that cannot be
-    /// undone, steps done by hand.
-    pub fn warnings(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        for step in &self.steps {
-            if let Some(w) = &step.warning {
-                out.push(format!("{}: {w}", step.name));
-            }
-            if !step.reversible {
-                out.push(format!("{}: cannot be undone by azbook", step.name));
-            }
-            if step.kind == StepKind::Manual {
-                out.push(format!(
-                    "{}: a manual step; azbook never runs it",
-                    step.name
-                ));
-            }
-        }
-        out
-    }
 }
 
 /// What `plan`, `apply` and `backout` print with `--output json` (schema version 1).

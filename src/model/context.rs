@@ -83,6 +83,9 @@ pub struct PlaybookInfo {
     #[serde(rename = "resourceType")]
     pub resource_type: String,
     pub control: String,
+    /// The benchmark's profile level (CIS: 1 or 2), when the playbook names one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub level: Option<i64>,
     pub origin: String,
 }
 

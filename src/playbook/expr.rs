@@ -97,22 +97,6 @@ impl Expr {
         &self.source
     }
 
-    /// Evaluates against a document; the result is plain JSON again.
-    pub fn search(&self, data: &Value) -> Result<Value, String> {
-        let variable = Variable::try_from(data)
-            .map_err(|e| format!("cannot evaluate `{}`: {e}", self.source))?;
-        let result = self
-            .compiled
-            .search(Arc::new(variable))
-            .map_err(|e| format!("evaluating `{}` failed: {}", self.source, e.reason))?;
-        serde_json::to_value(&*result).map_err(|e| {
-            format!(
-                "evaluating `{}` gave a value JSON cannot hold: {e}",
-                self.source
-            )
-        })
-    }
-
     /// Evaluates a condition. A condition must give true or false: any other value (a string,
     /// null) means the expression is not the condition its author meant, and saying so beats
     /// guessing with JMESPath's truthiness.

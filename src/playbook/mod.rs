@@ -11,8 +11,7 @@ mod shape;
 mod template;
 
 pub use expr::{Document, Expr};
-pub use load::{LoadError, LoadErrors, builtin, load_file, parse, select};
-pub use shape::closest;
+pub use load::{builtin, parse, select};
 pub use template::Template;
 
 use crate::fieldpath::FieldPath;
@@ -213,10 +212,6 @@ impl Argv {
 }
 
 impl Playbook {
-    pub fn target_level(&self) -> &DiscoverLevel {
-        self.discover.last().expect("validated: at least one level")
-    }
-
     /// The hex SHA-256 of the playbook's text: what plans and change logs are bound to.
     pub fn sha256(&self) -> String {
         use sha2::{Digest, Sha256};

@@ -32,7 +32,6 @@ fn malformed(command: &str, what: &str) -> AzError {
         message: what.to_string(),
         command: command.to_string(),
         exit_code: Some(0),
-        stderr: String::new(),
     }
 }
 
