@@ -1,7 +1,6 @@
-//! A private Azure world per test: azsim on PATH as `az`, its own world file, invocation log and
-//! az configuration directory, so tests never touch a real subscription or each other.
-
-#![allow(dead_code)]
+//! A private Azure world per test: azsim on PATH as `az`, its own world file, invocation log, az
+//! configuration directory, home, state directory and working directory, so tests never touch a
+//! real subscription, the user's files or each other.
 
 use assert_cmd::Command;
 use serde_json::{Value, json};
@@ -22,7 +21,7 @@ pub const TENANT: &str = "00000000-0000-0000-0000-00000000bbbb";
 /// executable's path from Cargo's own JSON messages, which hold for any profile, target or
 /// `CARGO_TARGET_DIR`. It is built once per test process; a stale azsim can never be tested
 /// against. `AZBOOK_TEST_AZSIM` names a prebuilt one instead (for a test binary run without Cargo).
-pub fn azsim_bin() -> &'static Path {
+fn azsim_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
         if let Some(path) = std::env::var_os("AZBOOK_TEST_AZSIM") {
@@ -73,77 +72,114 @@ pub fn azsim_bin() -> &'static Path {
     })
 }
 
+/// One test's private directory: the simulated world and its invocation log, a `bin` directory
+/// put first on PATH (azsim as `az` in it), a home, a state directory, an az configuration
+/// directory, and the working directory azbook runs in (the directory itself, so its default
+/// `.azbook` state directory and `azbook.toml` are there too).
 pub struct Sim {
     pub dir: TempDir,
+    azure: bool,
 }
 
 impl Sim {
+    /// A private Azure world holding `world`, with azsim on PATH as `az`.
     pub fn new(world: &Value) -> Sim {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let bin = dir.path().join("bin");
-        std::fs::create_dir_all(&bin).unwrap();
-        std::fs::create_dir_all(dir.path().join("azure-config")).unwrap();
-        std::os::unix::fs::symlink(azsim_bin(), bin.join("az")).unwrap();
-        let sim = Sim { dir };
-        sim.azsim()
-            .args(["load", "-"])
-            .write_stdin(serde_json::to_vec(world).unwrap())
-            .assert()
-            .success();
+        let mut sim = Sim::without_azure();
+        std::os::unix::fs::symlink(azsim_bin(), sim.bin_dir().join("az")).unwrap();
+        sim.azure = true;
+        sim.load(world);
         sim
     }
 
-    pub fn world_path(&self) -> PathBuf {
+    /// The same private directories with no `az` at all (PATH is only the empty `bin`
+    /// directory), for commands that never reach Azure.
+    pub fn without_azure() -> Sim {
+        let dir = tempfile::tempdir().expect("temp dir");
+        for sub in ["bin", "home", "xdg-state", "azure-config"] {
+            std::fs::create_dir_all(dir.path().join(sub)).unwrap();
+        }
+        Sim { dir, azure: false }
+    }
+
+    fn bin_dir(&self) -> PathBuf {
+        self.dir.path().join("bin")
+    }
+
+    fn world_path(&self) -> PathBuf {
         self.dir.path().join("world.db")
     }
 
-    pub fn log_path(&self) -> PathBuf {
+    fn log_path(&self) -> PathBuf {
         self.dir.path().join("calls.jsonl")
     }
 
     fn path_env(&self) -> String {
+        if !self.azure {
+            return self.bin_dir().display().to_string();
+        }
         format!(
             "{}:{}",
-            self.dir.path().join("bin").display(),
+            self.bin_dir().display(),
             std::env::var("PATH").unwrap_or_default()
         )
     }
 
-    pub fn azsim(&self) -> Command {
+    fn azsim(&self) -> Command {
         let mut cmd = Command::new(azsim_bin());
         cmd.env("AZSIM_WORLD", self.world_path())
             .env("AZSIM_LOG", self.log_path());
         cmd
     }
 
-    /// azbook as a plain process (to run in the background or kill), with azsim as `az`.
-    pub fn azbook_process(&self) -> std::process::Command {
+    /// Replaces the simulated world with `world` (`azsim load -`).
+    pub fn load(&self, world: &Value) {
+        self.azsim()
+            .args(["load", "-"])
+            .write_stdin(serde_json::to_vec(world).unwrap())
+            .assert()
+            .success();
+    }
+
+    /// The simulated world as it is now (`azsim dump`).
+    pub fn dump(&self) -> Value {
+        let out = self.azsim().arg("dump").output().unwrap();
+        assert!(out.status.success());
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// azbook in this test's directories: azsim as `az` on PATH, its own home, state and az
+    /// configuration directories, this directory as its working directory, and no inherited
+    /// AZBOOK_* settings.
+    fn azbook_std(&self) -> std::process::Command {
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_azbook"));
         cmd.env("PATH", self.path_env())
+            .env("HOME", self.dir.path().join("home"))
+            .env("XDG_STATE_HOME", self.dir.path().join("xdg-state"))
+            .env("AZURE_CONFIG_DIR", self.dir.path().join("azure-config"))
             .env("AZSIM_WORLD", self.world_path())
             .env("AZSIM_LOG", self.log_path())
             .env_remove("AZBOOK_AZ")
-            .current_dir(self.dir.path())
-            .stdout(std::process::Stdio::null())
+            .env_remove("AZBOOK_STATE_DIR")
+            .env_remove("AZBOOK_WAIVERS")
+            .current_dir(self.dir.path());
+        cmd
+    }
+
+    /// azbook as a plain process (to run in the background or kill), its output discarded.
+    pub fn azbook_process(&self) -> std::process::Command {
+        let mut cmd = self.azbook_std();
+        cmd.stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null());
         cmd
     }
 
-    /// azbook with azsim as `az` on PATH, fast retries, no colour, no inherited AZBOOK_AZ.
+    /// azbook with fast retries and no colour.
     pub fn azbook(&self) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_azbook"));
-        cmd.env("PATH", self.path_env())
-            .env("AZSIM_WORLD", self.world_path())
-            .env("AZSIM_LOG", self.log_path())
-            .env("AZURE_CONFIG_DIR", self.dir.path().join("azure-config"))
-            .env_remove("AZBOOK_AZ")
-            .env("NO_COLOR", "1")
-            .current_dir(self.dir.path())
-            .args(["--retry-delay", "0.01"]);
+        let mut cmd = Command::from_std(self.azbook_std());
+        cmd.env("NO_COLOR", "1").args(["--retry-delay", "0.01"]);
         cmd
     }
 
-    /// Every az invocation so far, as azsim logged them (argv without the leading `az`).
     /// Runs azbook with `args`, requires exit code `code` (showing its stderr otherwise) and
     /// returns what it printed on stdout, parsed as JSON.
     pub fn azbook_json(&self, args: &[&str], code: i32) -> Value {
@@ -157,11 +193,19 @@ impl Sim {
         json_out(&out)
     }
 
-    pub fn calls(&self) -> Vec<Vec<String>> {
+    /// Every line of azsim's invocation log so far.
+    fn log(&self) -> Vec<Value> {
         let text = std::fs::read_to_string(self.log_path()).unwrap_or_default();
         text.lines()
-            .map(|l| {
-                let v: Value = serde_json::from_str(l).expect("log line is JSON");
+            .map(|l| serde_json::from_str(l).expect("log line is JSON"))
+            .collect()
+    }
+
+    /// Every az invocation so far, as azsim logged them (argv without the leading `az`).
+    pub fn calls(&self) -> Vec<Vec<String>> {
+        self.log()
+            .iter()
+            .map(|v| {
                 v["argv"]
                     .as_array()
                     .expect("argv")
@@ -179,10 +223,12 @@ impl Sim {
             .collect()
     }
 
-    pub fn dump(&self) -> Value {
-        let out = self.azsim().arg("dump").output().unwrap();
-        assert!(out.status.success());
-        serde_json::from_slice(&out.stdout).unwrap()
+    /// Calls that changed something, as azsim logged them.
+    pub fn mutating_calls(&self) -> Vec<Value> {
+        self.log()
+            .into_iter()
+            .filter(|v| v["mutating"] == true)
+            .collect()
     }
 }
 
@@ -205,7 +251,7 @@ pub fn db_id(sub: &str, rg: &str, server: &str, name: &str) -> String {
     format!("{}/databases/{name}", server_id(sub, rg, server))
 }
 
-fn uai(sub: &str) -> String {
+pub fn uai(sub: &str) -> String {
     format!(
         "{}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/uai-cmk",
         rg_id(sub, "rg-identity")
@@ -304,7 +350,7 @@ pub fn edge_world() -> Value {
     })
 }
 
-/// The results of `azbook test --output json`, as (playbook, resource) -> result.
+/// The results of `azbook test --output json`, as resource (lower-cased) -> result.
 pub fn results_by_resource(stdout: &[u8]) -> std::collections::BTreeMap<String, Value> {
     let report: Value = serde_json::from_slice(stdout).expect("stdout is JSON");
     assert_eq!(report["schemaVersion"], 1);
@@ -315,47 +361,6 @@ pub fn results_by_resource(stdout: &[u8]) -> std::collections::BTreeMap<String, 
         .map(|r| (r["resource"].as_str().unwrap().to_lowercase(), r.clone()))
         .collect()
 }
-
-/// The edge world plus the remaining customer-key variants: a system-assigned identity, a
-/// federated client id, and an AzureKeyVault protector without auto-rotation.
-pub fn variant_world() -> Value {
-    let mut world = edge_world();
-    let accounts = world["storageAccounts"].as_array_mut().unwrap();
-    let mut system = account(
-        SUB_A,
-        "rg-data",
-        "stcmksystem",
-        cmk(
-            "kv-finance",
-            "st-key",
-            json!("0123456789abcdef0123456789abcdef"),
-        ),
-        json!({}),
-    );
-    system["identity"] = json!({"type": "SystemAssigned", "principalId": "11111111-2222-3333-4444-555555555555",
-                                "tenantId": TENANT, "userAssignedIdentities": null});
-    accounts.push(system);
-    let mut federated = cmk("kv-finance", "st-key", json!(""));
-    federated["encryptionIdentity"] = json!({
-        "encryptionUserAssignedIdentity": uai(SUB_A),
-        "encryptionFederatedIdentityClientId": "99999999-8888-7777-6666-555555555555"
-    });
-    accounts.push(account(
-        SUB_A,
-        "rg-data",
-        "stcmkfederated",
-        federated,
-        json!({}),
-    ));
-    let servers = world["sqlServers"].as_array_mut().unwrap();
-    servers.push(json!({"subscription": SUB_A, "resourceGroup": "rg-sql", "name": "sql-akv-norotate", "tags": null,
-        "protector": {"serverKeyType": "AzureKeyVault", "uri": KEY_URI_2, "autoRotationEnabled": false},
-        "keys": [{"uri": KEY_URI_2, "autoRotationEnabled": false}]}));
-    world
-}
-
-pub const KEY_URI_2: &str =
-    "https://kv-sql2.vault.azure.net/keys/tde2/abcdefabcdefabcdefabcdefabcdefab";
 
 /// The fields the MMK control reads or restores, per resource: what apply then backout must
 /// leave exactly as they were.
@@ -429,16 +434,6 @@ pub fn essentials(world: &Value) -> Value {
     Value::Object(out)
 }
 
-/// Calls that changed something, as azsim logged them.
-pub fn mutating_calls(sim: &Sim) -> Vec<Value> {
-    let text = std::fs::read_to_string(sim.log_path()).unwrap_or_default();
-    text.lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
-        .filter(|v| v["mutating"] == true)
-        .collect()
-}
-
-/// A command's stdout as JSON, or a failure that shows its stderr.
 /// The status of the change to `resource` in a plan, apply or backout report: `resource` is its
 /// ARM id (in any case) or just its name.
 pub fn change_status<'a>(report: &'a Value, resource: &str) -> &'a str {
@@ -455,6 +450,7 @@ pub fn change_status<'a>(report: &'a Value, resource: &str) -> &'a str {
         .unwrap()
 }
 
+/// A command's stdout as JSON, or a failure that shows its stderr.
 pub fn json_out(out: &std::process::Output) -> Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(

@@ -1,8 +1,6 @@
 //! Malformed playbooks are refused before any az call, with exit 2 and file:line:column.
 
-mod common;
-
-use common::*;
+use crate::harness::*;
 
 /// A valid playbook; each case below breaks one thing in it.
 const BASE: &str = r#"schema = 1
@@ -442,10 +440,11 @@ fn a_huge_playbook_is_refused_before_parsing() {
 
 #[test]
 fn list_validates_a_playbook_file_without_azure() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("custom.toml");
+    let sim = Sim::without_azure();
+    let path = sim.dir.path().join("custom.toml");
     std::fs::write(&path, BASE).unwrap();
-    let out = assert_cmd::Command::new(env!("CARGO_BIN_EXE_azbook"))
+    let out = sim
+        .azbook()
         .args(["list", "--playbook"])
         .arg(&path)
         .env("PATH", "/nonexistent")

@@ -1,9 +1,6 @@
 //! Waivers: waived targets are reported with reason and approver and never changed.
 
-mod common;
-
-use common::*;
-use serde_json::Value;
+use crate::harness::*;
 
 const WAIVERS: &str = r#"
 [[waiver]]
@@ -65,17 +62,15 @@ fn waived_targets_are_reported_and_never_changed() {
         "noncompliant",
         "an expired waiver is ignored"
     );
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let report = json_out(&out);
     assert_eq!(report["summary"]["waived"], 2);
 
-    let plan: Value = serde_json::from_slice(
+    let plan = json_out(
         &sim.azbook()
             .args(["plan", "--output", "json"])
             .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap();
+            .unwrap(),
+    );
     assert!(!plan["changes"].to_string().contains("stcmkpinned"));
     assert_eq!(plan["waived"].as_array().unwrap().len(), 2);
     sim.azbook().args(["apply", "--yes"]).assert().code(0);
@@ -116,7 +111,7 @@ fn a_waiver_made_after_a_plan_was_saved_still_holds() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let report = json_out(&out);
     assert!(report["waived"].to_string().contains("stcmkpinned"));
     assert!(
         !sim.calls()

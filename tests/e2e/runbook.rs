@@ -1,9 +1,48 @@
 //! The whole runbook end to end: plan, apply with its change log, backout.
 
-mod common;
-
-use common::*;
+use crate::harness::*;
 use serde_json::{Value, json};
+
+/// The edge world plus the remaining customer-key variants: a system-assigned identity, a
+/// federated client id, and an AzureKeyVault protector without auto-rotation.
+fn variant_world() -> Value {
+    let mut world = edge_world();
+    let accounts = world["storageAccounts"].as_array_mut().unwrap();
+    let mut system = account(
+        SUB_A,
+        "rg-data",
+        "stcmksystem",
+        cmk(
+            "kv-finance",
+            "st-key",
+            json!("0123456789abcdef0123456789abcdef"),
+        ),
+        json!({}),
+    );
+    system["identity"] = json!({"type": "SystemAssigned", "principalId": "11111111-2222-3333-4444-555555555555",
+                                "tenantId": TENANT, "userAssignedIdentities": null});
+    accounts.push(system);
+    let mut federated = cmk("kv-finance", "st-key", json!(""));
+    federated["encryptionIdentity"] = json!({
+        "encryptionUserAssignedIdentity": uai(SUB_A),
+        "encryptionFederatedIdentityClientId": "99999999-8888-7777-6666-555555555555"
+    });
+    accounts.push(account(
+        SUB_A,
+        "rg-data",
+        "stcmkfederated",
+        federated,
+        json!({}),
+    ));
+    let servers = world["sqlServers"].as_array_mut().unwrap();
+    servers.push(json!({"subscription": SUB_A, "resourceGroup": "rg-sql", "name": "sql-akv-norotate", "tags": null,
+        "protector": {"serverKeyType": "AzureKeyVault", "uri": KEY_URI_2, "autoRotationEnabled": false},
+        "keys": [{"uri": KEY_URI_2, "autoRotationEnabled": false}]}));
+    world
+}
+
+const KEY_URI_2: &str =
+    "https://kv-sql2.vault.azure.net/keys/tde2/abcdefabcdefabcdefabcdefabcdefab";
 
 #[test]
 fn apply_then_backout_restores_every_customer_key_variant() {
@@ -100,14 +139,11 @@ fn backout_registers_a_removed_server_key_before_restoring_the_protector() {
             server["keys"] = json!([]);
         }
     }
-    sim.azsim()
-        .args(["load", "-"])
-        .write_stdin(serde_json::to_vec(&world).unwrap())
-        .assert()
-        .success();
+    sim.load(&world);
     sim.azbook().args(["backout", "--yes"]).assert().code(0);
     assert_eq!(essentials(&sim.dump()), original);
-    let creates: Vec<Value> = mutating_calls(&sim)
+    let creates: Vec<Value> = sim
+        .mutating_calls()
         .into_iter()
         .filter(|c| {
             c["argv"].as_array().unwrap().starts_with(&[
@@ -216,7 +252,7 @@ fn plan_and_dry_runs_change_nothing_and_show_everything() {
     );
     sim.azbook().args(["apply", "--dry-run"]).assert().code(0);
     assert!(
-        mutating_calls(&sim).is_empty(),
+        sim.mutating_calls().is_empty(),
         "plan and dry run never run a mutating command"
     );
     assert_eq!(sim.dump(), before);
@@ -232,11 +268,11 @@ fn apply_twice_and_backout_twice_change_nothing_the_second_time() {
     let sim = Sim::new(&edge_world());
     let original = essentials(&sim.dump());
     sim.azbook().args(["apply", "--yes"]).assert().code(0);
-    let after_first = mutating_calls(&sim).len();
+    let after_first = sim.mutating_calls().len();
     assert!(after_first > 0);
     sim.azbook().args(["apply", "--yes"]).assert().code(0);
     assert_eq!(
-        mutating_calls(&sim).len(),
+        sim.mutating_calls().len(),
         after_first,
         "a second apply runs no mutating command"
     );
@@ -245,7 +281,7 @@ fn apply_twice_and_backout_twice_change_nothing_the_second_time() {
         .args(["backout", "--yes", &run])
         .assert()
         .code(0);
-    let after_backout = mutating_calls(&sim).len();
+    let after_backout = sim.mutating_calls().len();
     assert_eq!(essentials(&sim.dump()), original);
     assert!(
         sim.azbook_json(&["backout", "--yes", "--output", "json", &run], 0)["changes"]
@@ -255,7 +291,7 @@ fn apply_twice_and_backout_twice_change_nothing_the_second_time() {
             .all(|c| c["status"] == "unchanged")
     );
     assert_eq!(
-        mutating_calls(&sim).len(),
+        sim.mutating_calls().len(),
         after_backout,
         "a second backout changes nothing"
     );
@@ -314,11 +350,7 @@ fn drift_before_backout_is_refused_unless_forced() {
             a["encryption"]["keySource"] = json!("Microsoft.HardwareSecurityModule");
         }
     }
-    sim.azsim()
-        .args(["load", "-"])
-        .write_stdin(serde_json::to_vec(&world).unwrap())
-        .assert()
-        .success();
+    sim.load(&world);
     let report = sim.azbook_json(&["backout", "--yes", "--output", "json"], 3);
     let drifted = storage_id(SUB_A, "rg-data", "stcmkpinned");
     assert_eq!(change_status(&report, &drifted), "drifted");
@@ -433,11 +465,7 @@ fn a_saved_plan_skips_targets_that_changed_since() {
             a["encryption"] = mmk("Microsoft.Storage");
         }
     }
-    sim.azsim()
-        .args(["load", "-"])
-        .write_stdin(serde_json::to_vec(&world).unwrap())
-        .assert()
-        .success();
+    sim.load(&world);
     let plan = plan.to_str().unwrap();
     let report = sim.azbook_json(&["apply", "--yes", "--output", "json", plan], 3);
     assert_eq!(
@@ -449,7 +477,7 @@ fn a_saved_plan_skips_targets_that_changed_since() {
         "done"
     );
     assert!(
-        !mutating_calls(&sim)
+        !sim.mutating_calls()
             .iter()
             .any(|c| c["argv"].to_string().contains("stcmkuai"))
     );
@@ -509,7 +537,7 @@ fn an_edited_or_stale_plan_is_refused() {
         &|p| p["playbooks"][0]["sha256"] = json!("00"),
         "changed since the plan",
     );
-    assert!(mutating_calls(&sim).is_empty());
+    assert!(sim.mutating_calls().is_empty());
     // The untouched plan applies.
     sim.azbook()
         .args(["apply", "--yes"])
@@ -529,7 +557,7 @@ fn max_changes_is_enforced_before_anything_runs() {
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("--max-changes"), "{stderr}");
-    assert!(mutating_calls(&sim).is_empty());
+    assert!(sim.mutating_calls().is_empty());
 }
 
 #[test]
@@ -538,7 +566,7 @@ fn apply_without_a_terminal_needs_yes() {
     let out = sim.azbook().args(["apply"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--yes"));
-    assert!(mutating_calls(&sim).is_empty());
+    assert!(sim.mutating_calls().is_empty());
 }
 
 #[test]
@@ -737,12 +765,8 @@ fn an_intent_whose_change_never_happened_is_left_unchanged() {
             *a = original_account.clone();
         }
     }
-    sim.azsim()
-        .args(["load", "-"])
-        .write_stdin(serde_json::to_vec(&now).unwrap())
-        .assert()
-        .success();
-    let before_backout = mutating_calls(&sim).len();
+    sim.load(&now);
+    let before_backout = sim.mutating_calls().len();
     let report = sim.azbook_json(&["backout", "--yes", "--output", "json", &run], 0);
     assert_eq!(
         change_status(&report, target["resource"].as_str().unwrap()),
@@ -755,7 +779,7 @@ fn an_intent_whose_change_never_happened_is_left_unchanged() {
         .filter(|c| c["status"] == "restored")
         .count();
     assert_eq!(
-        mutating_calls(&sim).len() - before_backout,
+        sim.mutating_calls().len() - before_backout,
         restored,
         "nothing runs for the unchanged one"
     );
@@ -771,12 +795,8 @@ fn backout_refuses_another_tenant() {
         .code(0);
     let mut world = sim.dump();
     world["tenantId"] = json!("99999999-9999-9999-9999-999999999999");
-    sim.azsim()
-        .args(["load", "-"])
-        .write_stdin(serde_json::to_vec(&world).unwrap())
-        .assert()
-        .success();
-    let before = mutating_calls(&sim).len();
+    sim.load(&world);
+    let before = sim.mutating_calls().len();
     let out = sim.azbook().args(["backout", "--yes"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -784,14 +804,14 @@ fn backout_refuses_another_tenant() {
         stderr.contains("tenant") && stderr.contains("az login --tenant"),
         "{stderr}"
     );
-    assert_eq!(mutating_calls(&sim).len(), before);
+    assert_eq!(sim.mutating_calls().len(), before);
 }
 
 #[test]
 fn backout_dry_run_changes_nothing() {
     let sim = Sim::new(&edge_world());
     sim.azbook().args(["apply", "--yes"]).assert().code(0);
-    let before = mutating_calls(&sim).len();
+    let before = sim.mutating_calls().len();
     let changed = sim.dump();
     let report = sim.azbook_json(&["backout", "--dry-run", "--output", "json"], 0);
     assert!(
@@ -808,7 +828,7 @@ fn backout_dry_run_changes_nothing() {
             .iter()
             .all(|c| !c["steps"].as_array().unwrap().is_empty())
     );
-    assert_eq!(mutating_calls(&sim).len(), before);
+    assert_eq!(sim.mutating_calls().len(), before);
     assert_eq!(sim.dump(), changed);
 }
 

@@ -1,8 +1,6 @@
 //! Every report format, parsed rather than matched, and `report merge` of sharded runs.
 
-mod common;
-
-use common::*;
+use crate::harness::*;
 use serde_json::Value;
 
 #[test]
@@ -154,7 +152,7 @@ fn sharded_reports_merge_into_one() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let merged: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let merged = json_out(&out);
     let count = |p: &std::path::Path| {
         serde_json::from_slice::<Value>(&std::fs::read(p).unwrap()).unwrap()["results"]
             .as_array()

@@ -1,8 +1,6 @@
 //! Credentials never reach what azbook writes: change logs, plan files, reports.
 
-mod common;
-
-use common::*;
+use crate::harness::*;
 use serde_json::json;
 
 const SECRETS: &[&str] = &[

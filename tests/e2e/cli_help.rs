@@ -1,13 +1,10 @@
 //! The CLI teaches: help with examples for every command, completions, a man page.
 
-use assert_cmd::Command;
-
-fn azbook() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_azbook"))
-}
+use crate::harness::*;
 
 #[test]
 fn every_subcommand_has_examples_in_its_help() {
+    let sim = Sim::without_azure();
     for sub in [
         "list",
         "test",
@@ -19,7 +16,7 @@ fn every_subcommand_has_examples_in_its_help() {
         "completions",
         "man",
     ] {
-        let out = azbook().args([sub, "--help"]).output().unwrap();
+        let out = sim.azbook().args([sub, "--help"]).output().unwrap();
         assert!(out.status.success(), "{sub}");
         let text = String::from_utf8(out.stdout).unwrap();
         assert!(
@@ -35,13 +32,14 @@ fn every_subcommand_has_examples_in_its_help() {
 
 #[test]
 fn completions_for_each_shell() {
+    let sim = Sim::without_azure();
     for (shell, marker) in [
         ("bash", "_azbook()"),
         ("zsh", "#compdef azbook"),
         ("fish", "complete -c azbook"),
         ("powershell", "Register-ArgumentCompleter"),
     ] {
-        let out = azbook().args(["completions", shell]).output().unwrap();
+        let out = sim.azbook().args(["completions", shell]).output().unwrap();
         assert!(out.status.success(), "{shell}");
         let text = String::from_utf8(out.stdout).unwrap();
         assert!(text.contains(marker), "{shell} completion lacks {marker}");
@@ -51,7 +49,7 @@ fn completions_for_each_shell() {
         );
     }
     assert_eq!(
-        azbook()
+        sim.azbook()
             .args(["completions", "tcsh"])
             .output()
             .unwrap()
@@ -63,7 +61,8 @@ fn completions_for_each_shell() {
 
 #[test]
 fn man_page_comes_from_the_same_definitions() {
-    let out = azbook().arg("man").output().unwrap();
+    let sim = Sim::without_azure();
+    let out = sim.azbook().arg("man").output().unwrap();
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(
@@ -77,7 +76,9 @@ fn man_page_comes_from_the_same_definitions() {
 
 #[test]
 fn a_misspelt_flag_suggests_the_right_one() {
-    let out = azbook()
+    let sim = Sim::without_azure();
+    let out = sim
+        .azbook()
         .args(["test", "--resource-grup", "x"])
         .output()
         .unwrap();

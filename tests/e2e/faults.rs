@@ -1,9 +1,7 @@
 //! Faults during a run: sign-in expiring, throttling, transient errors, a state directory that
 //! cannot be written.
 
-mod common;
-
-use common::*;
+use crate::harness::*;
 use serde_json::json;
 
 #[test]
@@ -69,11 +67,7 @@ fn sign_in_expiring_mid_run_stops_new_changes_and_says_how_to_go_on() {
     // Signed in again: apply picks up what is left; backout of the first run undoes only it.
     let mut world = sim.dump();
     world["faults"] = json!([]);
-    sim.azsim()
-        .args(["load", "-"])
-        .write_stdin(serde_json::to_vec(&world).unwrap())
-        .assert()
-        .success();
+    sim.load(&world);
     let again = json_out(
         &sim.azbook()
             .args([
@@ -212,7 +206,7 @@ fn an_unwritable_state_directory_stops_apply_before_any_change() {
         stderr.contains("not-a-dir") && stderr.contains("--state-dir"),
         "{stderr}"
     );
-    assert!(mutating_calls(&sim).is_empty());
+    assert!(sim.mutating_calls().is_empty());
     // Writes that fail like a full disk.
     let state = sim.dir.path().join("full");
     std::fs::create_dir_all(&state).unwrap();
@@ -230,7 +224,7 @@ fn an_unwritable_state_directory_stops_apply_before_any_change() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(mutating_calls(&sim).is_empty());
+    assert!(sim.mutating_calls().is_empty());
 }
 
 #[test]

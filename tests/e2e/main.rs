@@ -1,0 +1,15 @@
+//! azbook's end-to-end tests: the real azbook binary against azsim on PATH as `az`.
+//!
+//! One test binary, one module per area, so the tests are compiled and linked once; `harness`
+//! holds what they share: the simulated world, the binaries and the invocation log.
+
+mod harness;
+
+mod cli_help;
+mod faults;
+mod playbook_errors;
+mod reports;
+mod runbook;
+mod secrets;
+mod test_command;
+mod waivers;
