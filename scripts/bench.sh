@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmarks (issue 6): azbook against azsim's generated fleets with injected latency, against
-# the lower bound of DESIGN section 9 and against "the seed's way" (one az call per resource,
-# in sequence), all in one run. Prints a table and writes BENCHMARKS.md.
+# the lower bound of ARCHITECTURE.md (Performance model) and against "the seed's way" (one az
+# call per resource, in sequence), all in one run. Prints a table and writes BENCHMARKS.md.
 #
 #   scripts/bench.sh [--only small|medium|large]... [--quick] [options]
 #

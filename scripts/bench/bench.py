@@ -182,7 +182,8 @@ def load_results(path):
 
 
 def bounds(inv, jobs, lat):
-    """DESIGN section 9, written for S subscriptions sharing one pool of J workers."""
+    """The lower bound of ARCHITECTURE.md (Performance model), for S subscriptions sharing one
+    pool of J workers."""
     S, V, D = inv["S"], inv["V"], inv["D"]
     fleet = lat * (2 + math.ceil((2 * V + D) / jobs))
     per_sub = inv["per_subscription"].values()
@@ -280,8 +281,9 @@ def report(results_path, md_path):
     md.append("")
     md.append("- **test az calls**: the calls azbook made for `test --all-subscriptions`; in brackets the "
               "calls the lower bound counts (`2S + 2V + D`).")
-    md.append("- **lower bound**: DESIGN section 9, `L * (2 + ceil((2V + D) / J))`, with V and D the "
-              "totals over all subscriptions (see *The lower bound* below); **ratio** is test / bound.")
+    md.append("- **lower bound**: ARCHITECTURE.md, *Performance model*: `L * (2 + ceil((2V + D) / J))`, "
+              "with V and D the totals over all subscriptions (see *The lower bound* below); **ratio** is "
+              "test / bound.")
     md.append("- **seed's way**: one `az` call per resource, in sequence: `az storage account show` per "
               "account, `az sql server tde-key show` per server, `az sql db tde show` per database "
               "(not `master`), against the same world and latency; the list calls a person needs to "
@@ -342,8 +344,8 @@ def report(results_path, md_path):
                   f"CLI face the same test took {secs(fleets.get('small', {}).get('test', {}).get('wall'))}. "
                   f"With {meta['cores']} cores, {first['az_processes']} calls at {per_call:.2f} s of CPU each "
                   f"cannot take less than about {secs(first['az_cpu'] / meta['cores'])}: with the real az "
-                  "the cores, not `--jobs` or latency, bound the run (DESIGN section 8), so the first "
-                  "lever is fewer calls.\n")
+                  "the cores, not `--jobs` or latency, bound the run (ARCHITECTURE.md, *Performance "
+                  "model*), so the first lever is fewer calls.\n")
         default_jobs = min(16, max(4, 2 * meta["cores"]))
         md.append("The same test with other `--jobs` values, one after another in this run "
                   f"(azbook's default on this machine is {default_jobs}: twice the cores, 4 to 16):\n")
@@ -479,8 +481,8 @@ def report(results_path, md_path):
 
     md.append("## The lower bound\n")
     md.append(
-        "DESIGN section 9 gives, per subscription, `L * (2 + ceil((2V + D) / J))`: two rounds of "
-        "list calls (the storage and server lists; then each server's database list), then the "
+        "ARCHITECTURE.md (*Performance model*) gives, per subscription, `L * (2 + ceil((2V + D) / J))`: "
+        "two rounds of list calls (the storage and server lists; then each server's database list), then the "
         "`2V + D` per-server and per-database calls spread over J workers. azbook runs every "
         "subscription in **one pool of J az processes**, so this benchmark uses the formula with V "
         "and D the **totals over all subscriptions**, which holds as long as the `2S` list calls fit "

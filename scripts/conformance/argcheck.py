@@ -1,7 +1,7 @@
 """Checks argvs with the real azure-cli's own parser and validators, logged out, in ONE process.
 
 Run with az's own Python (the venv's `python`), in a throw-away AZURE_CONFIG_DIR with the guard
-environment (DESIGN section 8):
+environment (`guard_env` in run.py; README.md, "Conformance with the real Azure CLI"):
 
     python argcheck.py ARGV_FILE > results.json
 

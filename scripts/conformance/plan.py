@@ -1,8 +1,9 @@
 """The argvs azbook emits for the built-in playbooks over a world, rendered independently of
-azbook, the way DESIGN sections 3 and 6 say azbook renders them: discovery per subscription, the
-test reads per target, the verdict, the prior state (`before`, the fields in `record`), and the
-implementation and backout steps of every noncompliant target (with the reads of `skip_if` and
-`precheck`), each argv ending in `--subscription=<id>` (resource commands) and `--output=json`.
+azbook, the way ARCHITECTURE.md ("How to add a playbook", "The data flow of apply and backout")
+says azbook renders them: discovery per subscription, the test reads per target, the verdict, the
+prior state (`before`, the fields in `record`), and the implementation and backout steps of every
+noncompliant target (with the reads of `skip_if` and `precheck`), each argv ending in
+`--subscription=<id>` (resource commands) and `--output=json`.
 
 The suite takes its argvs from `azbook plan --output json` itself (`steps_from_plan_file` reads
 that format, or a plain JSON list of argvs); this second rendering is the cross-check: run.py
@@ -39,7 +40,8 @@ class _Functions(functions.Functions):
 
 _OPTIONS = jmespath.Options(custom_functions=_Functions())
 _PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
-# Commands that take no --subscription (DESIGN section 1).
+# Commands that take no --subscription: azbook adds it only to calls that read or change a
+# resource (ARCHITECTURE.md, Layers and why).
 _NO_SUBSCRIPTION = (("account", "show"), ("account", "list"), ("version",))
 
 

@@ -24,7 +24,8 @@ Stages, each a function below, in this order:
   argcheck   every argv of azbook's plan (implementation and backout), the skip_if and precheck
              reads, every read, and --argv-file's argvs through the real az's parser and
              validators, logged out, in one Python process; negative controls must be rejected;
-  protector  whether `az sql db list` prints a database's `encryptionProtector` (DESIGN 1);
+  protector  whether `az sql db list` prints a database's `encryptionProtector` (the database
+             playbook reads it from the list: playbooks/sql-database-tde-mmk.toml);
   faults     ARM-only checks: a 429 that az retries (Retry-After) and an injected 403;
   runbook    the whole runbook with azbook driving the real az against the ARM face, and the same
              runbook through the CLI face on an identical world: test, plan --out, apply of that
@@ -113,7 +114,8 @@ class Suite:
         return done.returncode, done.stdout, done.stderr
 
     def guard_env(self, config_dir, ca=None):
-        """DESIGN section 8: az never reaches the network, whatever this machine has."""
+        """az never reaches the network, whatever this machine has (README.md, "Conformance with
+        the real Azure CLI")."""
         keep = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")
         env = {k: v for k, v in os.environ.items() if k in keep}
         dead = "http://127.0.0.1:9"

@@ -161,9 +161,10 @@ DATABASE_FIELDS = ["tdeState", "encryptionProtector"]
 
 def essentials(world):
     """Resource -> the fields the MMK control reads or restores (as tests/common/mod.rs's
-    `essentials`). The key source compares case-insensitively (an enum: DESIGN section 4);
-    every other field exactly, so that a keyVersion of null, "" or a version stay distinct.
-    A server also lists its registered keys: the protector's key must still be registered."""
+    `essentials`). The key source compares case-insensitively (an enum: ARCHITECTURE.md,
+    Equality rules); every other field exactly, so that a keyVersion of null, "" or a version
+    stay distinct. A server also lists its registered keys: the protector's key must still be
+    registered."""
     out = {}
     for a in world["storageAccounts"]:
         v = {p: _pick(a, p) for p in STORAGE_FIELDS}
