@@ -96,7 +96,7 @@ impl FieldPath {
     }
 }
 
-/// Equality for controlled fields (DESIGN section 4): resource ids and enum values compare
+/// Equality for controlled fields (ARCHITECTURE.md, "Equality rules"): resource ids and enum values compare
 /// case-insensitively, and null and `""` both mean "not set".
 pub fn same_value(a: &Value, b: &Value) -> bool {
     match (a, b) {

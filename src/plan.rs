@@ -1,4 +1,4 @@
-//! The changes a run would make (DESIGN section 5): per noncompliant target, the exact argv of
+//! The changes a run would make (README.md, "Remediation"): per noncompliant target, the exact argv of
 //! every step, the recorded prior state, the predicted after-state and the backout argvs.
 //!
 //! Deriving a change is a pure function of the playbook, the target's recorded context and its

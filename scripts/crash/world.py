@@ -1,6 +1,6 @@
 """The crash test's Azure world, and the projection of it that a backout must restore.
 
-The world is `variant_world()` of tests/common/mod.rs (every customer-key variant of the MMK
+The world is `variant_world()` of tests/e2e/runbook.rs (every customer-key variant of the MMK
 control) in COPIES copies, so that an apply run makes enough changes to last a few seconds
 under azsim's latency: per copy, nine storage accounts on customer keys (keyVersion "", null
 and pinned; a user-assigned identity, with and without a federated client id; a system
@@ -160,7 +160,7 @@ DATABASE_FIELDS = ["tdeState", "encryptionProtector"]
 
 
 def essentials(world):
-    """Resource -> the fields the MMK control reads or restores (as tests/common/mod.rs's
+    """Resource -> the fields the MMK control reads or restores (as tests/e2e/harness.rs's
     `essentials`). The key source compares case-insensitively (an enum: ARCHITECTURE.md,
     Equality rules); every other field exactly, so that a keyVersion of null, "" or a version
     stay distinct. A server also lists its registered keys: the protector's key must still be

@@ -1,4 +1,4 @@
-//! `azbook plan` and `azbook apply` (DESIGN section 5).
+//! `azbook plan` and `azbook apply` (ARCHITECTURE.md, "The data flow of apply and backout").
 
 use super::output;
 use super::{Global, Prompt, Selection, fatal, start_session};

@@ -1,4 +1,4 @@
-//! The change log (DESIGN section 4): a write-ahead journal per run, from which `backout`
+//! The change log (ARCHITECTURE.md, "The change log (journal) format"): a write-ahead journal per run, from which `backout`
 //! restores the exact prior state.
 //!
 //! On disk, under the state directory:

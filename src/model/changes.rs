@@ -76,7 +76,7 @@ pub struct Change {
     /// What apply found worth a warning before changing it (a customer key it cannot confirm).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
-    /// The target fields the templates need (DESIGN: a plan file re-derives every argv).
+    /// The target fields the templates need (a plan file re-derives every argv: README.md, "Remediation").
     pub context: Value,
 }
 

@@ -1,5 +1,5 @@
 //! `azbook report merge`: one report from the JSON reports of a run sharded by subscription
-//! across CI jobs (DESIGN section 10).
+//! across CI jobs (README.md, "Workflow: audit in CI").
 //!
 //! Shards must not disagree silently: the same resource tested by the same playbook in two
 //! shards is kept once when both say the same, and is an error naming both files otherwise. An

@@ -376,7 +376,7 @@ pub fn essentials(world: &Value) -> Value {
         }
         Value::Object(out)
     };
-    // Enum values compare case-insensitively (DESIGN section 4): az normalises the casing of an
+    // Enum values compare case-insensitively (ARCHITECTURE.md, "Equality rules"): az normalises the casing of an
     // enum argument, so a key source Azure once stored as `microsoft.keyvault` comes back as
     // `Microsoft.Keyvault`, the same value to the service.
     let lower = |mut v: Value, key: &str| {
