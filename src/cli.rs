@@ -423,81 +423,17 @@ fn seconds(value: f64, flag: &str) -> Result<Duration> {
 
 impl Cli {
     pub fn run(self, terminal: &Terminal, out: &mut dyn Write, err: &mut dyn Write) -> Result<i32> {
-        let g = &self.global;
-        let defaults = AzConfig::default();
-        let global = Global {
-            az: AzConfig {
-                program: g.az.clone().unwrap_or(defaults.program),
-                read_timeout: seconds(g.read_timeout, "read-timeout")?,
-                change_timeout: seconds(g.change_timeout, "change-timeout")?,
-                retry: RetryPolicy {
-                    retries: g.retries,
-                    delay: seconds(g.retry_delay, "retry-delay")?,
-                    max_delay: defaults.retry.max_delay,
-                },
-            },
-            jobs: g
-                .jobs
-                .map(usize::from)
-                .unwrap_or_else(|| (terminal.cpus * 2).clamp(4, 16)),
-            quiet: g.quiet,
-            verbose: g.verbose,
-            colour: match g.color {
-                ColourWhen::Always => true,
-                ColourWhen::Never => false,
-                ColourWhen::Auto => terminal.stdout_is_tty && !terminal.no_color,
-            },
-            progress: terminal.stderr_is_tty && !g.quiet,
-            state_dir: g.state_dir.clone(),
-            waivers: g.waivers.clone(),
-            command_line: terminal.args.clone(),
-        };
+        let global = self.global.resolve(terminal)?;
         let prompt = TerminalPrompt {
             interactive: terminal.stdin_is_tty,
         };
         match self.command {
             Command::List { playbook, output } => app::list(&playbook, output.into(), out),
-            Command::Test(args) => {
-                let options = TestOptions {
-                    selection: args.filters.into_selection(),
-                    output: args.output.into(),
-                    reports: args.report,
-                    evidence_dir: args.evidence_dir,
-                };
-                app::test(&global, &options, out, err)
-            }
-            Command::Plan(args) => {
-                let options = PlanOptions {
-                    selection: args.filters.into_selection(),
-                    output: args.output.into(),
-                    reports: args.report,
-                    out: args.out,
-                };
-                app::plan(&global, &options, out, err)
-            }
-            Command::Apply(args) => {
-                let options = ApplyOptions {
-                    plan_file: args.plan,
-                    selection: args.filters.into_selection(),
-                    output: args.output.into(),
-                    reports: args.report,
-                    yes: args.yes,
-                    dry_run: args.dry_run,
-                    max_changes: args.max_changes,
-                    max_age: args.max_age,
-                };
-                app::apply(&global, &options, &prompt, out, err)
-            }
+            Command::Test(args) => app::test(&global, &args.into_options(), out, err),
+            Command::Plan(args) => app::plan(&global, &args.into_options(), out, err),
+            Command::Apply(args) => app::apply(&global, &args.into_options(), &prompt, out, err),
             Command::Backout(args) => {
-                let options = BackoutOptions {
-                    run: args.run,
-                    yes: args.yes,
-                    dry_run: args.dry_run,
-                    force: args.force,
-                    output: args.output.into(),
-                    reports: args.report,
-                };
-                app::backout(&global, &options, &prompt, out, err)
+                app::backout(&global, &args.into_options(), &prompt, out, err)
             }
             Command::Completions { shell } => {
                 clap_complete::generate(shell, &mut Cli::command(), "azbook", out);
@@ -514,6 +450,90 @@ impl Cli {
             }) => app::merge_reports(&files, output.into(), &report, global.colour, out),
             Command::Runs { output } => app::runs(&global.state_dir, output.into(), out),
             Command::Log { run, output } => app::log(&global.state_dir, &run, output.into(), out),
+        }
+    }
+}
+
+impl GlobalArgs {
+    /// The options every command shares, with the defaults that depend on the terminal.
+    fn resolve(&self, terminal: &Terminal) -> Result<Global> {
+        let defaults = AzConfig::default();
+        Ok(Global {
+            az: AzConfig {
+                program: self.az.clone().unwrap_or(defaults.program),
+                read_timeout: seconds(self.read_timeout, "read-timeout")?,
+                change_timeout: seconds(self.change_timeout, "change-timeout")?,
+                retry: RetryPolicy {
+                    retries: self.retries,
+                    delay: seconds(self.retry_delay, "retry-delay")?,
+                    max_delay: defaults.retry.max_delay,
+                },
+            },
+            jobs: self
+                .jobs
+                .map(usize::from)
+                .unwrap_or_else(|| (terminal.cpus * 2).clamp(4, 16)),
+            quiet: self.quiet,
+            verbose: self.verbose,
+            colour: match self.color {
+                ColourWhen::Always => true,
+                ColourWhen::Never => false,
+                ColourWhen::Auto => terminal.stdout_is_tty && !terminal.no_color,
+            },
+            progress: terminal.stderr_is_tty && !self.quiet,
+            state_dir: self.state_dir.clone(),
+            waivers: self.waivers.clone(),
+            command_line: terminal.args.clone(),
+        })
+    }
+}
+
+impl TestArgs {
+    fn into_options(self) -> TestOptions {
+        TestOptions {
+            selection: self.filters.into_selection(),
+            output: self.output.into(),
+            reports: self.report,
+            evidence_dir: self.evidence_dir,
+        }
+    }
+}
+
+impl PlanArgs {
+    fn into_options(self) -> PlanOptions {
+        PlanOptions {
+            selection: self.filters.into_selection(),
+            output: self.output.into(),
+            reports: self.report,
+            out: self.out,
+        }
+    }
+}
+
+impl ApplyArgs {
+    fn into_options(self) -> ApplyOptions {
+        ApplyOptions {
+            plan_file: self.plan,
+            selection: self.filters.into_selection(),
+            output: self.output.into(),
+            reports: self.report,
+            yes: self.yes,
+            dry_run: self.dry_run,
+            max_changes: self.max_changes,
+            max_age: self.max_age,
+        }
+    }
+}
+
+impl BackoutArgs {
+    fn into_options(self) -> BackoutOptions {
+        BackoutOptions {
+            run: self.run,
+            yes: self.yes,
+            dry_run: self.dry_run,
+            force: self.force,
+            output: self.output.into(),
+            reports: self.report,
         }
     }
 }

@@ -136,12 +136,12 @@ pub fn backout_steps(
 
 /// The changes for every noncompliant target of an assessment, and the results no change is
 /// derived for: errors (including a change that could not be derived) and waived targets.
-/// Consumes the outcomes, so that each target's state is freed as soon as its change exists:
+/// Consumes the findings, so that each target's state is freed as soon as its change exists:
 /// a large tenant's plan never holds both in full.
-pub fn from_outcomes(outcomes: Vec<Finding<'_>>) -> (Vec<Change>, Vec<TestResult>) {
+pub fn from_findings(findings: Vec<Finding<'_>>) -> (Vec<Change>, Vec<TestResult>) {
     let mut changes = Vec::new();
     let mut errors = Vec::new();
-    for outcome in outcomes {
+    for outcome in findings {
         match outcome.assessment.status {
             Status::Error | Status::Waived => errors.push(outcome.to_result()),
             Status::Noncompliant => {

@@ -2,15 +2,15 @@
 //! change log (journal) format").
 
 use super::output;
-use super::{Global, Prompt, fatal};
-use crate::account::{self, Account};
+use super::{Global, Prompt};
+use crate::account::Account;
 use crate::az::Az;
 use crate::backout::{self, Changed, changed_targets};
 use crate::exit::{self, Failure};
 use crate::journal::{
     Journal, Record, RunEnd, RunEndStatus, RunKind, RunLog, RunStart, StateDir, StateLock,
 };
-use crate::model::{ChangeReport, ChangeStatus};
+use crate::model::ChangeReport;
 use crate::playbook::{self, Playbook};
 use crate::progress::Bar;
 use crate::report::{ChangeFormat, ChangeView, ReportFile};
@@ -49,14 +49,8 @@ pub fn backout(
     // The targets take what backout needs from the log, which is not kept through the run.
     let targets = changed_targets(log);
     if !global.quiet {
-        writeln!(
-            err,
-            "azbook backout of run {run_id} (made {} by {}): {} changed target(s), newest first, signed in as {}",
-            made_at.as_deref().unwrap_or("?"),
-            start.user,
-            targets.len(),
-            account.user
-        )?;
+        let made = (made_at.as_deref(), start.user.as_str());
+        writeln!(err, "{}", header(&run_id, made, targets.len(), &account))?;
     }
     if !options.dry_run
         && !options.yes
@@ -90,22 +84,59 @@ pub fn backout(
         .as_ref()
         .map(|j| j.lock().expect("journal lock").run_id().to_string());
     let report = ChangeReport::new(own_run.clone(), changes, Vec::new());
-    let incomplete = stopped.is_some()
-        || report
-            .changes
-            .iter()
-            .any(|c| matches!(c.status, ChangeStatus::Failed | ChangeStatus::Drifted));
+    let incomplete = stopped.is_some() || report.has_failures();
     if let Some(journal) = &journal {
         end_run(journal, &report, incomplete, stopped.is_some()).map_err(Failure::after_changes)?;
     }
     drop(lock);
+    report_backout(
+        global,
+        options,
+        (&account, &start, &playbooks),
+        &report,
+        (&run_id, stopped.as_deref(), incomplete),
+        out,
+        err,
+    )?;
+    super::report_usage(global, err)?;
+    Ok(if incomplete {
+        exit::INCOMPLETE
+    } else {
+        exit::OK
+    })
+}
+
+/// The first line of a backout: which run, made when and by whom, as whom it is undone.
+fn header(
+    run_id: &str,
+    (made_at, by): (Option<&str>, &str),
+    targets: usize,
+    account: &Account,
+) -> String {
+    format!(
+        "azbook backout of run {run_id} (made {} by {by}): {targets} changed target(s), newest first, signed in as {}",
+        made_at.unwrap_or("?"),
+        account.user
+    )
+}
+
+/// The results of a backout, and what is left to look at.
+fn report_backout(
+    global: &Global,
+    options: &BackoutOptions,
+    (account, start, playbooks): (&Account, &RunStart, &[Playbook]),
+    report: &ChangeReport,
+    (run_id, stopped, incomplete): (&str, Option<&str>, bool),
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<()> {
     let ctx = output::context(
         "backout",
-        &account,
+        account,
         &start.subscriptions,
-        &playbooks,
+        playbooks,
         &super::Selection::default(),
-        own_run.clone(),
+        report.run.clone(),
     );
     let view = if options.dry_run {
         ChangeView::Plan
@@ -117,14 +148,14 @@ pub fn backout(
         (options.output, view),
         global.colour,
         &options.reports,
-        &report,
+        report,
         &ctx,
     )?;
-    if let Some(reason) = &stopped {
+    if let Some(reason) = stopped {
         writeln!(err, "backout stopped starting new restores: {reason}")?;
     }
     if !global.quiet {
-        if let Some(id) = &own_run {
+        if let Some(id) = &report.run {
             writeln!(err, "backout run {id}: {}", report.summary_text())?;
         }
         if incomplete {
@@ -134,12 +165,7 @@ pub fn backout(
             )?;
         }
     }
-    super::report_usage(global, err)?;
-    Ok(if incomplete {
-        exit::INCOMPLETE
-    } else {
-        exit::OK
-    })
+    Ok(())
 }
 
 /// The run to back out (the latest apply run unless one is named), read and checked: an
@@ -196,8 +222,7 @@ fn recorded_playbooks(log: &RunLog, start: &RunStart) -> Result<Vec<Playbook>> {
 /// Backout acts only where the run acted: the same tenant, and subscriptions the signed-in
 /// identity can see.
 fn signed_in_where_it_ran(az: &Az, start: &RunStart, run_id: &str) -> Result<Account> {
-    let (account, listed) = account::account_and_subscriptions(az, true);
-    let account = account.map_err(fatal)?;
+    let (account, visible) = super::signed_in_with_visible_subscriptions(az)?;
     if !account.tenant_id.eq_ignore_ascii_case(&start.tenant_id) {
         bail!(
             "run {run_id} changed tenant {}, but az is signed in to tenant {}: sign in to that tenant (az login --tenant {}) and run backout again",
@@ -206,12 +231,6 @@ fn signed_in_where_it_ran(az: &Az, start: &RunStart, run_id: &str) -> Result<Acc
             start.tenant_id
         );
     }
-    let visible: Vec<String> = listed
-        .unwrap_or_else(|| account::enabled_subscriptions(az))
-        .map_err(fatal)?
-        .into_iter()
-        .map(|s| s.id)
-        .collect();
     for sub in &start.subscriptions {
         if !visible.iter().any(|v| v.eq_ignore_ascii_case(sub)) {
             bail!(

@@ -1,14 +1,16 @@
 //! `azbook plan` and `azbook apply` (ARCHITECTURE.md, "The data flow of apply and backout").
 
 use super::output;
-use super::{Global, Prompt, Selection, fatal, start_session};
+use super::{Global, Prompt, Selection, start_session};
 use crate::account;
 use crate::apply;
 use crate::evaluate::KeepTargets;
 use crate::exit::{self, Failure};
 use crate::fsutil::write_atomic;
-use crate::journal::{PlaybookRef, Record, RunEnd, RunEndStatus, RunKind, RunStart, StateDir};
-use crate::model::{Change, ChangeReport, ChangeStatus, ReportContext, Status, TestResult};
+use crate::journal::{
+    Journal, PlaybookRef, Record, RunEnd, RunEndStatus, RunKind, RunStart, StateDir, StateLock,
+};
+use crate::model::{Change, ChangeReport, ReportContext, Status, TestResult};
 use crate::plan::{self, PLAN_KIND, PlanFile};
 use crate::playbook::{self, Playbook};
 use crate::progress::Bar;
@@ -87,14 +89,14 @@ pub fn plan(
 ) -> Result<i32> {
     let bar = Bar::new(global.progress, global.verbose, "planning");
     let session = start_session(global, &options.selection, &bar, "plan", err)?;
-    let outcomes = session.assess(
+    let findings = session.assess(
         global,
         &options.selection,
         &bar,
         false,
         KeepTargets::Noncompliant,
     )?;
-    let (mut changes, errors) = plan::from_outcomes(outcomes);
+    let (mut changes, errors) = plan::from_findings(findings);
     sort_changes(&mut changes, &session.playbooks);
     let report = ChangeReport::new(None, changes, errors);
     if let Some(path) = &options.out {
@@ -158,6 +160,17 @@ fn check_plan_file(
             file.schema_version
         );
     }
+    check_plan_place(file, account, visible)?;
+    check_plan_age(file, max_age)?;
+    check_plan_playbooks(file, playbooks)?;
+    file.changes
+        .iter()
+        .try_for_each(|change| check_plan_change(change, playbooks))
+}
+
+/// The plan's tenant is the signed-in one, and every subscription it changes is its own and
+/// visible to the signed-in identity.
+fn check_plan_place(file: &PlanFile, account: &account::Account, visible: &[String]) -> Result<()> {
     if !file.tenant_id.eq_ignore_ascii_case(&account.tenant_id) {
         bail!(
             "the plan was made for tenant {}, but az is signed in to tenant {}: sign in to the plan's tenant (az login --tenant {})",
@@ -187,6 +200,10 @@ fn check_plan_file(
             );
         }
     }
+    Ok(())
+}
+
+fn check_plan_age(file: &PlanFile, max_age: Duration) -> Result<()> {
     let created = timefmt::parse_rfc3339(&file.created_at)
         .with_context(|| format!("the plan's createdAt {:?} is not a time", file.created_at))?;
     let age = SystemTime::now()
@@ -199,6 +216,11 @@ fn check_plan_file(
             human_duration(max_age)
         );
     }
+    Ok(())
+}
+
+/// Every playbook the plan names is here, unchanged since the plan was made.
+fn check_plan_playbooks(file: &PlanFile, playbooks: &[Playbook]) -> Result<()> {
     for wanted in &file.playbooks {
         let Some(p) = playbooks.iter().find(|p| p.id == wanted.id) else {
             bail!(
@@ -215,29 +237,32 @@ fn check_plan_file(
             );
         }
     }
-    for change in &file.changes {
-        let Some(p) = playbooks.iter().find(|p| p.id == change.playbook) else {
-            bail!(
-                "the plan changes {} with playbook {}, which the plan does not name",
-                change.resource,
-                change.playbook
-            );
-        };
-        let derived = plan::derive(
-            p,
-            &change.resource,
-            &change.subscription,
-            &change.context,
-            &change.before,
-        )
-        .map_err(|e| anyhow::anyhow!("cannot derive the change for {}: {e}", change.resource))?;
-        if derived.steps != change.steps || derived.backout != change.backout {
-            bail!(
-                "the plan's commands for {} are not what playbook {} derives from the plan's own recorded state: the file was edited. A plan file is input, not a script: make a new plan",
-                change.resource,
-                p.id
-            );
-        }
+    Ok(())
+}
+
+/// A plan file is input, not a script: its commands must be what the playbook derives.
+fn check_plan_change(change: &Change, playbooks: &[Playbook]) -> Result<()> {
+    let Some(p) = playbooks.iter().find(|p| p.id == change.playbook) else {
+        bail!(
+            "the plan changes {} with playbook {}, which the plan does not name",
+            change.resource,
+            change.playbook
+        );
+    };
+    let derived = plan::derive(
+        p,
+        &change.resource,
+        &change.subscription,
+        &change.context,
+        &change.before,
+    )
+    .map_err(|e| anyhow::anyhow!("cannot derive the change for {}: {e}", change.resource))?;
+    if derived.steps != change.steps || derived.backout != change.backout {
+        bail!(
+            "the plan's commands for {} are not what playbook {} derives from the plan's own recorded state: the file was edited. A plan file is input, not a script: make a new plan",
+            change.resource,
+            p.id
+        );
     }
     Ok(())
 }
@@ -295,94 +320,226 @@ pub fn apply(
     err: &mut dyn Write,
 ) -> Result<i32> {
     if options.dry_run {
-        let plan_options = PlanOptions {
-            selection: options.selection.clone(),
-            output: options.output,
-            reports: options.reports.clone(),
-            out: None,
-        };
-        if options.plan_file.is_some() {
-            bail!(
-                "--dry-run plans from filters; to review a saved plan, read the file (or run azbook plan again)"
-            );
-        }
-        return plan(global, &plan_options, out, err);
+        return apply_dry_run(global, options, out, err);
     }
     // The lock first: two applies planning the same targets at once would both change them,
     // and a state directory that cannot be written must stop the run before anything changes.
     let state = StateDir::new(&global.state_dir);
     let lock = state.lock()?;
     let bar = Bar::new(global.progress, global.verbose, "planning");
-    let (session, changes, errors, recheck, scope) = match &options.plan_file {
-        Some(path) => {
-            let file = read_plan_file(path)?;
-            let selection = Selection {
-                playbooks: Vec::new(),
-                ..Selection::default()
-            };
-            let playbooks = plan_playbooks(&file)?;
-            let az = crate::az::Az::new(global.az.clone(), Some(&bar));
-            let (account, listed) = account::account_and_subscriptions(&az, true);
-            let account = account.map_err(fatal)?;
-            let visible: Vec<String> = listed
-                .unwrap_or_else(|| account::enabled_subscriptions(&az))
-                .map_err(fatal)?
-                .into_iter()
-                .map(|s| s.id)
-                .collect();
-            check_plan_file(&file, &account, &visible, &playbooks, options.max_age)?;
-            if !global.quiet {
-                writeln!(
-                    err,
-                    "{} (plan {} made {} by {})",
-                    super::scope_line(
-                        "apply",
-                        &playbooks,
-                        &file.subscriptions,
-                        &account,
-                        &selection
-                    ),
-                    path.display(),
-                    file.created_at,
-                    file.user
-                )?;
-            }
-            let scope = json!({"planFile": path.display().to_string(), "planCreatedAt": file.created_at, "planScope": file.scope});
-            let session = super::Session {
-                waivers: global.waivers(err)?,
-                az,
-                account,
-                subscriptions: file.subscriptions.clone(),
-                playbooks,
-            };
-            (session, file.changes, Vec::<TestResult>::new(), true, scope)
-        }
-        None => {
-            let session = start_session(global, &options.selection, &bar, "apply", err)?;
-            let outcomes = session.assess(
-                global,
-                &options.selection,
-                &bar,
-                false,
-                KeepTargets::Noncompliant,
-            )?;
-            let (mut changes, errors) = plan::from_outcomes(outcomes);
-            sort_changes(&mut changes, &session.playbooks);
-            (
-                session,
-                changes,
-                errors,
-                false,
-                scope_json(&options.selection),
-            )
-        }
+    let prepared = match &options.plan_file {
+        Some(path) => from_plan_file(global, options, path, &bar, err)?,
+        None => from_filters(global, options, &bar, err)?,
     };
     bar.finish();
-    // A waiver made after a plan was saved still holds: a waived target is never changed.
+    let Prepared {
+        session,
+        changes,
+        errors,
+        recheck,
+        scope,
+    } = set_waived_aside(prepared);
+    let actionable = changes.iter().filter(|c| c.has_az_steps()).count();
+    if actionable == 0 {
+        return nothing_to_change(global, options, &session, changes, errors, out, err);
+    }
+    if actionable > options.max_changes {
+        bail!(
+            "this run would change {actionable} resources, more than --max-changes ({}): narrow the scope (--name, --resource-group, --tag, --playbook) to run in batches, or raise --max-changes",
+            options.max_changes
+        );
+    }
+    if !options.yes && !confirmed(global, prompt, &changes, err)? {
+        writeln!(err, "nothing changed")?;
+        return Ok(exit::NOTHING_RAN);
+    }
+    let journal = Mutex::new(open_apply_run(global, &session, &lock, scope, err)?);
+    session.az.share_with_children(lock.raw_fd());
+    bar.restart("applying");
+    let runner = Runner::new(&session.az, Some(&journal));
+    let (done, stopped) = apply::execute(
+        &runner,
+        &session.playbooks,
+        changes,
+        global.jobs,
+        recheck,
+        &bar,
+    );
+    bar.finish();
+    let run_id = journal.lock().expect("journal lock").run_id().to_string();
+    let report = ChangeReport::new(Some(run_id.clone()), done, errors);
+    let failed = stopped.is_some() || report.has_failures();
+    // The log ends properly even when the run stopped early, so that it reads as a whole story.
+    let ended = end_run(&journal, &report, stopped.is_some(), failed);
+    drop(lock);
+    report_apply(
+        global,
+        options,
+        &session,
+        &report,
+        stopped.as_deref(),
+        out,
+        err,
+    )?;
+    ended.map_err(Failure::after_changes)?;
+    super::report_usage(global, err)?;
+    Ok(if failed || !report.errors.is_empty() {
+        exit::INCOMPLETE
+    } else {
+        exit::OK
+    })
+}
+
+/// The results of an apply run, and how to go on or undo it.
+fn report_apply(
+    global: &Global,
+    options: &ApplyOptions,
+    session: &super::Session,
+    report: &ChangeReport,
+    stopped: Option<&str>,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<()> {
+    let run_id = report.run.as_deref().unwrap_or_default();
+    let ctx = session.report_context("apply", &options.selection, report.run.clone());
+    print_report(
+        report,
+        &ctx,
+        (options.output, ChangeView::Results),
+        &options.reports,
+        global.colour,
+        out,
+    )?;
+    if let Some(reason) = stopped {
+        writeln!(
+            err,
+            "apply stopped starting new changes: {reason}\nTo go on: fix that, then run `azbook apply` again (it picks up what is left); `azbook backout {run_id}` undoes what this run did."
+        )?;
+    }
+    if !global.quiet {
+        writeln!(err, "run {run_id}: {}", report.summary_text())?;
+        writeln!(err, "to undo it: azbook backout {run_id}")?;
+    }
+    Ok(())
+}
+
+/// `apply --dry-run` is `plan`.
+fn apply_dry_run(
+    global: &Global,
+    options: &ApplyOptions,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<i32> {
+    if options.plan_file.is_some() {
+        bail!(
+            "--dry-run plans from filters; to review a saved plan, read the file (or run azbook plan again)"
+        );
+    }
+    let plan_options = PlanOptions {
+        selection: options.selection.clone(),
+        output: options.output,
+        reports: options.reports.clone(),
+        out: None,
+    };
+    plan(global, &plan_options, out, err)
+}
+
+/// What apply is about to change, and where it came from.
+struct Prepared<'b> {
+    session: super::Session<'b>,
+    changes: Vec<Change>,
+    /// Targets no change is derived for: errors, and (after `set_waived_aside`) waived ones.
+    errors: Vec<TestResult>,
+    /// A saved plan's targets are read again first, and skipped as drifted if they moved.
+    recheck: bool,
+    /// What the change log records as the run's scope.
+    scope: Value,
+}
+
+/// The changes of a saved plan, after checking that it belongs here, now, with these playbooks.
+fn from_plan_file<'b>(
+    global: &Global,
+    options: &ApplyOptions,
+    path: &PathBuf,
+    bar: &'b Bar,
+    err: &mut dyn Write,
+) -> Result<Prepared<'b>> {
+    let file = read_plan_file(path)?;
+    let playbooks = plan_playbooks(&file)?;
+    let az = crate::az::Az::new(global.az.clone(), Some(bar));
+    let (account, visible) = super::signed_in_with_visible_subscriptions(&az)?;
+    check_plan_file(&file, &account, &visible, &playbooks, options.max_age)?;
+    if !global.quiet {
+        let scope = super::scope_line(
+            "apply",
+            &playbooks,
+            &file.subscriptions,
+            &account,
+            &Selection::default(),
+        );
+        writeln!(
+            err,
+            "{scope} (plan {} made {} by {})",
+            path.display(),
+            file.created_at,
+            file.user
+        )?;
+    }
+    let scope = json!({"planFile": path.display().to_string(), "planCreatedAt": file.created_at, "planScope": file.scope});
+    let session = super::Session {
+        waivers: global.waivers(err)?,
+        az,
+        account,
+        subscriptions: file.subscriptions.clone(),
+        playbooks,
+    };
+    Ok(Prepared {
+        session,
+        changes: file.changes,
+        errors: Vec::new(),
+        recheck: true,
+        scope,
+    })
+}
+
+/// The changes planned now from the filters.
+fn from_filters<'b>(
+    global: &Global,
+    options: &ApplyOptions,
+    bar: &'b Bar,
+    err: &mut dyn Write,
+) -> Result<Prepared<'b>> {
+    let session = start_session(global, &options.selection, bar, "apply", err)?;
+    let findings = session.assess(
+        global,
+        &options.selection,
+        bar,
+        false,
+        KeepTargets::Noncompliant,
+    )?;
+    let (mut changes, errors) = plan::from_findings(findings);
+    sort_changes(&mut changes, &session.playbooks);
+    Ok(Prepared {
+        session,
+        changes,
+        errors,
+        recheck: false,
+        scope: scope_json(&options.selection),
+    })
+}
+
+/// A waiver made after a plan was saved still holds: a waived target is never changed.
+fn set_waived_aside(prepared: Prepared) -> Prepared {
+    let Prepared {
+        session,
+        changes,
+        mut errors,
+        recheck,
+        scope,
+    } = prepared;
     let (changes, waived): (Vec<Change>, Vec<Change>) = changes
         .into_iter()
         .partition(|c| session.waivers.find(&c.playbook, &c.resource).is_none());
-    let mut errors = errors;
     errors.extend(waived.iter().map(|c| {
         TestResult {
             playbook: c.playbook.clone(),
@@ -396,47 +553,71 @@ pub fn apply(
                 .unwrap_or_default(),
         }
     }));
-    let actionable = changes.iter().filter(|c| c.has_az_steps()).count();
-    if actionable == 0 {
-        let report = ChangeReport::new(None, changes, errors);
-        let ctx = session.report_context("apply", &options.selection, None);
-        print_report(
-            &report,
-            &ctx,
-            (options.output, ChangeView::Results),
-            &options.reports,
-            global.colour,
-            out,
-        )?;
-        if !global.quiet {
-            writeln!(err, "nothing for azbook to change")?;
-        }
-        return Ok(if report.errors.is_empty() {
-            exit::OK
-        } else {
-            exit::INCOMPLETE
-        });
+    Prepared {
+        session,
+        changes,
+        errors,
+        recheck,
+        scope,
     }
-    if actionable > options.max_changes {
+}
+
+/// Nothing azbook can change: the report says why (errors, waivers, manual steps only).
+fn nothing_to_change(
+    global: &Global,
+    options: &ApplyOptions,
+    session: &super::Session,
+    changes: Vec<Change>,
+    errors: Vec<TestResult>,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<i32> {
+    let report = ChangeReport::new(None, changes, errors);
+    let ctx = session.report_context("apply", &options.selection, None);
+    print_report(
+        &report,
+        &ctx,
+        (options.output, ChangeView::Results),
+        &options.reports,
+        global.colour,
+        out,
+    )?;
+    if !global.quiet {
+        writeln!(err, "nothing for azbook to change")?;
+    }
+    Ok(if report.errors.is_empty() {
+        exit::OK
+    } else {
+        exit::INCOMPLETE
+    })
+}
+
+/// Asks on the terminal, after showing the plan; refuses when nobody is there to answer.
+fn confirmed(
+    global: &Global,
+    prompt: &dyn Prompt,
+    changes: &[Change],
+    err: &mut dyn Write,
+) -> Result<bool> {
+    if !prompt.interactive() {
         bail!(
-            "this run would change {actionable} resources, more than --max-changes ({}): narrow the scope (--name, --resource-group, --tag, --playbook) to run in batches, or raise --max-changes",
-            options.max_changes
+            "apply changes Azure resources and needs confirmation: review with `azbook plan`, then run again with --yes (stdin is not a terminal, so azbook cannot ask)"
         );
     }
-    if !options.yes {
-        if !prompt.interactive() {
-            bail!(
-                "apply changes Azure resources and needs confirmation: review with `azbook plan`, then run again with --yes (stdin is not a terminal, so azbook cannot ask)"
-            );
-        }
-        let preview = ChangeReport::new(None, changes.clone(), Vec::new());
-        writeln!(err, "{}", report::render_plan(&preview, global.colour))?;
-        let question = format!("Apply: {}? [y/N] ", report::summary_line(&changes));
-        if !prompt.confirm(&question) {
-            writeln!(err, "nothing changed")?;
-            return Ok(exit::NOTHING_RAN);
-        }
-    }
+    let preview = ChangeReport::new(None, changes.to_vec(), Vec::new());
+    writeln!(err, "{}", report::render_plan(&preview, global.colour))?;
+    let question = format!("Apply: {}? [y/N] ", report::summary_line(changes));
+    Ok(prompt.confirm(&question))
+}
+
+/// The apply run in the change log: its directory, playbook copies and `run-start`.
+fn open_apply_run(
+    global: &Global,
+    session: &super::Session,
+    lock: &StateLock,
+    scope: Value,
+    err: &mut dyn Write,
+) -> Result<Journal> {
     let az_version = session
         .az
         .run(
@@ -464,73 +645,32 @@ pub fn apply(
         .iter()
         .map(|p| (p.id.clone(), p.source.clone()))
         .collect();
-    let journal = Mutex::new(lock.create_run(start, &sources)?);
-    let run_id = journal.lock().expect("journal lock").run_id().to_string();
+    let journal = lock.create_run(start, &sources)?;
     if !global.quiet {
-        writeln!(
-            err,
-            "change log: {}",
-            journal.lock().expect("journal lock").dir().display()
-        )?;
+        writeln!(err, "change log: {}", journal.dir().display())?;
     }
-    session.az.share_with_children(lock.raw_fd());
-    bar.restart("applying");
-    let runner = Runner::new(&session.az, Some(&journal));
-    let (done, stopped) = apply::execute(
-        &runner,
-        &session.playbooks,
-        changes,
-        global.jobs,
-        recheck,
-        &bar,
-    );
-    bar.finish();
-    let report = ChangeReport::new(Some(run_id.clone()), done, errors);
-    let failed = stopped.is_some()
-        || report
-            .changes
-            .iter()
-            .any(|c| matches!(c.status, ChangeStatus::Failed | ChangeStatus::Drifted));
-    let summary = report.summary;
-    // The log ends properly even when the run stopped early, so that it reads as a whole story.
-    let ended = journal
+    Ok(journal)
+}
+
+fn end_run(
+    journal: &Mutex<Journal>,
+    report: &ChangeReport,
+    stopped: bool,
+    failed: bool,
+) -> Result<()> {
+    let status = match (stopped, failed) {
+        (true, _) => RunEndStatus::Stopped,
+        (false, true) => RunEndStatus::Incomplete,
+        (false, false) => RunEndStatus::Finished,
+    };
+    journal
         .lock()
         .expect("journal lock")
         .append(Record::RunEnd(RunEnd {
-            status: match (&stopped, failed) {
-                (Some(_), _) => RunEndStatus::Stopped,
-                (None, true) => RunEndStatus::Incomplete,
-                (None, false) => RunEndStatus::Finished,
-            },
-            summary,
-        }));
-    drop(lock);
-    let ctx = session.report_context("apply", &options.selection, Some(run_id.clone()));
-    print_report(
-        &report,
-        &ctx,
-        (options.output, ChangeView::Results),
-        &options.reports,
-        global.colour,
-        out,
-    )?;
-    if let Some(reason) = &stopped {
-        writeln!(
-            err,
-            "apply stopped starting new changes: {reason}\nTo go on: fix that, then run `azbook apply` again (it picks up what is left); `azbook backout {run_id}` undoes what this run did."
-        )?;
-    }
-    if !global.quiet {
-        writeln!(err, "run {run_id}: {}", report.summary_text())?;
-        writeln!(err, "to undo it: azbook backout {run_id}")?;
-    }
-    ended.map_err(Failure::after_changes)?;
-    super::report_usage(global, err)?;
-    Ok(if failed || !report.errors.is_empty() {
-        exit::INCOMPLETE
-    } else {
-        exit::OK
-    })
+            status,
+            summary: report.summary,
+        }))?;
+    Ok(())
 }
 
 /// Parses `--max-age`: `90s`, `30m`, `24h`, `2d`, or plain seconds.

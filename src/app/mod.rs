@@ -89,6 +89,22 @@ pub(crate) fn fatal(error: AzError) -> anyhow::Error {
     anyhow!("{error}\n  hint: {}", error.hint())
 }
 
+/// Who is signed in, and every enabled subscription they can see: what a saved plan and a
+/// backout are checked against before they act.
+pub(crate) fn signed_in_with_visible_subscriptions(
+    az: &Az,
+) -> Result<(account::Account, Vec<String>)> {
+    let (signed_in, listed) = account::account_and_subscriptions(az, true);
+    let signed_in = signed_in.map_err(fatal)?;
+    let visible = listed
+        .unwrap_or_else(|| account::enabled_subscriptions(az))
+        .map_err(fatal)?
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    Ok((signed_in, visible))
+}
+
 /// `listed`: what `az account list` gave, asked for only with `--all-subscriptions`.
 fn resolve_subscriptions(
     selection: &Selection,

@@ -124,6 +124,11 @@ impl ChangeReport {
     pub fn summary_text(&self) -> String {
         self.summary.text()
     }
+
+    /// Some change failed, or was not made because its target drifted.
+    pub fn has_failures(&self) -> bool {
+        self.summary.failed + self.summary.drifted > 0
+    }
 }
 
 /// How many targets ended in each state. On disk and in JSON it is an object holding only the
