@@ -4,7 +4,7 @@ use super::output;
 use super::{Global, Selection, start_session};
 use crate::evaluate::KeepTargets;
 use crate::exit;
-use crate::model::{self, PlaybookDoc, PlaybookInfo, ReportContext, TestReport};
+use crate::model::{self, PlaybookDoc, PlaybookInfo, ReportContext, RunCommand, TestReport};
 use crate::playbook;
 use crate::progress::Bar;
 use crate::report::{self, ListFormat, ReportFile, TestFormat};
@@ -58,7 +58,7 @@ pub fn test(
 ) -> Result<i32> {
     let started = Instant::now();
     let bar = Bar::new(global.progress, global.verbose, "testing");
-    let session = start_session(global, &options.selection, &bar, "test", err)?;
+    let session = start_session(global, &options.selection, &bar, RunCommand::Test, err)?;
     // Evidence needs every target's calls; a plain test needs only the results.
     let evidence = options.evidence_dir.is_some();
     let keep = if evidence {
@@ -71,7 +71,7 @@ pub fn test(
     let az = &session.az;
     let order: Vec<&str> = playbooks.iter().map(|p| p.id.as_str()).collect();
     let report = TestReport::new(outcomes.iter().map(|o| o.to_result()).collect(), &order);
-    let ctx = session.report_context("test", &options.selection, None);
+    let ctx = session.report_context(RunCommand::Test, &options.selection, None);
     if let Some(dir) = &options.evidence_dir {
         let files = super::evidence::write(dir, &outcomes, &ctx)?;
         if !global.quiet {
@@ -137,7 +137,7 @@ pub fn merge_reports(
     let merged = model::merge_test_reports(inputs).map_err(anyhow::Error::msg)?;
     let playbooks = playbook::builtin();
     let ctx = ReportContext {
-        command: "test".into(),
+        command: Some(RunCommand::Test),
         generated_at: crate::timefmt::now_rfc3339(),
         azbook_version: env!("CARGO_PKG_VERSION").into(),
         scope: vec![format!("merged from {} shard report(s)", files.len())],

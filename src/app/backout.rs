@@ -10,7 +10,7 @@ use crate::exit::{self, Failure};
 use crate::journal::{
     Journal, Record, RunEnd, RunEndStatus, RunKind, RunLog, RunStart, StateDir, StateLock,
 };
-use crate::model::ChangeReport;
+use crate::model::{ChangeReport, RunCommand};
 use crate::playbook::{self, Playbook};
 use crate::progress::Bar;
 use crate::report::{ChangeFormat, ChangeView, ReportFile};
@@ -131,7 +131,7 @@ fn report_backout(
     err: &mut dyn Write,
 ) -> Result<()> {
     let ctx = output::context(
-        "backout",
+        RunCommand::Backout,
         account,
         &start.subscriptions,
         playbooks,

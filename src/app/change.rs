@@ -10,7 +10,7 @@ use crate::fsutil::write_atomic;
 use crate::journal::{
     Journal, PlaybookRef, Record, RunEnd, RunEndStatus, RunKind, RunStart, StateDir, StateLock,
 };
-use crate::model::{Change, ChangeReport, ReportContext, Status, TestResult};
+use crate::model::{Change, ChangeReport, ReportContext, RunCommand, Status, TestResult};
 use crate::plan::{self, PLAN_KIND, PlanFile};
 use crate::playbook::{self, Playbook};
 use crate::progress::Bar;
@@ -88,7 +88,7 @@ pub fn plan(
     err: &mut dyn Write,
 ) -> Result<i32> {
     let bar = Bar::new(global.progress, global.verbose, "planning");
-    let session = start_session(global, &options.selection, &bar, "plan", err)?;
+    let session = start_session(global, &options.selection, &bar, RunCommand::Plan, err)?;
     let findings = session.assess(
         global,
         &options.selection,
@@ -116,7 +116,7 @@ pub fn plan(
         write_atomic(path, &bytes)
             .with_context(|| format!("cannot write the plan file {}", path.display()))?;
     }
-    let ctx = session.report_context("plan", &options.selection, None);
+    let ctx = session.report_context(RunCommand::Plan, &options.selection, None);
     print_report(
         &report,
         &ctx,
@@ -401,7 +401,7 @@ fn report_apply(
     err: &mut dyn Write,
 ) -> Result<()> {
     let run_id = report.run.as_deref().unwrap_or_default();
-    let ctx = session.report_context("apply", &options.selection, report.run.clone());
+    let ctx = session.report_context(RunCommand::Apply, &options.selection, report.run.clone());
     print_report(
         report,
         &ctx,
@@ -471,7 +471,7 @@ fn from_plan_file<'b>(
     check_plan_file(&file, &account, &visible, &playbooks, options.max_age)?;
     if !global.quiet {
         let scope = super::scope_line(
-            "apply",
+            RunCommand::Apply,
             &playbooks,
             &file.subscriptions,
             &account,
@@ -509,7 +509,7 @@ fn from_filters<'b>(
     bar: &'b Bar,
     err: &mut dyn Write,
 ) -> Result<Prepared<'b>> {
-    let session = start_session(global, &options.selection, bar, "apply", err)?;
+    let session = start_session(global, &options.selection, bar, RunCommand::Apply, err)?;
     let findings = session.assess(
         global,
         &options.selection,
@@ -573,7 +573,7 @@ fn nothing_to_change(
     err: &mut dyn Write,
 ) -> Result<i32> {
     let report = ChangeReport::new(None, changes, errors);
-    let ctx = session.report_context("apply", &options.selection, None);
+    let ctx = session.report_context(RunCommand::Apply, &options.selection, None);
     print_report(
         &report,
         &ctx,

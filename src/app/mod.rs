@@ -17,7 +17,7 @@ use crate::account;
 use crate::az::{Az, AzConfig, AzError};
 use crate::discover::Filters;
 use crate::evaluate::{self, Finding, KeepTargets, RunOptions};
-use crate::model::{ReportContext, Status};
+use crate::model::{ReportContext, RunCommand, Status};
 use crate::playbook::{self, Playbook};
 use crate::progress::Bar;
 use crate::waivers::Waivers;
@@ -153,7 +153,7 @@ pub(crate) fn scope_items(selection: &Selection) -> Vec<String> {
 
 /// The first line of every run: what it covers, as whom. It goes in logs and change tickets.
 pub(crate) fn scope_line(
-    command: &str,
+    command: RunCommand,
     playbooks: &[Playbook],
     subscriptions: &[String],
     account: &account::Account,
@@ -175,7 +175,8 @@ pub(crate) fn scope_line(
         format!("; {}", filters.join(", "))
     };
     format!(
-        "azbook {command}: {} in {subs}, signed in as {} (tenant {}){filters}",
+        "azbook {}: {} in {subs}, signed in as {} (tenant {}){filters}",
+        command.as_str(),
         ids.join(", "),
         account.user,
         account.tenant_id
@@ -196,7 +197,7 @@ pub(crate) fn start_session<'b>(
     global: &Global,
     selection: &Selection,
     bar: &'b Bar,
-    command: &str,
+    command: RunCommand,
     err: &mut dyn Write,
 ) -> Result<Session<'b>> {
     let playbooks = playbook::select(&selection.playbooks)?;
@@ -225,7 +226,7 @@ impl Session<'_> {
     /// What the reports of this run say besides their results.
     pub fn report_context(
         &self,
-        command: &str,
+        command: RunCommand,
         selection: &Selection,
         run: Option<String>,
     ) -> ReportContext {

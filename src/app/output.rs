@@ -4,7 +4,7 @@
 use super::Selection;
 use crate::account::Account;
 use crate::fsutil::write_atomic;
-use crate::model::{ChangeReport, PlaybookDoc, ReportContext, TestReport};
+use crate::model::{ChangeReport, PlaybookDoc, ReportContext, RunCommand, TestReport};
 use crate::playbook::Playbook;
 use crate::report::{ChangeFormat, ChangeView, ReportFile, TestFormat};
 use crate::timefmt;
@@ -13,7 +13,7 @@ use std::io::Write;
 
 /// What every report says about the run besides its results.
 pub(crate) fn context(
-    command: &str,
+    command: RunCommand,
     account: &Account,
     subscriptions: &[String],
     playbooks: &[Playbook],
@@ -21,7 +21,7 @@ pub(crate) fn context(
     run: Option<String>,
 ) -> ReportContext {
     ReportContext {
-        command: command.to_string(),
+        command: Some(command),
         generated_at: timefmt::now_rfc3339(),
         azbook_version: env!("CARGO_PKG_VERSION").to_string(),
         tenant_id: account.tenant_id.clone(),

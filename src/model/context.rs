@@ -9,8 +9,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ReportContext {
-    /// `test`, `plan`, `apply` or `backout`.
-    pub command: String,
+    /// Which command produced the report (absent only in a context built for a test).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<RunCommand>,
     /// RFC 3339, UTC.
     pub generated_at: String,
     pub azbook_version: String,
@@ -23,6 +24,27 @@ pub struct ReportContext {
     pub playbooks: Vec<PlaybookDoc>,
     /// apply and backout: the change-log run id.
     pub run: Option<String>,
+}
+
+/// The commands whose results a report holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunCommand {
+    Test,
+    Plan,
+    Apply,
+    Backout,
+}
+
+impl RunCommand {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunCommand::Test => "test",
+            RunCommand::Plan => "plan",
+            RunCommand::Apply => "apply",
+            RunCommand::Backout => "backout",
+        }
+    }
 }
 
 /// A playbook as a report describes it: what control it implements and what it tests.

@@ -9,6 +9,6 @@ mod merge;
 mod results;
 
 pub use changes::{Change, ChangeReport, ChangeStatus, ChangeSummary, PlannedStep, StepKind};
-pub use context::{PlaybookDoc, PlaybookInfo, ReportContext, playbook_ids};
+pub use context::{PlaybookDoc, PlaybookInfo, ReportContext, RunCommand, playbook_ids};
 pub use merge::merge_test_reports;
 pub use results::{Evidence, Status, Summary, TestReport, TestResult};

@@ -9,7 +9,7 @@
 
 use super::TestRenderer;
 use crate::model::{
-    Evidence, ReportContext, Status, Summary, TestReport, TestResult, playbook_ids,
+    Evidence, ReportContext, RunCommand, Status, Summary, TestReport, TestResult, playbook_ids,
 };
 use std::io::{self, Write};
 
@@ -35,12 +35,8 @@ pub fn render_test_junit(report: &TestReport, ctx: &ReportContext) -> String {
     out
 }
 
-fn command(ctx: &ReportContext) -> &str {
-    if ctx.command.is_empty() {
-        "test"
-    } else {
-        &ctx.command
-    }
+fn command(ctx: &ReportContext) -> &'static str {
+    ctx.command.unwrap_or(RunCommand::Test).as_str()
 }
 
 /// `tests`, `failures` (noncompliant), `errors` and `skipped` (skipped and waived) attributes.
@@ -267,7 +263,7 @@ mod tests {
 
     fn ctx() -> ReportContext {
         ReportContext {
-            command: "test".into(),
+            command: Some(RunCommand::Test),
             generated_at: "2025-06-01T10:00:00Z".into(),
             tenant_id: "t-1".into(),
             user: "ops@example.com".into(),

@@ -11,8 +11,8 @@ use super::table::short_resource;
 use super::{ChangeRenderer, ChangeView, TestRenderer, state_changes, summary_line};
 use crate::az::display_command;
 use crate::model::{
-    Change, ChangeReport, Evidence, PlaybookDoc, ReportContext, Status, StepKind, Summary,
-    TestReport, TestResult, playbook_ids,
+    Change, ChangeReport, Evidence, PlaybookDoc, ReportContext, RunCommand, Status, StepKind,
+    Summary, TestReport, TestResult, playbook_ids,
 };
 use std::fmt::Write as _;
 use std::io::{self, Write};
@@ -35,7 +35,7 @@ pub fn render_test_markdown(report: &TestReport, ctx: &ReportContext) -> String 
     let _ = writeln!(
         out,
         "Results of `azbook {}`: {} resource(s) tested with {} playbook(s).\n",
-        command(ctx, "test"),
+        command(ctx, RunCommand::Test),
         report.results.len(),
         playbook_ids(ctx, &report.results).len()
     );
@@ -205,7 +205,7 @@ fn evidence_list(evidence: &Evidence) -> String {
 /// how compliance is tested, the exact commands to make and to undo each change, what cannot be
 /// undone, and how to verify.
 pub fn render_change_markdown(report: &ChangeReport, ctx: &ReportContext) -> String {
-    let cmd = command(ctx, "plan");
+    let cmd = command(ctx, RunCommand::Plan);
     let run = ctx.run.as_ref().or(report.run.as_ref());
     let multi = spans_subscriptions(report.changes.iter().map(|c| c.resource.as_str()), ctx);
     let name = |c: &Change| esc(&short_resource(&c.resource, multi));
@@ -602,12 +602,8 @@ fn change_log(cmd: &str, run: Option<&String>) -> String {
 // ---------------------------------------------------------------------------------------------
 // Shared
 
-fn command<'a>(ctx: &'a ReportContext, default: &'a str) -> &'a str {
-    if ctx.command.is_empty() {
-        default
-    } else {
-        &ctx.command
-    }
+fn command(ctx: &ReportContext, default: RunCommand) -> &'static str {
+    ctx.command.unwrap_or(default).as_str()
 }
 
 /// When, who, where: what a reader checks first.
@@ -794,9 +790,9 @@ mod tests {
         }
     }
 
-    fn ctx(command: &str) -> ReportContext {
+    fn ctx(command: RunCommand) -> ReportContext {
         ReportContext {
-            command: command.into(),
+            command: Some(command),
             generated_at: "2025-06-01T10:00:00Z".into(),
             azbook_version: "0.1.0".into(),
             tenant_id: "t-1".into(),
@@ -889,7 +885,7 @@ mod tests {
             ],
             &["storage-account-mmk", "sql-database-tde-mmk", "custom"],
         );
-        render_test_markdown(&report, &ctx("test"))
+        render_test_markdown(&report, &ctx(RunCommand::Test))
     }
 
     #[test]
@@ -1100,7 +1096,7 @@ mod tests {
     #[test]
     fn plan_record_has_each_section_and_every_command_in_a_fence() {
         let report = changes(ChangeStatus::Pending);
-        let text = render_change_markdown(&report, &ctx("plan"));
+        let text = render_change_markdown(&report, &ctx(RunCommand::Plan));
         assert!(has_line(&text, "# Change record: plan"));
         for heading in SECTIONS {
             assert!(has_line(&text, heading), "no {heading:?} in\n{text}");
@@ -1138,7 +1134,7 @@ mod tests {
 
     #[test]
     fn plan_record_calls_out_key_control_irreversible_steps_and_errors() {
-        let text = render_change_markdown(&changes(ChangeStatus::Pending), &ctx("plan"));
+        let text = render_change_markdown(&changes(ChangeStatus::Pending), &ctx(RunCommand::Plan));
         assert!(text.contains("> **1 change(s) remove the customer's control of a key.**"));
         assert!(has_line(
             &text,
@@ -1183,7 +1179,7 @@ mod tests {
 
     #[test]
     fn apply_and_backout_records_name_their_run_and_read_back_states() {
-        let mut ctx = ctx("apply");
+        let mut ctx = ctx(RunCommand::Apply);
         ctx.run = Some("20250601T100000Z-ab12".into());
         let report = changes(ChangeStatus::Done);
         let text = render_change_markdown(&report, &ctx);
@@ -1206,7 +1202,7 @@ mod tests {
             "| rg\\_1/st1 | storage-account-mmk | done | `{\"encryption\":{\"keySource\":\"Microsoft.Storage\"}}` |"
         );
 
-        ctx.command = "backout".into();
+        ctx.command = Some(RunCommand::Backout);
         let text = render_change_markdown(&report, &ctx);
         assert!(has_line(
             &text,
