@@ -19,7 +19,7 @@ use serde_json::Value;
 #[serde(rename_all = "camelCase")]
 pub struct PlanFile {
     pub schema_version: u32,
-    pub kind: String,
+    pub kind: PlanKind,
     pub azbook_version: String,
     pub created_at: String,
     pub tenant_id: String,
@@ -30,7 +30,12 @@ pub struct PlanFile {
     pub changes: Vec<Change>,
 }
 
-pub const PLAN_KIND: &str = "azbook-plan";
+/// What a saved plan says it is, so that another JSON file is not taken for one.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PlanKind {
+    #[serde(rename = "azbook-plan")]
+    AzbookPlan,
+}
 
 fn with_before(context: &Value, before: &Value) -> Value {
     let mut ctx = context.clone();

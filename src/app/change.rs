@@ -11,7 +11,7 @@ use crate::journal::{
     Journal, PlaybookRef, Record, RunEnd, RunEndStatus, RunKind, RunStart, StateDir, StateLock,
 };
 use crate::model::{Change, ChangeReport, ReportContext, RunCommand, Status, TestResult};
-use crate::plan::{self, PLAN_KIND, PlanFile};
+use crate::plan::{self, PlanFile, PlanKind};
 use crate::playbook::{self, Playbook};
 use crate::progress::Bar;
 use crate::report::{self, ChangeFormat, ChangeView, ReportFile};
@@ -102,7 +102,7 @@ pub fn plan(
     if let Some(path) = &options.out {
         let file = PlanFile {
             schema_version: 1,
-            kind: PLAN_KIND.into(),
+            kind: PlanKind::AzbookPlan,
             azbook_version: env!("CARGO_PKG_VERSION").into(),
             created_at: timefmt::now_rfc3339(),
             tenant_id: session.account.tenant_id.clone(),
@@ -153,10 +153,9 @@ fn check_plan_file(
     playbooks: &[Playbook],
     max_age: Duration,
 ) -> Result<()> {
-    if file.kind != PLAN_KIND || file.schema_version != 1 {
+    if file.schema_version != 1 {
         bail!(
-            "not an azbook plan (schema version 1): kind {:?}, schemaVersion {}",
-            file.kind,
+            "not an azbook plan of schema version 1: schemaVersion {}",
             file.schema_version
         );
     }
