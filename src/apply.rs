@@ -33,8 +33,7 @@ pub fn execute(
             .expect("changes come from the selected playbooks");
         execute_one(runner, playbook, change, recheck, &checked)
     };
-    let skip = |change, reason| conclude(change, ChangeStatus::Skipped, reason);
-    runner.run_all(jobs, changes, progress, &work, &skip)
+    runner.run_all(jobs, changes, progress, &work, &conclude)
 }
 
 fn execute_one(

@@ -75,10 +75,10 @@ pub fn execute(
     progress: &dyn Progress,
 ) -> (Vec<Change>, Option<String>) {
     let work = |(playbook, target): (&Playbook, Changed)| one(runner, playbook, &target, force);
-    let skip = |(_, target): (&Playbook, Changed), reason| {
-        conclude(skeleton(&target), ChangeStatus::Skipped, reason)
+    let ended = |(_, target): (&Playbook, Changed), status, reason| {
+        conclude(skeleton(&target), status, reason)
     };
-    runner.run_all(jobs, targets, progress, &work, &skip)
+    runner.run_all(jobs, targets, progress, &work, &ended)
 }
 
 /// The change a target's backout is reported as, before anything is known of it.

@@ -52,6 +52,27 @@ pub fn parent_dir(path: &Path) -> &Path {
 
 /// A new, exclusively created temp file in `dir`. The name starts with `.` so that listings of
 /// the directory (such as the run list) pass over a temp file a crash left behind.
+/// Fails now, with the reason, if `write_atomic(path, ..)` could not succeed later: `path` is a
+/// directory, or its directory does not exist or takes no new file. A run checks its report
+/// destinations so before it changes anything, rather than failing after.
+pub fn check_writable(path: &Path) -> io::Result<()> {
+    if path.is_dir() {
+        return Err(io::Error::new(
+            io::ErrorKind::IsADirectory,
+            format!("{} is a directory", path.display()),
+        ));
+    }
+    let name = path.file_name().ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} names no file", path.display()),
+        )
+    })?;
+    let (temp_path, file) = create_temp(parent_dir(path), &name.to_string_lossy())?;
+    drop(file);
+    fs::remove_file(temp_path)
+}
+
 fn create_temp(dir: &Path, name: &str) -> io::Result<(std::path::PathBuf, File)> {
     let pid = std::process::id();
     let mut attempt = 0u32;
@@ -72,6 +93,15 @@ fn create_temp(dir: &Path, name: &str) -> io::Result<(std::path::PathBuf, File)>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_destination_is_checked_without_leaving_anything() {
+        let dir = tempfile::tempdir().unwrap();
+        check_writable(&dir.path().join("report.md")).unwrap();
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+        assert!(check_writable(dir.path()).is_err(), "a directory");
+        assert!(check_writable(&dir.path().join("no/such/dir/report.md")).is_err());
+    }
 
     #[test]
     fn writes_replaces_and_leaves_no_temp_file() {

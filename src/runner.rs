@@ -66,14 +66,16 @@ impl<'a> Runner<'a> {
 
     /// Runs `work` on every item, `jobs` at a time, starting them in order, and returns what
     /// each came to in that order, with why the run stopped early if it did. An item not yet
-    /// started when the run stopped is handed to `skip` with the reason instead.
-    pub fn run_all<T: Send>(
+    /// started when the run stopped comes back from `ended(item, Skipped, reason)` instead, and
+    /// one whose work panicked (a bug) from `ended(item, Failed, ..)`, after which the run
+    /// starts nothing new: its other workers finish, the log is closed and the results printed.
+    pub fn run_all<T: Send + Clone>(
         &self,
         jobs: usize,
         items: Vec<T>,
         progress: &dyn Progress,
         work: &(dyn Fn(T) -> Change + Sync),
-        skip: &(dyn Fn(T, String) -> Change + Sync),
+        ended: &(dyn Fn(T, ChangeStatus, String) -> Change + Sync),
     ) -> (Vec<Change>, Option<String>) {
         progress.found(items.len() as u64);
         let slots: Vec<Mutex<Option<Change>>> = items.iter().map(|_| Mutex::new(None)).collect();
@@ -83,8 +85,12 @@ impl<'a> Runner<'a> {
             for (item, slot) in items.into_iter().zip(&slots).rev() {
                 spawner.spawn(move |_| {
                     let change = match self.stop.get() {
-                        Some(reason) => skip(item, format!("not started: {reason}")),
-                        None => work(item),
+                        Some(reason) => ended(
+                            item,
+                            ChangeStatus::Skipped,
+                            format!("not started: {reason}"),
+                        ),
+                        None => self.guarded(item, work, ended),
                     };
                     *slot.lock().expect("change slot") = Some(change);
                     progress.assessed();
@@ -100,6 +106,32 @@ impl<'a> Runner<'a> {
             })
             .collect();
         (done, self.stop.get())
+    }
+
+    /// Runs `work`, turning a panic into a failed target and a stop.
+    fn guarded<T: Clone>(
+        &self,
+        item: T,
+        work: &(dyn Fn(T) -> Change + Sync),
+        ended: &(dyn Fn(T, ChangeStatus, String) -> Change + Sync),
+    ) -> Change {
+        let kept = item.clone();
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(item))) {
+            Ok(change) => change,
+            Err(panic) => {
+                let what = panic
+                    .downcast_ref::<String>()
+                    .map(String::as_str)
+                    .or_else(|| panic.downcast_ref::<&str>().copied())
+                    .unwrap_or("a panic");
+                let reason = format!("azbook failed internally ({what}); please report this bug");
+                self.stop.set(reason.clone());
+                let message = format!(
+                    "{reason}. Its change may or may not have been made: `azbook backout` reads the live state and restores it"
+                );
+                ended(kept, ChangeStatus::Failed, message)
+            }
+        }
     }
 
     /// Appends a record; a failure stops the run and comes back as the target's message.
@@ -245,6 +277,48 @@ mod tests {
         written.add(&predicted);
         assert!(written.0.is_none(), "and it stays so");
     }
+
+    #[test]
+    fn a_panicking_target_fails_and_stops_the_run_without_losing_the_others() {
+        let az = Az::new(crate::az::AzConfig::default(), None);
+        let runner = Runner::new(&az, None);
+        let change = |name: &str| Change {
+            playbook: "p".into(),
+            resource: name.into(),
+            subscription: "s".into(),
+            steps: Vec::new(),
+            before: Value::Null,
+            after: Value::Null,
+            backout: Vec::new(),
+            status: ChangeStatus::Pending,
+            message: String::new(),
+            warnings: Vec::new(),
+            context: Value::Null,
+        };
+        let work = |c: Change| {
+            if c.resource == "b" {
+                panic!("bad state");
+            }
+            conclude(c, ChangeStatus::Done, "ok".into())
+        };
+        let ended = |c: Change, status, why| conclude(c, status, why);
+        let items = vec![change("a"), change("b"), change("c")];
+        let (done, stopped) = runner.run_all(1, items, &Silent, &work, &ended);
+        let statuses: Vec<ChangeStatus> = done.iter().map(|c| c.status).collect();
+        assert_eq!(
+            statuses,
+            [
+                ChangeStatus::Done,
+                ChangeStatus::Failed,
+                ChangeStatus::Skipped
+            ]
+        );
+        assert!(done[1].message.contains("bad state"), "{}", done[1].message);
+        assert!(stopped.unwrap().contains("azbook failed internally"));
+    }
+
+    struct Silent;
+    impl Progress for Silent {}
 
     #[test]
     fn the_first_reason_to_stop_is_kept() {

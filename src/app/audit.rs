@@ -43,8 +43,8 @@ pub fn list(playbooks: &[String], output: ListFormat, out: &mut dyn Write) -> Re
         })
         .collect();
     match output {
-        ListFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&infos)?)?,
-        ListFormat::Table => write!(out, "{}", report::render_playbook_list(&infos))?,
+        ListFormat::Json => output::print(out, &(serde_json::to_string_pretty(&infos)? + "\n"))?,
+        ListFormat::Table => output::print(out, &report::render_playbook_list(&infos))?,
     }
     Ok(exit::OK)
 }
@@ -57,6 +57,7 @@ pub fn test(
     err: &mut dyn Write,
 ) -> Result<i32> {
     let started = Instant::now();
+    output::check_report_files(&options.reports)?;
     let bar = Bar::new(global.progress, global.verbose, "testing");
     let session = start_session(global, &options.selection, &bar, RunCommand::Test, err)?;
     // Evidence needs every target's calls; a plain test needs only the results.
@@ -122,6 +123,7 @@ pub fn merge_reports(
     colour: bool,
     out: &mut dyn Write,
 ) -> Result<i32> {
+    output::check_report_files(reports)?;
     let mut inputs = Vec::new();
     for path in files {
         let text = std::fs::read_to_string(path)

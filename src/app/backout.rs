@@ -38,6 +38,7 @@ pub fn backout(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> Result<i32> {
+    output::check_report_files(&options.reports)?;
     let state = StateDir::new(&global.state_dir);
     let (run_id, log) = read_apply_run(&state, options, err)?;
     let start = log.start().expect("checked by read_apply_run").clone();
@@ -85,11 +86,12 @@ pub fn backout(
         .map(|j| j.lock().expect("journal lock").run_id().to_string());
     let report = ChangeReport::new(own_run.clone(), changes, Vec::new());
     let incomplete = stopped.is_some() || report.has_failures();
-    if let Some(journal) = &journal {
-        end_run(journal, &report, incomplete, stopped.is_some()).map_err(Failure::after_changes)?;
-    }
+    let ended = match &journal {
+        Some(journal) => end_run(journal, &report, incomplete, stopped.is_some()),
+        None => Ok(()),
+    };
     drop(lock);
-    report_backout(
+    let reported = report_backout(
         global,
         options,
         (&account, &start, &playbooks),
@@ -97,7 +99,16 @@ pub fn backout(
         (&run_id, stopped.as_deref(), incomplete),
         out,
         err,
-    )?;
+    );
+    if !options.dry_run && (ended.is_err() || reported.is_err()) {
+        writeln!(
+            err,
+            "{} target(s) of run {run_id} were restored before this failure; `azbook backout {run_id}` again goes on with the rest",
+            report.summary.restored
+        )?;
+    }
+    ended.map_err(Failure::after_changes)?;
+    reported.map_err(Failure::after_changes)?;
     super::report_usage(global, err)?;
     Ok(if incomplete {
         exit::INCOMPLETE

@@ -10,7 +10,9 @@ use crate::fsutil::write_atomic;
 use crate::journal::{
     Journal, PlaybookRef, Record, RunEnd, RunEndStatus, RunKind, RunStart, StateDir, StateLock,
 };
-use crate::model::{Change, ChangeReport, ReportContext, RunCommand, Status, TestResult};
+use crate::model::{
+    Change, ChangeReport, ChangeStatus, ReportContext, RunCommand, Status, TestResult,
+};
 use crate::plan::{self, PlanFile, PlanKind};
 use crate::playbook::{self, Playbook};
 use crate::progress::Bar;
@@ -87,6 +89,7 @@ pub fn plan(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> Result<i32> {
+    output::check_report_files(&options.reports)?;
     let bar = Bar::new(global.progress, global.verbose, "planning");
     let session = start_session(global, &options.selection, &bar, RunCommand::Plan, err)?;
     let findings = session.assess(
@@ -321,6 +324,7 @@ pub fn apply(
     if options.dry_run {
         return apply_dry_run(global, options, out, err);
     }
+    output::check_report_files(&options.reports)?;
     // The lock first: two applies planning the same targets at once would both change them,
     // and a state directory that cannot be written must stop the run before anything changes.
     let state = StateDir::new(&global.state_dir);
@@ -371,7 +375,7 @@ pub fn apply(
     // The log ends properly even when the run stopped early, so that it reads as a whole story.
     let ended = end_run(&journal, &report, stopped.is_some(), failed);
     drop(lock);
-    report_apply(
+    let reported = report_apply(
         global,
         options,
         &session,
@@ -379,8 +383,12 @@ pub fn apply(
         stopped.as_deref(),
         out,
         err,
-    )?;
+    );
+    if ended.is_err() || reported.is_err() {
+        writeln!(err, "{}", in_place(&report))?;
+    }
     ended.map_err(Failure::after_changes)?;
+    reported.map_err(Failure::after_changes)?;
     super::report_usage(global, err)?;
     Ok(if failed || !report.errors.is_empty() {
         exit::INCOMPLETE
@@ -420,6 +428,31 @@ fn report_apply(
         writeln!(err, "to undo it: azbook backout {run_id}")?;
     }
     Ok(())
+}
+
+/// After a failure that came after the changes: which of them are in place, and how to undo them.
+fn in_place(report: &ChangeReport) -> String {
+    let run_id = report.run.as_deref().unwrap_or_default();
+    let done: Vec<&str> = report
+        .changes
+        .iter()
+        .filter(|c| c.status == ChangeStatus::Done)
+        .map(|c| c.resource.rsplit('/').next().unwrap_or(&c.resource))
+        .collect();
+    let named = match done.len() {
+        0 => "no change of this run is in place".to_string(),
+        n if n <= 5 => format!(
+            "{n} change(s) of run {run_id} are in place ({})",
+            done.join(", ")
+        ),
+        n => format!(
+            "{n} change(s) of run {run_id} are in place ({}, ...)",
+            done[..5].join(", ")
+        ),
+    };
+    format!(
+        "{named}; a change that failed may be in place too (see its message): `azbook backout {run_id}` restores everything this run changed"
+    )
 }
 
 /// `apply --dry-run` is `plan`.

@@ -3,7 +3,7 @@
 
 use super::Selection;
 use crate::account::Account;
-use crate::fsutil::write_atomic;
+use crate::fsutil::{check_writable, write_atomic};
 use crate::model::{ChangeReport, PlaybookDoc, ReportContext, RunCommand, TestReport};
 use crate::playbook::Playbook;
 use crate::report::{ChangeFormat, ChangeView, ReportFile, TestFormat};
@@ -64,8 +64,31 @@ pub(crate) fn emit_changes(
 /// How a report is written in a format: the format, whether to colour it, the sink.
 type Render<'a, F> = dyn Fn(F, bool, &mut dyn Write) -> std::io::Result<()> + 'a;
 
+/// Prints text for `list`, `runs` and `log`; a closed stdout is no failure (see `emit`).
+pub(crate) fn print(out: &mut dyn Write, text: &str) -> Result<()> {
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        printed => printed.context("writing the results"),
+    }
+}
+
+/// Fails before anything runs if a `--report` file could not be written after it.
+pub(crate) fn check_report_files<F>(files: &[ReportFile<F>]) -> Result<()> {
+    for file in files {
+        check_writable(&file.path).with_context(|| {
+            format!(
+                "cannot write the report {}; nothing was changed",
+                file.path.display()
+            )
+        })?;
+    }
+    Ok(())
+}
+
 /// Writes the report to every `--report` file (atomically, never coloured), then to stdout in
-/// `format`.
+/// `format`. Every destination is tried even when one fails, so that the results reach all the
+/// others; the first failure is returned. A closed stdout (`azbook test | head`) is no failure:
+/// the reader has what it wanted, and the run keeps its own exit code.
 fn emit<F: Copy>(
     out: &mut dyn Write,
     format: F,
@@ -73,13 +96,24 @@ fn emit<F: Copy>(
     files: &[ReportFile<F>],
     render: &Render<F>,
 ) -> Result<()> {
+    let mut first_failure = None;
     for file in files {
         let mut bytes = Vec::new();
-        render(file.format, false, &mut bytes)?;
-        write_atomic(&file.path, &bytes)
-            .with_context(|| format!("cannot write the report {}", file.path.display()))?;
+        let written = render(file.format, false, &mut bytes)
+            .and_then(|()| write_atomic(&file.path, &bytes))
+            .with_context(|| format!("cannot write the report {}", file.path.display()));
+        if let Err(e) = written {
+            first_failure.get_or_insert(e);
+        }
     }
     let mut buffered = std::io::BufWriter::with_capacity(64 * 1024, out);
-    render(format, colour, &mut buffered).context("writing the results")?;
-    buffered.flush().context("writing the results")
+    let printed = render(format, colour, &mut buffered).and_then(|()| buffered.flush());
+    match printed {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        Err(e) => {
+            first_failure.get_or_insert(anyhow::Error::new(e).context("writing the results"));
+        }
+        Ok(()) => {}
+    }
+    first_failure.map_or(Ok(()), Err)
 }
