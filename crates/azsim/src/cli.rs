@@ -7,26 +7,15 @@ use crate::args::{self, ParseResult, Parsed};
 use crate::commands::{self, Ctx, Resolution};
 use crate::errors::AzError;
 use crate::store::Store;
-use crate::synth::{self, SplitMix64};
+use crate::synth;
 use crate::world::Subscription;
-use crate::{faults, invocation_log, output};
+use crate::{faults, invocation_log, output, warnings};
 use serde_json::Value;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 /// knack's logging flags: accepted anywhere on the command line and removed before parsing.
 const LOGGING_FLAGS: &[&str] = &["--only-show-errors", "--verbose", "--debug"];
-
-static ONLY_ERRORS: AtomicBool = AtomicBool::new(false);
-
-/// Prints an az warning to stderr unless `--only-show-errors` was given.
-pub fn warn(message: &str) {
-    if !ONLY_ERRORS.load(Ordering::Relaxed) {
-        eprintln!("WARNING: {message}");
-    }
-}
 
 /// Runs one az call; `argv` is everything after `az`. Returns the process exit code.
 pub fn run(argv: &[String], world: Option<PathBuf>) -> i32 {
@@ -34,10 +23,7 @@ pub fn run(argv: &[String], world: Option<PathBuf>) -> i32 {
         eprintln!("ERROR: azsim: AZSIM_WORLD is not set");
         return 1;
     };
-    ONLY_ERRORS.store(
-        argv.iter().any(|a| a == "--only-show-errors"),
-        Ordering::Relaxed,
-    );
+    warnings::set_only_errors(argv.iter().any(|a| a == "--only-show-errors"));
     let tokens: Vec<String> = argv
         .iter()
         .filter(|a| !LOGGING_FLAGS.contains(&a.as_str()))
@@ -98,7 +84,7 @@ fn answer(
     if !header.settings.signed_in && words != ["version"] {
         if words == ["account", "list"] {
             // `az account list` with no accounts warns and prints an empty list (exit 0).
-            warn("Please run \"az login\" to access your accounts.");
+            warnings::warn("Please run \"az login\" to access your accounts.");
             return Ok(output::format(
                 &output::apply_query(Value::Array(Vec::new()), query.as_deref())?,
                 &format,
@@ -122,7 +108,7 @@ fn answer(
 
     let fired = faults::fire(&store.db(), words, argv)?;
     std::thread::sleep(
-        latency(header.settings.latency_ms, header.settings.jitter_ms) + fired.delay,
+        synth::latency(header.settings.latency_ms, header.settings.jitter_ms) + fired.delay,
     );
     if let Some(e) = fired.error {
         return Err(e);
@@ -168,20 +154,6 @@ fn find_subscription(subs: &[Subscription], wanted: Option<&str>) -> Result<Subs
         ))),
         (None, None) => Err(AzError::client("Please run 'az login' to setup account.")),
     }
-}
-
-/// `latencyMs` plus a random 0..=`jitterMs`.
-pub fn latency(latency_ms: u64, jitter_ms: u64) -> Duration {
-    let jitter = if jitter_ms == 0 {
-        0
-    } else {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_nanos() as u64;
-        SplitMix64(nanos ^ u64::from(std::process::id())).below(jitter_ms + 1)
-    };
-    Duration::from_millis(latency_ms + jitter)
 }
 
 /// Dies the way a killed az does (exit status 137 in a shell), after the change was committed

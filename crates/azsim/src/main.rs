@@ -19,6 +19,7 @@ mod seed;
 mod serve;
 mod store;
 mod synth;
+mod warnings;
 mod world;
 
 use std::path::{Path, PathBuf};

@@ -29,7 +29,7 @@ pub struct World {
     #[serde(default)]
     pub sql_databases: Vec<SqlDatabase>,
     #[serde(default)]
-    pub faults: Vec<crate::faults::Fault>,
+    pub faults: Vec<Fault>,
 }
 
 fn default_tenant() -> String {
@@ -307,6 +307,76 @@ impl SqlDatabase {
     }
 }
 
+/// One fault as written in the world file. Exactly one action field is set; which calls it
+/// fires on and what firing does are [`crate::faults`]'s business.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Fault {
+    /// Command words, or a leading part of them ("sql" matches every SQL command). Absent: any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    /// A substring that some argument after `az` must contain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub argv_contains: Option<String>,
+    /// How many more times the fault fires; absent means always. Counted in the store, so
+    /// parallel callers share one budget.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub times: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<FaultError>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hang_seconds: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub malformed: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crash_after_change: Option<bool>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FaultError {
+    pub code: String,
+    pub message: String,
+    #[serde(default = "one")]
+    pub exit_code: i32,
+    /// The HTTP status `azsim serve` answers with; absent: the status Azure uses for the code
+    /// (404 for the not-found codes, 403 AuthorizationFailed, 429 for throttling, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+}
+
+fn one() -> i32 {
+    1
+}
+
+impl Fault {
+    /// Rejects a fault that would do nothing or several things at once, so a world states
+    /// unambiguously how a call goes wrong.
+    pub fn validate(&self) -> Result<()> {
+        let actions = [
+            self.error.is_some(),
+            self.latency_ms.is_some(),
+            self.hang_seconds.is_some(),
+            self.malformed == Some(true),
+            self.crash_after_change == Some(true),
+        ];
+        if actions.iter().filter(|a| **a).count() != 1 {
+            bail!(
+                "a fault needs exactly one action (error, latencyMs, hangSeconds, malformed: true, crashAfterChange: true): {self:?}"
+            );
+        }
+        if self
+            .hang_seconds
+            .is_some_and(|s| !(0.0..=86_400.0).contains(&s))
+        {
+            bail!("hangSeconds must be between 0 and 86400");
+        }
+        Ok(())
+    }
+}
+
 impl World {
     /// Parses and normalizes a world file; see [`World::normalize`].
     pub fn from_json(text: &str) -> Result<World> {
@@ -480,6 +550,21 @@ mod tests {
         );
         assert_eq!(w.sql_databases[0].kind.as_deref(), Some("v12.0,system"));
         assert!(w.settings.signed_in);
+    }
+
+    #[test]
+    fn exactly_one_action() {
+        let latency = Fault {
+            latency_ms: Some(1),
+            ..Fault::default()
+        };
+        assert!(latency.validate().is_ok());
+        let two = Fault {
+            malformed: Some(true),
+            ..latency
+        };
+        assert!(two.validate().is_err());
+        assert!(Fault::default().validate().is_err());
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use super::{Command, Ctx};
 use crate::args::{Arity, CommandSpec, Param, Parsed};
 use crate::errors::AzError;
-use crate::render;
+use crate::{render, warnings};
 use serde_json::{Value, json};
 
 pub const COMMANDS: &[Command] = &[
@@ -88,7 +88,7 @@ fn list(ctx: &mut Ctx, p: &Parsed) -> Result<Value, AzError> {
         .filter(|s| p.flag("all") || s.state == "Enabled")
         .collect();
     if shown.len() != subs.len() {
-        crate::cli::warn(
+        warnings::warn(
             "A few accounts are skipped as they don't have 'Enabled' state. Use '--all' to display them.",
         );
     }

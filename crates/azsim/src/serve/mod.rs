@@ -19,7 +19,7 @@ pub mod wire;
 
 use crate::errors::{self, AzError};
 use crate::store::Store;
-use crate::{cli, faults, invocation_log, synth};
+use crate::{faults, invocation_log, synth};
 use anyhow::{Context, Result};
 use http::{Reply, Request, Response};
 use serde_json::{Value, json};
@@ -280,7 +280,7 @@ impl Server {
             let argv = [method.to_string(), segs.join("/")];
             let fired = faults::fire(&store.db(), &words, &argv)?;
             std::thread::sleep(
-                cli::latency(header.settings.latency_ms, header.settings.jitter_ms) + fired.delay,
+                synth::latency(header.settings.latency_ms, header.settings.jitter_ms) + fired.delay,
             );
             if let Some(e) = fired.error {
                 return Ok(Reply::Send(routes::error_response(&e, fired.error_status)));
