@@ -4,7 +4,7 @@
 //! is accepted; unknown options and stray words are "unrecognized arguments" (exit 2).
 
 use crate::armid;
-use crate::errors::AzError;
+use crate::errors::CommandError;
 use std::collections::HashMap;
 
 /// How many values an option takes (argparse's `nargs`).
@@ -95,7 +95,7 @@ pub struct CommandSpec {
     pub validate: Option<Validator>,
 }
 
-pub type Validator = fn(&Parsed) -> Result<(), AzError>;
+pub type Validator = fn(&Parsed) -> Result<(), CommandError>;
 
 impl CommandSpec {
     pub fn prog(&self) -> String {
@@ -180,7 +180,7 @@ fn check_choice(
     tokens: &[String],
     p: &Param,
     value: String,
-) -> Result<String, AzError> {
+) -> Result<String, CommandError> {
     if p.choices.is_empty() {
         return Ok(value);
     }
@@ -228,7 +228,7 @@ fn normalized_options(spec: &CommandSpec, args: &[&str]) -> Vec<&'static str> {
 /// missing required argument): az prints the three help examples that best match the
 /// arguments given (`CommandRecommender.provide_recommendations`: most matching options
 /// first, then fewest options, in help order otherwise) above its reference link.
-pub fn command_usage(spec: &CommandSpec, tokens: &[String], message: String) -> AzError {
+pub fn command_usage(spec: &CommandSpec, tokens: &[String], message: String) -> CommandError {
     let given: Vec<&str> = tokens.iter().map(String::as_str).collect();
     let given = normalized_options(spec, &given);
     let mut ranked: Vec<(i64, usize, usize)> = spec
@@ -248,13 +248,13 @@ pub fn command_usage(spec: &CommandSpec, tokens: &[String], message: String) -> 
         .take(3)
         .map(|(_, _, i)| spec.examples[*i])
         .collect();
-    AzError::usage_with_examples(message, &best)
+    CommandError::usage_with_examples(message, &best)
 }
 
 /// Parses the tokens after the command words, then applies azure-cli's checks in its order:
 /// argument errors while consuming, required arguments, unrecognized arguments, and finally the
 /// `(--x --y | --ids) are required` validator.
-pub fn parse(spec: &CommandSpec, tokens: &[String]) -> Result<ParseResult, AzError> {
+pub fn parse(spec: &CommandSpec, tokens: &[String]) -> Result<ParseResult, CommandError> {
     let mut params: Vec<&Param> = spec.params.iter().collect();
     params.extend([&OUTPUT, &QUERY, &HELP]);
     if spec.subscription {
@@ -337,7 +337,7 @@ pub fn parse(spec: &CommandSpec, tokens: &[String]) -> Result<ParseResult, AzErr
     }
     if let Some(q) = parsed.one("query") {
         jmespath::compile(q).map_err(|_| {
-            AzError::usage(format!(
+            CommandError::usage(format!(
                 "argument --query: invalid jmespath_type value: '{q}'"
             ))
         })?;
@@ -357,7 +357,7 @@ pub fn parse(spec: &CommandSpec, tokens: &[String]) -> Result<ParseResult, AzErr
         return Err(command_usage(spec, tokens, message));
     }
     if !extras.is_empty() {
-        return Err(AzError::usage(format!(
+        return Err(CommandError::usage(format!(
             "unrecognized arguments: {}",
             extras.join(" ")
         )));
@@ -371,7 +371,7 @@ pub fn parse(spec: &CommandSpec, tokens: &[String]) -> Result<ParseResult, AzErr
             .map(|p| p.options[0])
             .collect();
         if !missing.is_empty() {
-            return Err(AzError::validation(format!(
+            return Err(CommandError::validation(format!(
                 "({} | --ids) are required",
                 missing.join(" ")
             )));
@@ -478,7 +478,7 @@ mod tests {
         validate: None,
     };
 
-    fn run(args: &[&str]) -> Result<Vec<Parsed>, AzError> {
+    fn run(args: &[&str]) -> Result<Vec<Parsed>, CommandError> {
         let tokens: Vec<String> = args.iter().map(|s| s.to_string()).collect();
         match parse(&SPEC, &tokens)? {
             ParseResult::Run(t) => Ok(t),
@@ -486,7 +486,7 @@ mod tests {
         }
     }
 
-    fn message(e: AzError) -> String {
+    fn message(e: CommandError) -> String {
         e.render().lines().next().unwrap().to_string()
     }
 

@@ -5,7 +5,7 @@
 
 use crate::args::{self, ParseResult, Parsed};
 use crate::commands::{self, Ctx, Resolution};
-use crate::errors::AzError;
+use crate::errors::CommandError;
 use crate::store::Store;
 use crate::synth;
 use crate::world::Subscription;
@@ -60,7 +60,7 @@ fn answer(
     tokens: &[String],
     argv: &[String],
     world: &Path,
-) -> Result<String, AzError> {
+) -> Result<String, CommandError> {
     let (command, consumed) = match resolution {
         Resolution::Unknown(e) => return Err(e),
         Resolution::Group { name, children } => return Ok(group_help(&name, &children)),
@@ -72,7 +72,7 @@ fn answer(
     };
     let format = targets[0].one("output").unwrap_or("json").to_string();
     if !matches!(format.as_str(), "json" | "jsonc" | "tsv" | "none") {
-        return Err(AzError::validation(format!(
+        return Err(CommandError::validation(format!(
             "azsim: output format '{format}' is not simulated (use json, jsonc, tsv or none)"
         )));
     }
@@ -90,7 +90,9 @@ fn answer(
                 &format,
             ));
         }
-        return Err(AzError::client("Please run 'az login' to setup account."));
+        return Err(CommandError::client(
+            "Please run 'az login' to setup account.",
+        ));
     }
     let subs = store.db().subscriptions()?;
     let takes_subscription = command.spec.subscription || words == ["account", "show"];
@@ -104,7 +106,7 @@ fn answer(
             };
             Ok((t, sub))
         })
-        .collect::<Result<_, AzError>>()?;
+        .collect::<Result<_, CommandError>>()?;
 
     let fired = faults::fire(&store.db(), words, argv)?;
     std::thread::sleep(
@@ -140,7 +142,10 @@ fn answer(
 
 /// The subscription a call works in: `--subscription` (id or name, case-insensitive) or the
 /// default one. An unknown one is az's client-side profile error (exit 1).
-fn find_subscription(subs: &[Subscription], wanted: Option<&str>) -> Result<Subscription, AzError> {
+fn find_subscription(
+    subs: &[Subscription],
+    wanted: Option<&str>,
+) -> Result<Subscription, CommandError> {
     let found = match wanted {
         Some(w) => subs
             .iter()
@@ -149,10 +154,12 @@ fn find_subscription(subs: &[Subscription], wanted: Option<&str>) -> Result<Subs
     };
     match (found, wanted) {
         (Some(s), _) => Ok(s.clone()),
-        (None, Some(w)) => Err(AzError::client(format!(
+        (None, Some(w)) => Err(CommandError::client(format!(
             "Subscription '{w}' not found. Check the spelling and casing and try again."
         ))),
-        (None, None) => Err(AzError::client("Please run 'az login' to setup account.")),
+        (None, None) => Err(CommandError::client(
+            "Please run 'az login' to setup account.",
+        )),
     }
 }
 

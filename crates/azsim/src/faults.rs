@@ -9,7 +9,7 @@
 //! `malformed` tears the response body and `crashAfterChange` closes the connection unanswered
 //! after the change was made.
 
-use crate::errors::AzError;
+use crate::errors::CommandError;
 use crate::store::Db;
 use crate::world::Fault;
 use anyhow::Result;
@@ -40,7 +40,7 @@ pub struct Outcome {
     /// Extra time to wait before answering (latency and hangs add up).
     pub delay: Duration,
     /// Fail with this error instead of running the command.
-    pub error: Option<AzError>,
+    pub error: Option<CommandError>,
     /// The HTTP status the fault asked for (ARM face only).
     pub error_status: Option<u16>,
     /// Run the command, then print a torn JSON document.
@@ -62,7 +62,7 @@ pub fn fire(store: &Db, command: &[&str], argv: &[String]) -> Result<Outcome> {
         } else if let Some(secs) = fault.hang_seconds {
             outcome.delay += Duration::from_secs_f64(secs);
         } else if let Some(e) = &fault.error {
-            outcome.error = Some(AzError::Service {
+            outcome.error = Some(CommandError::Service {
                 code: e.code.clone(),
                 message: e.message.clone(),
                 exit: e.exit_code,

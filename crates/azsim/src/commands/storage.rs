@@ -2,7 +2,7 @@
 
 use super::{Command, Ctx, arg, group, need_group};
 use crate::args::{CommandSpec, IdPart, Param, Parsed};
-use crate::errors::{self, AzError};
+use crate::errors::{self, CommandError};
 use crate::render;
 use crate::store::{Db, Kind, Loc, storage_loc};
 use crate::synth;
@@ -105,12 +105,12 @@ pub const COMMANDS: &[Command] = &[
 
 /// azure-cli's `validate_encryption_source` (values are tested for Python truthiness: an empty
 /// name or vault counts as absent, an empty version does not).
-fn validate_encryption_source(p: &Parsed) -> Result<(), AzError> {
+fn validate_encryption_source(p: &Parsed) -> Result<(), CommandError> {
     let given = |dest| p.one(dest).is_some_and(|v| !v.is_empty());
     let source = p.one("encryption_key_source");
     if source == Some(KEYVAULT) && !(given("encryption_key_name") && given("encryption_key_vault"))
     {
-        return Err(AzError::validation(
+        return Err(CommandError::validation(
             "--encryption-key-name and --encryption-key-vault are required when --encryption-key-source=Microsoft.Keyvault is specified.",
         ));
     }
@@ -118,14 +118,14 @@ fn validate_encryption_source(p: &Parsed) -> Result<(), AzError> {
         || p.one("encryption_key_version").is_some()
         || given("encryption_key_vault");
     if kv_given && source.is_some_and(|s| s != KEYVAULT) {
-        return Err(AzError::validation(
+        return Err(CommandError::validation(
             "--encryption-key-name, --encryption-key-vault, and --encryption-key-version are not applicable without Microsoft.Keyvault key-source.",
         ));
     }
     Ok(())
 }
 
-fn list(ctx: &mut Ctx, p: &Parsed) -> Result<Value, AzError> {
+fn list(ctx: &mut Ctx, p: &Parsed) -> Result<Value, CommandError> {
     let db = ctx.store.db();
     let sub = ctx.sub();
     let rg = p.one("resource_group");
@@ -138,7 +138,7 @@ fn list(ctx: &mut Ctx, p: &Parsed) -> Result<Value, AzError> {
     ))
 }
 
-fn load(db: &Db, sub: &str, p: &Parsed) -> Result<StorageAccount, AzError> {
+fn load(db: &Db, sub: &str, p: &Parsed) -> Result<StorageAccount, CommandError> {
     let (rg, name) = (arg(p, "resource_group"), arg(p, "name"));
     need_group(db, sub, rg)?;
     db.get(
@@ -153,7 +153,7 @@ fn load(db: &Db, sub: &str, p: &Parsed) -> Result<StorageAccount, AzError> {
     .ok_or_else(|| errors::arm_resource_not_found(ACCOUNT_TYPE, name, rg))
 }
 
-fn show(ctx: &mut Ctx, p: &Parsed) -> Result<Value, AzError> {
+fn show(ctx: &mut Ctx, p: &Parsed) -> Result<Value, CommandError> {
     Ok(render::storage_account(&load(
         &ctx.store.db(),
         &ctx.sub(),
@@ -161,7 +161,7 @@ fn show(ctx: &mut Ctx, p: &Parsed) -> Result<Value, AzError> {
     )?))
 }
 
-fn update(ctx: &mut Ctx, p: &Parsed) -> Result<Value, AzError> {
+fn update(ctx: &mut Ctx, p: &Parsed) -> Result<Value, CommandError> {
     let sub = ctx.sub();
     ctx.store.immediate(|db| {
         let mut account = load(db, &sub, p)?;
@@ -174,7 +174,7 @@ fn update(ctx: &mut Ctx, p: &Parsed) -> Result<Value, AzError> {
 /// What azure-cli's `update_storage_account` sends and the service makes of it. Changing to
 /// Microsoft.Storage clears the Key Vault properties and, in azsim, the encryption identity too
 /// (the pessimistic reading of the service), so a backout must restore both.
-fn apply_encryption(account: &mut StorageAccount, p: &Parsed) -> Result<(), AzError> {
+fn apply_encryption(account: &mut StorageAccount, p: &Parsed) -> Result<(), CommandError> {
     let source = p.one("encryption_key_source");
     let (vault, key, version) = (
         p.one("encryption_key_vault"),
@@ -244,7 +244,7 @@ fn apply_encryption(account: &mut StorageAccount, p: &Parsed) -> Result<(), AzEr
     } else {
         let truthy = |v: Option<&str>| v.is_some_and(|v| !v.is_empty());
         if truthy(key) || truthy(vault) || truthy(version) {
-            return Err(AzError::client(
+            return Err(CommandError::client(
                 "Specify `--encryption-key-source=Microsoft.Keyvault` to configure key vault properties.",
             ));
         }

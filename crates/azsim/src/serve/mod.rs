@@ -17,7 +17,7 @@ pub mod routes;
 pub mod tls;
 pub mod wire;
 
-use crate::errors::{self, AzError};
+use crate::errors::{self, CommandError};
 use crate::store::Store;
 use crate::{faults, invocation_log, synth};
 use anyhow::{Context, Result};
@@ -116,7 +116,7 @@ fn serve_tls(
 }
 
 fn arm_error(code: &str, message: impl Into<String>, status: u16) -> Response {
-    routes::error_response(&AzError::service(code, message), Some(status))
+    routes::error_response(&CommandError::service(code, message), Some(status))
 }
 
 /// Splits a path into decoded segments.
@@ -168,7 +168,7 @@ impl Server {
         segs: &[String],
         resource: Option<routes::Resource>,
         command: Option<&str>,
-    ) -> Result<Reply, AzError> {
+    ) -> Result<Reply, CommandError> {
         let words: Vec<&str> = segs.iter().map(String::as_str).collect();
         let lower: Vec<String> = segs.iter().map(|s| s.to_ascii_lowercase()).collect();
         let lower: Vec<&str> = lower.iter().map(String::as_str).collect();
@@ -259,7 +259,7 @@ impl Server {
             .find(|s| s.id.eq_ignore_ascii_case(sub_id))
             .cloned()
             .ok_or_else(|| {
-                AzError::not_found(
+                CommandError::not_found(
                     "SubscriptionNotFound",
                     format!("The subscription '{sub_id}' could not be found."),
                 )
@@ -313,7 +313,7 @@ impl Server {
 }
 
 /// ARM's answer for a path no resource provider serves.
-fn no_route(method: &str, request: &Request) -> AzError {
+fn no_route(method: &str, request: &Request) -> CommandError {
     let path = http::percent_decode(&request.path);
     let provider = path
         .split('/')
@@ -322,9 +322,9 @@ fn no_route(method: &str, request: &Request) -> AzError {
         .unwrap_or_default()
         .to_string();
     if provider.is_empty() {
-        AzError::not_found("NotFound", format!("azsim serves no {method} on '{path}'."))
+        CommandError::not_found("NotFound", format!("azsim serves no {method} on '{path}'."))
     } else {
-        errors::AzError::not_found(
+        errors::CommandError::not_found(
             "InvalidResourceType",
             format!(
                 "The resource type for '{path}' could not be found in the namespace '{provider}' (azsim serves storage accounts and SQL servers only)."

@@ -6,7 +6,7 @@ use super::lro::{Operation, Operations};
 use super::wire;
 use crate::commands::sql_db::set_tde;
 use crate::commands::sql_server::{register_key, set_protector};
-use crate::errors::{self, AzError};
+use crate::errors::{self, CommandError};
 use crate::store::{Db, Kind, Loc, Store, database_loc, server_loc, storage_loc};
 use crate::world::{SqlDatabase, SqlServer, StorageAccount, Subscription};
 use serde_json::{Value, json};
@@ -201,14 +201,14 @@ pub struct Ctx<'a> {
 }
 
 /// ARM's error body with the HTTP status Azure uses for the code.
-pub fn error_response(e: &AzError, status: Option<u16>) -> Response {
+pub fn error_response(e: &CommandError, status: Option<u16>) -> Response {
     let (code, message, exit) = match e {
-        AzError::Service {
+        CommandError::Service {
             code,
             message,
             exit,
         } => (code.as_str(), message.as_str(), *exit),
-        AzError::Client { message, .. } => ("InternalServerError", message.as_str(), 1),
+        CommandError::Client { message, .. } => ("InternalServerError", message.as_str(), 1),
     };
     let status = status.unwrap_or_else(|| status_for(code, exit));
     let mut response = Response::json(
@@ -245,14 +245,14 @@ fn ok(value: Value) -> Reply {
     Reply::Send(Response::json(200, &value))
 }
 
-fn method_not_allowed(method: &str) -> Result<Reply, AzError> {
-    Err(AzError::service(
+fn method_not_allowed(method: &str) -> Result<Reply, CommandError> {
+    Err(CommandError::service(
         "MethodNotAllowed",
         format!("The requested method '{method}' is not allowed for this resource."),
     ))
 }
 
-fn group(db: &Db, sub: &str, rg: &str) -> Result<(), AzError> {
+fn group(db: &Db, sub: &str, rg: &str) -> Result<(), CommandError> {
     if db.group_exists(sub, rg)? {
         Ok(())
     } else {
@@ -260,7 +260,7 @@ fn group(db: &Db, sub: &str, rg: &str) -> Result<(), AzError> {
     }
 }
 
-fn account(db: &Db, sub: &str, rg: &str, name: &str) -> Result<StorageAccount, AzError> {
+fn account(db: &Db, sub: &str, rg: &str, name: &str) -> Result<StorageAccount, CommandError> {
     group(db, sub, rg)?;
     let loc = Loc {
         sub,
@@ -274,7 +274,13 @@ fn account(db: &Db, sub: &str, rg: &str, name: &str) -> Result<StorageAccount, A
 }
 
 /// A server; `nested` says the request names something under it (ParentResourceNotFound).
-fn server(db: &Db, sub: &str, rg: &str, name: &str, nested: bool) -> Result<SqlServer, AzError> {
+fn server(
+    db: &Db,
+    sub: &str,
+    rg: &str,
+    name: &str,
+    nested: bool,
+) -> Result<SqlServer, CommandError> {
     group(db, sub, rg)?;
     let loc = Loc {
         sub,
@@ -297,7 +303,7 @@ fn database(
     rg: &str,
     server_name: &str,
     name: &str,
-) -> Result<SqlDatabase, AzError> {
+) -> Result<SqlDatabase, CommandError> {
     server(db, sub, rg, server_name, true)?;
     let loc = Loc {
         sub,
@@ -310,7 +316,7 @@ fn database(
 }
 
 /// The only encryption protector and TDE configuration a server or database has is `current`.
-fn current(kind: &str, name: &str) -> Result<(), AzError> {
+fn current(kind: &str, name: &str) -> Result<(), CommandError> {
     if name.eq_ignore_ascii_case("current") {
         Ok(())
     } else {
@@ -318,9 +324,9 @@ fn current(kind: &str, name: &str) -> Result<(), AzError> {
     }
 }
 
-fn body_json(request: &Request) -> Result<Value, AzError> {
+fn body_json(request: &Request) -> Result<Value, CommandError> {
     serde_json::from_slice(&request.body).map_err(|_| {
-        AzError::service(
+        CommandError::service(
             "InvalidRequestContent",
             "The request content was invalid and could not be deserialized.",
         )
@@ -339,10 +345,15 @@ impl Ctx<'_> {
 
     /// Answers a change that the SQL RP runs as a long-running operation: the change is
     /// already made (or refused) in the store; az learns the outcome by polling.
-    fn accepted(&self, location: &str, operation: &str, outcome: Result<Value, AzError>) -> Reply {
+    fn accepted(
+        &self,
+        location: &str,
+        operation: &str,
+        outcome: Result<Value, CommandError>,
+    ) -> Reply {
         let op = self.ops.start(Operation::new(outcome.map_err(|e| match e {
-            AzError::Service { code, message, .. } => (code, message),
-            AzError::Client { message, .. } => ("InternalServerError".into(), message),
+            CommandError::Service { code, message, .. } => (code, message),
+            CommandError::Client { message, .. } => ("InternalServerError".into(), message),
         })));
         let sub = &self.sub.id;
         let prefix = format!(
@@ -372,7 +383,7 @@ impl Ctx<'_> {
         method: &str,
         resource: &Resource,
         request: &Request,
-    ) -> Result<Reply, AzError> {
+    ) -> Result<Reply, CommandError> {
         let sub = self.sub.id.clone();
         let get = method.eq_ignore_ascii_case("GET");
         match resource {
@@ -442,7 +453,7 @@ impl Ctx<'_> {
                     if outcome.is_ok() {
                         db.put(Kind::SqlServer, server_loc(&srv), &srv)?;
                     }
-                    Ok::<_, AzError>((
+                    Ok::<_, CommandError>((
                         srv.location.clone(),
                         outcome.map(|()| wire::protector(&srv)),
                     ))
@@ -490,7 +501,7 @@ impl Ctx<'_> {
                     if srv.keys.len() != count {
                         db.put(Kind::SqlServer, server_loc(&srv), &srv)?;
                     }
-                    Ok::<_, AzError>((
+                    Ok::<_, CommandError>((
                         srv.location.clone(),
                         wire::server_key(&srv, Some(&srv.keys[index])),
                     ))
@@ -546,7 +557,7 @@ impl Ctx<'_> {
                     let mut d = database(store, &sub, rg, s, db)?;
                     set_tde(&mut d, state)?;
                     store.put(Kind::SqlDatabase, database_loc(&d), &d)?;
-                    Ok::<_, AzError>((
+                    Ok::<_, CommandError>((
                         d.location.clone().unwrap_or_default(),
                         wire::tde(&d, legacy),
                     ))
@@ -577,7 +588,7 @@ impl Ctx<'_> {
                             .with_header("Retry-After", retry),
                         (_, Ok(value)) => Response::json(200, value),
                         (_, Err((code, message))) => {
-                            error_response(&AzError::service(code, message.clone()), None)
+                            error_response(&CommandError::service(code, message.clone()), None)
                         }
                     }));
                 }
@@ -680,7 +691,8 @@ mod tests {
         for (code, exit, status) in cases {
             assert_eq!(status_for(code, exit), status, "{code}");
         }
-        let throttled = error_response(&AzError::service("TooManyRequests", "slow down"), None);
+        let throttled =
+            error_response(&CommandError::service("TooManyRequests", "slow down"), None);
         assert_eq!(throttled.header("Retry-After"), Some("1"));
         let body: Value = serde_json::from_slice(&throttled.body).unwrap();
         assert_eq!(
@@ -688,7 +700,7 @@ mod tests {
             json!({"error": {"code": "TooManyRequests", "message": "slow down"}})
         );
         assert_eq!(
-            error_response(&AzError::service("X", "y"), Some(503)).status,
+            error_response(&CommandError::service("X", "y"), Some(503)).status,
             503
         );
     }

@@ -7,7 +7,7 @@
 //! The reverse direction is here too: what the service makes of a PATCH or PUT body.
 
 use crate::armid;
-use crate::errors::AzError;
+use crate::errors::CommandError;
 use crate::synth;
 use crate::world::{
     Encryption, EncryptionIdentity, KeyVaultProperties, ServerKey, ServerKeyType, SqlDatabase,
@@ -351,8 +351,8 @@ pub fn tde(db: &SqlDatabase, legacy: bool) -> Value {
     }
 }
 
-fn bad_request(code: &str, message: impl Into<String>) -> AzError {
-    AzError::service(code, message)
+fn bad_request(code: &str, message: impl Into<String>) -> CommandError {
+    CommandError::service(code, message)
 }
 
 fn opt_str(value: &Value, key: &str) -> Option<String> {
@@ -364,7 +364,7 @@ fn opt_str(value: &Value, key: &str) -> Option<String> {
 /// identity (azsim's pessimistic reading of the service, as in the CLI face); switching to
 /// `Microsoft.Keyvault` takes the vault, key and version exactly as sent: an absent
 /// `keyversion` is null, `""` stays `""`.
-pub fn patch_storage_account(sa: &mut StorageAccount, body: &Value) -> Result<(), AzError> {
+pub fn patch_storage_account(sa: &mut StorageAccount, body: &Value) -> Result<(), CommandError> {
     if !body.is_object() {
         return Err(bad_request(
             "InvalidRequestContent",
@@ -488,7 +488,7 @@ pub struct ProtectorPut {
     pub auto_rotation_enabled: bool,
 }
 
-pub fn parse_protector_put(body: &Value) -> Result<ProtectorPut, AzError> {
+pub fn parse_protector_put(body: &Value) -> Result<ProtectorPut, CommandError> {
     let props = body.get("properties").cloned().unwrap_or(Value::Null);
     let server_key_type = match opt_str(&props, "serverKeyType").as_deref() {
         Some(t) if t.eq_ignore_ascii_case("ServiceManaged") => ServerKeyType::ServiceManaged,
@@ -512,7 +512,7 @@ pub fn parse_protector_put(body: &Value) -> Result<ProtectorPut, AzError> {
 
 /// A Server Keys - CreateOrUpdate body: the Key Vault key's URI, which must be the one the key
 /// name was derived from.
-pub fn parse_key_put(name: &str, body: &Value) -> Result<String, AzError> {
+pub fn parse_key_put(name: &str, body: &Value) -> Result<String, CommandError> {
     let props = body.get("properties").cloned().unwrap_or(Value::Null);
     let key_type = opt_str(&props, "serverKeyType").unwrap_or_default();
     let uri = opt_str(&props, "uri").unwrap_or_default();
@@ -532,7 +532,7 @@ pub fn parse_key_put(name: &str, body: &Value) -> Result<String, AzError> {
 }
 
 /// A Transparent Data Encryptions - CreateOrUpdate body: `state` (or the legacy `status`).
-pub fn parse_tde_put(body: &Value) -> Result<crate::world::TdeState, AzError> {
+pub fn parse_tde_put(body: &Value) -> Result<crate::world::TdeState, CommandError> {
     let props = body.get("properties").cloned().unwrap_or(Value::Null);
     let value = opt_str(&props, "state").or_else(|| opt_str(&props, "status"));
     match value.as_deref() {
