@@ -3,10 +3,10 @@
 //! log the call, parse (exit 2), check sign-in and subscription (client side), wait (latency,
 //! faults), run against the store, then print through `--query` and `--output`.
 
-use crate::args::{self, ParseResult, Parsed};
-use crate::commands::{self, Ctx, Resolution};
+use crate::args::{self, CommandSpec, ParseResult, Parsed};
+use crate::commands::{self, Command, Ctx, Resolution};
 use crate::errors::CommandError;
-use crate::store::Store;
+use crate::store::{Header, Store};
 use crate::synth;
 use crate::world::Subscription;
 use crate::{faults, invocation_log, output, warnings};
@@ -82,31 +82,9 @@ fn answer(
     let header = store.db().header()?;
     let words = command.spec.words;
     if !header.settings.signed_in && words != ["version"] {
-        if words == ["account", "list"] {
-            // `az account list` with no accounts warns and prints an empty list (exit 0).
-            warnings::warn("Please run \"az login\" to access your accounts.");
-            return Ok(output::format(
-                &output::apply_query(Value::Array(Vec::new()), query.as_deref())?,
-                &format,
-            ));
-        }
-        return Err(CommandError::client(
-            "Please run 'az login' to setup account.",
-        ));
+        return signed_out(words, query.as_deref(), &format);
     }
-    let subs = store.db().subscriptions()?;
-    let takes_subscription = command.spec.subscription || words == ["account", "show"];
-    let scoped: Vec<(Parsed, Option<Subscription>)> = targets
-        .into_iter()
-        .map(|t| {
-            let sub = if takes_subscription {
-                Some(find_subscription(&subs, t.one("subscription"))?)
-            } else {
-                None
-            };
-            Ok((t, sub))
-        })
-        .collect::<Result<_, CommandError>>()?;
+    let scoped = scope(&command.spec, targets, &store.db().subscriptions()?)?;
 
     let fired = faults::fire(&store.db(), words, argv)?;
     std::thread::sleep(
@@ -115,28 +93,74 @@ fn answer(
     if let Some(e) = fired.error {
         return Err(e);
     }
-    let mut results = Vec::with_capacity(scoped.len());
-    for (target, subscription) in &scoped {
-        let mut ctx = Ctx {
-            store: &mut store,
-            header: &header,
-            subscription: subscription.clone(),
-        };
-        results.push((command.run)(&mut ctx, target)?);
-    }
+    let result = run_targets(command, &mut store, &header, scoped)?;
     if fired.crash {
         crash_now();
     }
-    let result = if results.len() == 1 {
-        results.pop().unwrap_or(Value::Null)
-    } else {
-        Value::Array(results)
-    };
     let text = output::format(&output::apply_query(result, query.as_deref())?, &format);
     Ok(if fired.malformed {
         faults::tear(&text)
     } else {
         text
+    })
+}
+
+/// What az answers a signed-out caller: `az account list` warns and prints an empty list
+/// (exit 0), every other command asks for `az login`.
+fn signed_out(words: &[&str], query: Option<&str>, format: &str) -> Result<String, CommandError> {
+    if words == ["account", "list"] {
+        warnings::warn("Please run \"az login\" to access your accounts.");
+        return Ok(output::format(
+            &output::apply_query(Value::Array(Vec::new()), query)?,
+            format,
+        ));
+    }
+    Err(CommandError::client(
+        "Please run 'az login' to setup account.",
+    ))
+}
+
+/// Pairs each target with the subscription it runs in, for the commands that take one; an
+/// unknown subscription fails the call before anything runs.
+fn scope(
+    spec: &CommandSpec,
+    targets: Vec<Parsed>,
+    subs: &[Subscription],
+) -> Result<Vec<(Parsed, Option<Subscription>)>, CommandError> {
+    let takes_subscription = spec.subscription || spec.words == ["account", "show"];
+    targets
+        .into_iter()
+        .map(|t| {
+            let sub = if takes_subscription {
+                Some(find_subscription(subs, t.one("subscription"))?)
+            } else {
+                None
+            };
+            Ok((t, sub))
+        })
+        .collect()
+}
+
+/// Runs the command once per target: one result, or an array of them for several `--ids`.
+fn run_targets(
+    command: &Command,
+    store: &mut Store,
+    header: &Header,
+    scoped: Vec<(Parsed, Option<Subscription>)>,
+) -> Result<Value, CommandError> {
+    let mut results = Vec::with_capacity(scoped.len());
+    for (target, subscription) in scoped {
+        let mut ctx = Ctx {
+            store,
+            header,
+            subscription,
+        };
+        results.push((command.run)(&mut ctx, &target)?);
+    }
+    Ok(if results.len() == 1 {
+        results.pop().unwrap_or(Value::Null)
+    } else {
+        Value::Array(results)
     })
 }
 

@@ -389,39 +389,44 @@ impl World {
     /// Fills defaults that depend on other parts of the world and rejects worlds that could not
     /// exist in Azure, so every later step can rely on a consistent model.
     pub fn normalize(&mut self) -> Result<()> {
+        let subs = self.normalize_subscriptions()?;
+        self.normalize_storage_accounts(&subs)?;
+        self.normalize_sql_servers(&subs)?;
+        self.normalize_sql_databases(&subs)?;
+        for fault in &self.faults {
+            fault.validate()?;
+        }
+        Ok(())
+    }
+
+    /// One default subscription (the first when none is marked) and no id twice.
+    fn normalize_subscriptions(&mut self) -> Result<KnownSubscriptions> {
         if self.subscriptions.iter().filter(|s| s.is_default).count() > 1 {
             bail!("more than one subscription has isDefault: true");
         }
         if !self.subscriptions.is_empty() && !self.subscriptions.iter().any(|s| s.is_default) {
             self.subscriptions[0].is_default = true;
         }
-        let default_sub = self
+        let default = self
             .subscriptions
             .iter()
             .find(|s| s.is_default)
             .map(|s| s.id.clone());
-        let known: HashSet<String> = self
+        let ids: HashSet<String> = self
             .subscriptions
             .iter()
             .map(|s| s.id.to_ascii_lowercase())
             .collect();
-        if known.len() != self.subscriptions.len() {
+        if ids.len() != self.subscriptions.len() {
             bail!("duplicate subscription id");
         }
-        let fix_sub = |sub: &mut String, what: &str| -> Result<()> {
-            if sub.is_empty() {
-                *sub = default_sub.clone().with_context(|| {
-                    format!("{what} has no subscription and the world has none")
-                })?;
-            }
-            if !known.contains(&sub.to_ascii_lowercase()) {
-                bail!("{what} names unknown subscription {sub}");
-            }
-            Ok(())
-        };
+        Ok(KnownSubscriptions { default, ids })
+    }
+
+    fn normalize_storage_accounts(&mut self, subs: &KnownSubscriptions) -> Result<()> {
         let mut seen = HashSet::new();
         for sa in &mut self.storage_accounts {
-            fix_sub(
+            subs.fill(
                 &mut sa.subscription,
                 &format!("storage account {}", sa.name),
             )?;
@@ -438,17 +443,26 @@ impl World {
                 bail!("duplicate storage account name {}", sa.name);
             }
         }
+        Ok(())
+    }
+
+    fn normalize_sql_servers(&mut self, subs: &KnownSubscriptions) -> Result<()> {
         let mut servers = HashSet::new();
         for srv in &mut self.sql_servers {
-            fix_sub(&mut srv.subscription, &format!("SQL server {}", srv.name))?;
+            subs.fill(&mut srv.subscription, &format!("SQL server {}", srv.name))?;
             if !servers.insert(key(&[&srv.subscription, &srv.resource_group, &srv.name])) {
                 bail!("duplicate SQL server {}", srv.name);
             }
             normalize_protector(srv)?;
         }
+        Ok(())
+    }
+
+    /// Every database sits on a known server and takes its location from it.
+    fn normalize_sql_databases(&mut self, subs: &KnownSubscriptions) -> Result<()> {
         let mut dbs = HashSet::new();
         for db in &mut self.sql_databases {
-            fix_sub(&mut db.subscription, &format!("SQL database {}", db.name))?;
+            subs.fill(&mut db.subscription, &format!("SQL database {}", db.name))?;
             let server = self
                 .sql_servers
                 .iter()
@@ -472,8 +486,28 @@ impl World {
             }
             fill_database_defaults(db, &server.location);
         }
-        for fault in &self.faults {
-            fault.validate()?;
+        Ok(())
+    }
+}
+
+/// The world's subscriptions, for the resources that name one (or leave it to the default).
+struct KnownSubscriptions {
+    default: Option<String>,
+    /// Lowercase: subscription ids compare case-insensitively.
+    ids: HashSet<String>,
+}
+
+impl KnownSubscriptions {
+    /// Gives a resource without a subscription the default one and rejects an unknown one.
+    fn fill(&self, sub: &mut String, what: &str) -> Result<()> {
+        if sub.is_empty() {
+            *sub = self
+                .default
+                .clone()
+                .with_context(|| format!("{what} has no subscription and the world has none"))?;
+        }
+        if !self.ids.contains(&sub.to_ascii_lowercase()) {
+            bail!("{what} names unknown subscription {sub}");
         }
         Ok(())
     }

@@ -1128,7 +1128,15 @@ fn parallel_callers_change_atomically() {
 #[test]
 fn seed_demo_covers_the_edge_cases() {
     let world = demo().dump();
-    let accounts = world["storageAccounts"].as_array().expect("accounts");
+    demo_storage_edge_cases(world["storageAccounts"].as_array().expect("accounts"));
+    demo_sql_edge_cases(
+        world["sqlServers"].as_array().expect("servers"),
+        world["sqlDatabases"].as_array().expect("dbs"),
+    );
+}
+
+/// Every form of key source, key version and encryption identity the runbooks must read.
+fn demo_storage_edge_cases(accounts: &[Value]) {
     let has =
         |pred: &dyn Fn(&Value, &Value) -> bool| accounts.iter().any(|a| pred(&a["encryption"], a));
     let keyvault = |e: &Value| e["keySource"] == "Microsoft.Keyvault";
@@ -1173,8 +1181,11 @@ fn seed_demo_covers_the_edge_cases() {
         .map(|a| a["subscription"].as_str().expect("sub"))
         .collect();
     assert_eq!(subs.len(), 2);
+}
 
-    let servers = world["sqlServers"].as_array().expect("servers");
+/// A service-managed protector and Key Vault ones with and without rotation, a master on every
+/// server, and databases with TDE on, off and on a database-level key.
+fn demo_sql_edge_cases(servers: &[Value], dbs: &[Value]) {
     let protector = |s: &Value| s["protector"].clone();
     let akv = |s: &Value, rotate: bool| {
         protector(s)["serverKeyType"] == "AzureKeyVault"
@@ -1196,7 +1207,6 @@ fn seed_demo_covers_the_edge_cases() {
             "protector key registered"
         );
     }
-    let dbs = world["sqlDatabases"].as_array().expect("dbs");
     for s in servers {
         let is_master = |d: &&Value| d["server"] == s["name"] && d["name"] == "master";
         let master = dbs.iter().find(is_master).expect("master on every server");

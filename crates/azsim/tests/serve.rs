@@ -558,6 +558,14 @@ fn faults_fire_on_the_requests_of_a_command() {
         },
         &[],
     );
+    error_faults_answer_arm_errors(&s);
+    delay_and_malformed_faults(&s);
+    crash_and_status_faults(&s);
+}
+
+/// An error fault fires only on the command it names (a GET of the account is not its update),
+/// as many times as it may, with the status Azure uses for its code.
+fn error_faults_answer_arm_errors(s: &Serve) {
     let payments =
         arm("/resourceGroups/rg-payments/providers/Microsoft.Storage/storageAccounts/stpayments01");
     assert_eq!(
@@ -584,6 +592,10 @@ fn faults_fire_on_the_requests_of_a_command() {
         200,
         "times: 1"
     );
+}
+
+/// Latency delays the answer; a malformed fault tears the body.
+fn delay_and_malformed_faults(s: &Serve) {
     let started = Instant::now();
     assert_eq!(
         s.get(&arm(
@@ -601,6 +613,11 @@ fn faults_fire_on_the_requests_of_a_command() {
         "{}",
         torn.body
     );
+}
+
+/// A crash closes the connection unanswered after the change was made; an error's explicit
+/// status overrides the code's.
+fn crash_and_status_faults(s: &Serve) {
     let tde = arm(
         "/resourceGroups/rg-payments/providers/Microsoft.Sql/servers/sql-payments-prod/databases/ledger/transparentDataEncryption/current",
     );

@@ -6,7 +6,7 @@ use crate::errors::{self, CommandError};
 use crate::render;
 use crate::store::{Db, Kind, Loc, storage_loc};
 use crate::synth;
-use crate::world::{Encryption, StorageAccount, default_services};
+use crate::world::{Encryption, KeyVaultProperties, StorageAccount, default_services};
 use serde_json::Value;
 
 const KEYVAULT: &str = "Microsoft.Keyvault";
@@ -207,40 +207,7 @@ fn apply_encryption(account: &mut StorageAccount, p: &Parsed) -> Result<(), Comm
         let kvp = enc
             .key_vault_properties
             .get_or_insert_with(Default::default);
-        let before = (
-            kvp.key_vault_uri.clone(),
-            kvp.key_name.clone(),
-            kvp.key_version.clone(),
-        );
-        if let Some(v) = vault.filter(|v| !v.is_empty()) {
-            kvp.key_vault_uri = Some(v.to_string());
-        }
-        if let Some(k) = key.filter(|k| !k.is_empty()) {
-            kvp.key_name = Some(k.to_string());
-        }
-        if let Some(v) = version {
-            kvp.key_version = Some(v.to_string());
-        }
-        let vault_uri = kvp.key_vault_uri.clone().unwrap_or_default();
-        let key_name = kvp.key_name.clone().unwrap_or_default();
-        let current = match kvp.key_version.as_deref() {
-            Some(v) if !v.is_empty() => v.to_string(),
-            _ => synth::key_version(&vault_uri, &key_name),
-        };
-        kvp.current_versioned_key_identifier = Some(format!(
-            "{}/keys/{key_name}/{current}",
-            vault_uri.trim_end_matches('/')
-        ));
-        if before
-            != (
-                kvp.key_vault_uri.clone(),
-                kvp.key_name.clone(),
-                kvp.key_version.clone(),
-            )
-            || source.is_some()
-        {
-            kvp.last_key_rotation_timestamp = Some(synth::now_iso());
-        }
+        set_key_vault_key(kvp, vault, key, version, source.is_some());
     } else {
         let truthy = |v: Option<&str>| v.is_some_and(|v| !v.is_empty());
         if truthy(key) || truthy(vault) || truthy(version) {
@@ -265,4 +232,50 @@ fn apply_encryption(account: &mut StorageAccount, p: &Parsed) -> Result<(), Comm
         }
     }
     Ok(())
+}
+
+/// Takes the vault, key and version given (an empty vault or key keeps the current one, an empty
+/// version is kept as `""`), derives the versioned key id the service reports, and stamps a
+/// rotation when the key changed or the key source was given.
+fn set_key_vault_key(
+    kvp: &mut KeyVaultProperties,
+    vault: Option<&str>,
+    key: Option<&str>,
+    version: Option<&str>,
+    source_given: bool,
+) {
+    let before = (
+        kvp.key_vault_uri.clone(),
+        kvp.key_name.clone(),
+        kvp.key_version.clone(),
+    );
+    if let Some(v) = vault.filter(|v| !v.is_empty()) {
+        kvp.key_vault_uri = Some(v.to_string());
+    }
+    if let Some(k) = key.filter(|k| !k.is_empty()) {
+        kvp.key_name = Some(k.to_string());
+    }
+    if let Some(v) = version {
+        kvp.key_version = Some(v.to_string());
+    }
+    let vault_uri = kvp.key_vault_uri.clone().unwrap_or_default();
+    let key_name = kvp.key_name.clone().unwrap_or_default();
+    let current = match kvp.key_version.as_deref() {
+        Some(v) if !v.is_empty() => v.to_string(),
+        _ => synth::key_version(&vault_uri, &key_name),
+    };
+    kvp.current_versioned_key_identifier = Some(format!(
+        "{}/keys/{key_name}/{current}",
+        vault_uri.trim_end_matches('/')
+    ));
+    if before
+        != (
+            kvp.key_vault_uri.clone(),
+            kvp.key_name.clone(),
+            kvp.key_version.clone(),
+        )
+        || source_given
+    {
+        kvp.last_key_rotation_timestamp = Some(synth::now_iso());
+    }
 }

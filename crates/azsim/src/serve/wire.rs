@@ -398,46 +398,9 @@ pub fn patch_storage_account(sa: &mut StorageAccount, body: &Value) -> Result<()
         services: default_services(),
     });
     if key_source.eq_ignore_ascii_case("Microsoft.Keyvault") {
-        let sent = enc
-            .get("keyvaultproperties")
-            .filter(|k| k.is_object())
-            .cloned()
-            .unwrap_or(Value::Null);
-        let (uri, name) = (opt_str(&sent, "keyvaulturi"), opt_str(&sent, "keyname"));
-        let (Some(uri), Some(name)) = (
-            uri.filter(|u| !u.is_empty()),
-            name.filter(|n| !n.is_empty()),
-        ) else {
+        if let Err(e) = patch_key_vault_key(&mut next, enc) {
             sa.encryption = Some(next);
-            return Err(bad_request(
-                "MissingKeyvaultProperties",
-                "The encryption keyvault properties are missing from the request.",
-            ));
-        };
-        let version = opt_str(&sent, "keyversion");
-        let current_version = match version.as_deref() {
-            Some(v) if !v.is_empty() => v.to_string(),
-            _ => synth::key_version(&uri, &name),
-        };
-        let kvp = next
-            .key_vault_properties
-            .get_or_insert_with(KeyVaultProperties::default);
-        kvp.current_versioned_key_identifier = Some(format!(
-            "{}/keys/{name}/{current_version}",
-            uri.trim_end_matches('/')
-        ));
-        kvp.key_vault_uri = Some(uri);
-        kvp.key_name = Some(name);
-        kvp.key_version = version;
-        kvp.last_key_rotation_timestamp = Some(synth::now_iso());
-        if let Some(identity) = enc.get("identity").filter(|i| i.is_object()) {
-            next.encryption_identity = Some(EncryptionIdentity {
-                encryption_user_assigned_identity: opt_str(identity, "userAssignedIdentity"),
-                encryption_federated_identity_client_id: opt_str(
-                    identity,
-                    "federatedIdentityClientId",
-                ),
-            });
+            return Err(e);
         }
     } else {
         next.key_vault_properties = None;
@@ -445,6 +408,49 @@ pub fn patch_storage_account(sa: &mut StorageAccount, body: &Value) -> Result<()
     }
     next.key_source = key_source;
     sa.encryption = Some(next);
+    Ok(())
+}
+
+/// The Key Vault key of a PATCH that moves to (or stays on) `Microsoft.Keyvault`: a vault and
+/// key are required; the version and the encryption identity are taken as sent.
+fn patch_key_vault_key(next: &mut Encryption, enc: &Value) -> Result<(), CommandError> {
+    let sent = enc
+        .get("keyvaultproperties")
+        .filter(|k| k.is_object())
+        .cloned()
+        .unwrap_or(Value::Null);
+    let (uri, name) = (opt_str(&sent, "keyvaulturi"), opt_str(&sent, "keyname"));
+    let (Some(uri), Some(name)) = (
+        uri.filter(|u| !u.is_empty()),
+        name.filter(|n| !n.is_empty()),
+    ) else {
+        return Err(bad_request(
+            "MissingKeyvaultProperties",
+            "The encryption keyvault properties are missing from the request.",
+        ));
+    };
+    let version = opt_str(&sent, "keyversion");
+    let current_version = match version.as_deref() {
+        Some(v) if !v.is_empty() => v.to_string(),
+        _ => synth::key_version(&uri, &name),
+    };
+    let kvp = next
+        .key_vault_properties
+        .get_or_insert_with(KeyVaultProperties::default);
+    kvp.current_versioned_key_identifier = Some(format!(
+        "{}/keys/{name}/{current_version}",
+        uri.trim_end_matches('/')
+    ));
+    kvp.key_vault_uri = Some(uri);
+    kvp.key_name = Some(name);
+    kvp.key_version = version;
+    kvp.last_key_rotation_timestamp = Some(synth::now_iso());
+    if let Some(identity) = enc.get("identity").filter(|i| i.is_object()) {
+        next.encryption_identity = Some(EncryptionIdentity {
+            encryption_user_assigned_identity: opt_str(identity, "userAssignedIdentity"),
+            encryption_federated_identity_client_id: opt_str(identity, "federatedIdentityClientId"),
+        });
+    }
     Ok(())
 }
 
