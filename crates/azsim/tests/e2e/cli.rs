@@ -8,111 +8,16 @@
 //! Command lines are written as one string split on whitespace (`sim.az("account show")`);
 //! the `_args` variants take an argv for values that contain spaces.
 
-use assert_cmd::Command;
+use crate::harness::{Sim, text, words};
 use serde_json::{Value, json};
 use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-const AZSIM: &str = env!("CARGO_BIN_EXE_azsim");
 const SUB: &str = "00000000-0000-0000-0000-00000000aaaa";
 const UAI: &str = "/subscriptions/00000000-0000-0000-0000-00000000aaaa/resourceGroups/rg1/providers/Microsoft.ManagedIdentity/userAssignedIdentities/uai1";
 const SQL_KID: &str = "https://kv1.vault.azure.net/keys/sqlkey/0123456789abcdef0123456789abcdef";
-
-/// A world in a temp dir with `az` linked to azsim.
-struct Sim {
-    dir: tempfile::TempDir,
-}
-
-fn words(line: &str) -> Vec<&str> {
-    line.split_whitespace().collect()
-}
-
-impl Sim {
-    fn new(world: &Value) -> Sim {
-        let sim = Sim::empty();
-        sim.azsim("load -")
-            .write_stdin(world.to_string())
-            .assert()
-            .success();
-        sim
-    }
-
-    fn seeded(args: &str) -> Sim {
-        let sim = Sim::empty();
-        sim.azsim(&format!("seed {args}")).assert().success();
-        sim
-    }
-
-    fn empty() -> Sim {
-        let dir = tempfile::tempdir().expect("temp dir");
-        std::os::unix::fs::symlink(AZSIM, dir.path().join("az")).expect("symlink az");
-        Sim { dir }
-    }
-
-    fn world(&self) -> PathBuf {
-        self.dir.path().join("world.db")
-    }
-
-    fn log(&self) -> PathBuf {
-        self.dir.path().join("world.db.calls.jsonl")
-    }
-
-    fn azsim(&self, line: &str) -> Command {
-        let mut cmd = Command::new(AZSIM);
-        cmd.args(words(line))
-            .env("AZSIM_WORLD", self.world())
-            .env_remove("AZSIM_LOG");
-        cmd
-    }
-
-    fn az_cmd(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(self.dir.path().join("az"));
-        cmd.args(args)
-            .env("AZSIM_WORLD", self.world())
-            .env_remove("AZSIM_LOG");
-        cmd
-    }
-
-    fn az_args(&self, args: &[&str]) -> Output {
-        self.az_cmd(args).output().expect("run az")
-    }
-
-    fn az(&self, line: &str) -> Output {
-        self.az_args(&words(line))
-    }
-
-    /// Runs az, requires exit 0 and returns the parsed stdout.
-    fn json_args(&self, args: &[&str]) -> Value {
-        let out = self.az_args(args);
-        assert!(
-            out.status.success(),
-            "az {args:?} failed: {}",
-            text(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout)
-            .unwrap_or_else(|e| panic!("az {args:?} printed no JSON ({e}): {}", text(&out.stdout)))
-    }
-
-    fn json(&self, line: &str) -> Value {
-        self.json_args(&words(line))
-    }
-
-    fn dump(&self) -> Value {
-        let out = self.azsim("dump").output().expect("dump");
-        assert!(out.status.success());
-        serde_json::from_slice(&out.stdout).expect("dump is JSON")
-    }
-
-    fn settings(&self, pairs: &str) {
-        self.azsim(&format!("settings {pairs}")).assert().success();
-    }
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
 
 fn first_line(out: &Output) -> String {
     text(&out.stderr)
@@ -908,7 +813,7 @@ fn world_must_be_set() {
         (Some(1), "ERROR: azsim: AZSIM_WORLD is not set\n".into())
     );
     assert!(!sim.log().exists(), "nothing touched");
-    let missing = sim.dir.path().join("missing.db");
+    let missing = sim.dir().join("missing.db");
     let out = sim
         .az_cmd(&["account", "show"])
         .env("AZSIM_WORLD", &missing)
@@ -965,9 +870,9 @@ fn latency_faults_and_settings_delay_the_answer() {
 #[test]
 fn hang_fault_blocks_until_killed() {
     let sim = demo_with_faults(json!([{"command": "storage account list", "hangSeconds": 60}]));
-    let mut child = std::process::Command::new(sim.dir.path().join("az"))
+    let mut child = sim
+        .command(sim.dir().join("az"))
         .args(words("storage account list"))
-        .env("AZSIM_WORLD", sim.world())
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("spawn");
@@ -1051,10 +956,9 @@ fn invocation_log_records_every_call_before_it_runs() {
             .iter()
             .all(|l| l["ts"].as_f64().is_some_and(|t| t > 1.0e9))
     );
-    let calls = sim.azsim("calls --mutating").output().expect("calls");
-    assert_eq!(text(&calls.stdout).lines().count(), 2);
+    assert_eq!(sim.calls("--mutating").lines().count(), 2);
 
-    let custom = sim.dir.path().join("custom.jsonl");
+    let custom = sim.dir().join("custom.jsonl");
     sim.az_cmd(&["version"])
         .env("AZSIM_LOG", &custom)
         .assert()
@@ -1082,10 +986,7 @@ fn parallel_callers_change_atomically() {
     let mut world = sim.dump();
     let error = json!({"code": "TooManyRequests", "message": "slow down"});
     world["faults"] = json!([{"command": "storage account update", "times": 5, "error": error}]);
-    sim.azsim("load -")
-        .write_stdin(world.to_string())
-        .assert()
-        .success();
+    sim.load(&world);
     let targets = sim.json("storage account list --query [].[name,resourceGroup]");
     let targets: Vec<&Value> = targets.as_array().expect("list").iter().take(16).collect();
     assert_eq!(targets.len(), 16);
