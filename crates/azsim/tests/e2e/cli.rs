@@ -2,8 +2,9 @@
 //! and the demo run it, against worlds written here.
 //!
 //! The conformance test replays every capture of the real azure-cli 2.91 in
-//! `tests/reference/az_cli_2.91/` (at the workspace root) against the equivalent azsim world and compares exit codes,
-//! stdout (byte for byte, after the few fields a world cannot know) and stderr.
+//! `tests/reference/az_cli_2.91/` (at the workspace root) against the equivalent azsim world and
+//! compares exit codes, stdout (byte for byte, after the few fields a world cannot know) and
+//! stderr.
 //!
 //! Command lines are written as one string split on whitespace (`sim.az("account show")`);
 //! the `_args` variants take an argv for values that contain spaces.
@@ -40,8 +41,8 @@ fn fails(code: i32, line: &str) -> (Option<i32>, String) {
 // Conformance with azure-cli 2.91
 // ---------------------------------------------------------------------------------------------
 
-/// The world equivalent to `az_cli_2.91/_wire_input.json` (the disk, Cosmos DB, PostgreSQL and
-/// MySQL resources there are outside azsim's model and no capture reads them).
+/// The world equivalent to `tests/reference/az_cli_2.91/_wire_input.json` (the disk, Cosmos DB,
+/// PostgreSQL and MySQL resources there are outside azsim's model and no capture reads them).
 fn reference_world() -> Value {
     let service = json!({"enabled": true, "keyType": "Account", "lastEnabledTime": "2024-01-01T00:00:00+00:00"});
     let kvp = json!({
@@ -82,7 +83,8 @@ enum Check {
     /// stderr and stdout equal byte for byte.
     Stderr,
     /// The error layout and code only: the message text inside `(Code) ...` came from the
-    /// emulator that served the capture, not from Azure (see az_cli_2.91/README.md).
+    /// emulator that served the capture, not from Azure (see
+    /// tests/reference/az_cli_2.91/README.md).
     ErrorCode,
 }
 
