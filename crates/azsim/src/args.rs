@@ -4,7 +4,7 @@
 //! is accepted; unknown options and stray words are "unrecognized arguments" (exit 2).
 
 use crate::armid;
-use crate::errors::AzError;
+use crate::errors::CommandError;
 use std::collections::HashMap;
 
 /// How many values an option takes (argparse's `nargs`).
@@ -95,7 +95,7 @@ pub struct CommandSpec {
     pub validate: Option<Validator>,
 }
 
-pub type Validator = fn(&Parsed) -> Result<(), AzError>;
+pub type Validator = fn(&Parsed) -> Result<(), CommandError>;
 
 impl CommandSpec {
     pub fn prog(&self) -> String {
@@ -180,7 +180,7 @@ fn check_choice(
     tokens: &[String],
     p: &Param,
     value: String,
-) -> Result<String, AzError> {
+) -> Result<String, CommandError> {
     if p.choices.is_empty() {
         return Ok(value);
     }
@@ -228,7 +228,7 @@ fn normalized_options(spec: &CommandSpec, args: &[&str]) -> Vec<&'static str> {
 /// missing required argument): az prints the three help examples that best match the
 /// arguments given (`CommandRecommender.provide_recommendations`: most matching options
 /// first, then fewest options, in help order otherwise) above its reference link.
-pub fn command_usage(spec: &CommandSpec, tokens: &[String], message: String) -> AzError {
+pub fn command_usage(spec: &CommandSpec, tokens: &[String], message: String) -> CommandError {
     let given: Vec<&str> = tokens.iter().map(String::as_str).collect();
     let given = normalized_options(spec, &given);
     let mut ranked: Vec<(i64, usize, usize)> = spec
@@ -248,13 +248,28 @@ pub fn command_usage(spec: &CommandSpec, tokens: &[String], message: String) -> 
         .take(3)
         .map(|(_, _, i)| spec.examples[*i])
         .collect();
-    AzError::usage_with_examples(message, &best)
+    CommandError::usage_with_examples(message, &best)
 }
 
 /// Parses the tokens after the command words, then applies azure-cli's checks in its order:
 /// argument errors while consuming, required arguments, unrecognized arguments, and finally the
 /// `(--x --y | --ids) are required` validator.
-pub fn parse(spec: &CommandSpec, tokens: &[String]) -> Result<ParseResult, AzError> {
+pub fn parse(spec: &CommandSpec, tokens: &[String]) -> Result<ParseResult, CommandError> {
+    let params = accepted(spec);
+    let Some((parsed, extras)) = consume(spec, tokens, &params)? else {
+        return Ok(ParseResult::Help);
+    };
+    check_consumed(spec, tokens, &parsed, &extras)?;
+    let targets = expand_ids(spec, parsed);
+    for target in &targets {
+        check_target(spec, target)?;
+    }
+    Ok(ParseResult::Run(targets))
+}
+
+/// The options a command accepts: its own, az's global ones, and `--subscription` and `--ids`
+/// where the command takes them.
+fn accepted(spec: &CommandSpec) -> Vec<&Param> {
     let mut params: Vec<&Param> = spec.params.iter().collect();
     params.extend([&OUTPUT, &QUERY, &HELP]);
     if spec.subscription {
@@ -263,7 +278,17 @@ pub fn parse(spec: &CommandSpec, tokens: &[String]) -> Result<ParseResult, AzErr
     if spec.ids {
         params.push(&IDS);
     }
-    let is_value = |t: &String| matches!(classify(t, &params), Token::Positional);
+    params
+}
+
+/// Consumes the tokens left to right as argparse does: each option takes its values, and every
+/// token no option takes is kept as an extra. None: `--help` was given, which stops parsing.
+fn consume(
+    spec: &CommandSpec,
+    tokens: &[String],
+    params: &[&Param],
+) -> Result<Option<(Parsed, Vec<String>)>, CommandError> {
+    let is_value = |t: &String| matches!(classify(t, params), Token::Positional);
     let mut parsed = Parsed::default();
     let mut extras: Vec<String> = Vec::new();
     let mut i = 0;
@@ -274,79 +299,91 @@ pub fn parse(spec: &CommandSpec, tokens: &[String]) -> Result<ParseResult, AzErr
             extras.extend(tokens[i..].iter().cloned());
             break;
         }
-        let (p, explicit) = match classify(tok, &params) {
+        let (p, explicit) = match classify(tok, params) {
             Token::Positional | Token::UnknownOption => {
                 extras.push(tok.clone());
                 continue;
             }
             Token::Option(p, explicit) => (p, explicit),
         };
-        let values = match (p.arity, explicit) {
-            (Arity::Flag, Some(v)) => {
-                return Err(command_usage(
-                    spec,
-                    tokens,
-                    format!("argument {}: ignored explicit argument '{v}'", p.display()),
-                ));
-            }
-            (Arity::Flag, None) if p.dest == "help" => return Ok(ParseResult::Help),
-            (Arity::Flag, None) => vec!["true".to_string()],
-            (_, Some(v)) => vec![v],
-            (Arity::One, None) => match tokens.get(i).filter(|t| is_value(t)) {
-                Some(v) => {
-                    i += 1;
-                    vec![v.clone()]
-                }
-                None => {
-                    return Err(command_usage(
-                        spec,
-                        tokens,
-                        format!("argument {}: expected one argument", p.display()),
-                    ));
-                }
-            },
-            (Arity::OptionalBool, None) => match tokens.get(i).filter(|t| is_value(t)) {
-                Some(v) => {
-                    i += 1;
-                    vec![v.clone()]
-                }
-                None => vec!["true".to_string()],
-            },
-            (Arity::Many, None) => {
-                let taken: Vec<String> = tokens[i..]
-                    .iter()
-                    .take_while(|t| is_value(t))
-                    .cloned()
-                    .collect();
-                if taken.is_empty() {
-                    return Err(command_usage(
-                        spec,
-                        tokens,
-                        format!("argument {}: expected at least one argument", p.display()),
-                    ));
-                }
-                i += taken.len();
-                taken
-            }
-        };
+        if p.arity == Arity::Flag && explicit.is_none() && p.dest == "help" {
+            return Ok(None);
+        }
+        let (values, used) = option_values(spec, tokens, p, explicit, &tokens[i..], is_value)?;
+        i += used;
         let values = values
             .into_iter()
             .map(|v| check_choice(spec, tokens, p, v))
             .collect::<Result<Vec<_>, _>>()?;
         parsed.set(p.dest, values);
     }
+    Ok(Some((parsed, extras)))
+}
+
+/// The values option `p` takes: its `=value`, or the value tokens that follow it (`rest`),
+/// with how many of `rest` it used. The errors are argparse's, raised while consuming.
+fn option_values(
+    spec: &CommandSpec,
+    tokens: &[String],
+    p: &Param,
+    explicit: Option<String>,
+    rest: &[String],
+    is_value: impl Fn(&String) -> bool,
+) -> Result<(Vec<String>, usize), CommandError> {
+    let usage = |message: String| Err(command_usage(spec, tokens, message));
+    match (p.arity, explicit) {
+        (Arity::Flag, Some(v)) => usage(format!(
+            "argument {}: ignored explicit argument '{v}'",
+            p.display()
+        )),
+        (Arity::Flag, None) => Ok((vec!["true".to_string()], 0)),
+        (_, Some(v)) => Ok((vec![v], 0)),
+        (Arity::One, None) => match rest.first().filter(|t| is_value(t)) {
+            Some(v) => Ok((vec![v.clone()], 1)),
+            None => usage(format!("argument {}: expected one argument", p.display())),
+        },
+        (Arity::OptionalBool, None) => match rest.first().filter(|t| is_value(t)) {
+            Some(v) => Ok((vec![v.clone()], 1)),
+            None => Ok((vec!["true".to_string()], 0)),
+        },
+        (Arity::Many, None) => {
+            let taken: Vec<String> = rest.iter().take_while(|t| is_value(t)).cloned().collect();
+            if taken.is_empty() {
+                return usage(format!(
+                    "argument {}: expected at least one argument",
+                    p.display()
+                ));
+            }
+            let used = taken.len();
+            Ok((taken, used))
+        }
+    }
+}
+
+/// An id-part argument of a command that takes `--ids` is checked per id, after expansion.
+fn deferred(spec: &CommandSpec, p: &Param) -> bool {
+    spec.ids && p.id_part.is_some()
+}
+
+/// The checks after consuming, in azure-cli's order: the query compiles, the required
+/// arguments are there, and no token was left over.
+fn check_consumed(
+    spec: &CommandSpec,
+    tokens: &[String],
+    parsed: &Parsed,
+    extras: &[String],
+) -> Result<(), CommandError> {
     if let Some(q) = parsed.one("query") {
         jmespath::compile(q).map_err(|_| {
-            AzError::usage(format!(
+            CommandError::usage(format!(
                 "argument --query: invalid jmespath_type value: '{q}'"
             ))
         })?;
     }
-    let deferred = |p: &&Param| spec.ids && p.id_part.is_some();
     let missing: Vec<String> = spec
         .params
         .iter()
-        .filter(|p| p.required && !deferred(p) && !parsed.flag(p.dest))
+        .filter(|p| p.required && !deferred(spec, p) && !parsed.flag(p.dest))
         .map(|p| p.display())
         .collect();
     if !missing.is_empty() {
@@ -357,30 +394,33 @@ pub fn parse(spec: &CommandSpec, tokens: &[String]) -> Result<ParseResult, AzErr
         return Err(command_usage(spec, tokens, message));
     }
     if !extras.is_empty() {
-        return Err(AzError::usage(format!(
+        return Err(CommandError::usage(format!(
             "unrecognized arguments: {}",
             extras.join(" ")
         )));
     }
-    let targets = expand_ids(spec, parsed);
-    for target in &targets {
-        let missing: Vec<&str> = spec
-            .params
-            .iter()
-            .filter(|p| p.required && deferred(p) && !target.flag(p.dest))
-            .map(|p| p.options[0])
-            .collect();
-        if !missing.is_empty() {
-            return Err(AzError::validation(format!(
-                "({} | --ids) are required",
-                missing.join(" ")
-            )));
-        }
-        if let Some(validate) = spec.validate {
-            validate(target)?;
-        }
+    Ok(())
+}
+
+/// The checks of one target (one id of `--ids`): its id-part arguments, then the command's own
+/// validator.
+fn check_target(spec: &CommandSpec, target: &Parsed) -> Result<(), CommandError> {
+    let missing: Vec<&str> = spec
+        .params
+        .iter()
+        .filter(|p| p.required && deferred(spec, p) && !target.flag(p.dest))
+        .map(|p| p.options[0])
+        .collect();
+    if !missing.is_empty() {
+        return Err(CommandError::validation(format!(
+            "({} | --ids) are required",
+            missing.join(" ")
+        )));
     }
-    Ok(ParseResult::Run(targets))
+    if let Some(validate) = spec.validate {
+        validate(target)?;
+    }
+    Ok(())
 }
 
 /// One `Parsed` per resource id, with the id-part arguments (and the subscription) taken from
@@ -478,7 +518,7 @@ mod tests {
         validate: None,
     };
 
-    fn run(args: &[&str]) -> Result<Vec<Parsed>, AzError> {
+    fn run(args: &[&str]) -> Result<Vec<Parsed>, CommandError> {
         let tokens: Vec<String> = args.iter().map(|s| s.to_string()).collect();
         match parse(&SPEC, &tokens)? {
             ParseResult::Run(t) => Ok(t),
@@ -486,7 +526,7 @@ mod tests {
         }
     }
 
-    fn message(e: AzError) -> String {
+    fn message(e: CommandError) -> String {
         e.render().lines().next().unwrap().to_string()
     }
 

@@ -3,30 +3,19 @@
 //! log the call, parse (exit 2), check sign-in and subscription (client side), wait (latency,
 //! faults), run against the store, then print through `--query` and `--output`.
 
-use crate::args::{self, ParseResult, Parsed};
-use crate::commands::{self, Ctx, Resolution};
-use crate::errors::AzError;
-use crate::store::Store;
-use crate::synth::{self, SplitMix64};
+use crate::args::{self, CommandSpec, ParseResult, Parsed};
+use crate::commands::{self, Command, Ctx, Resolution};
+use crate::errors::CommandError;
+use crate::store::{Header, Store};
+use crate::synth;
 use crate::world::Subscription;
-use crate::{faults, invocation_log, output};
+use crate::{faults, invocation_log, output, warnings};
 use serde_json::Value;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 /// knack's logging flags: accepted anywhere on the command line and removed before parsing.
 const LOGGING_FLAGS: &[&str] = &["--only-show-errors", "--verbose", "--debug"];
-
-static ONLY_ERRORS: AtomicBool = AtomicBool::new(false);
-
-/// Prints an az warning to stderr unless `--only-show-errors` was given.
-pub fn warn(message: &str) {
-    if !ONLY_ERRORS.load(Ordering::Relaxed) {
-        eprintln!("WARNING: {message}");
-    }
-}
 
 /// Runs one az call; `argv` is everything after `az`. Returns the process exit code.
 pub fn run(argv: &[String], world: Option<PathBuf>) -> i32 {
@@ -34,10 +23,7 @@ pub fn run(argv: &[String], world: Option<PathBuf>) -> i32 {
         eprintln!("ERROR: azsim: AZSIM_WORLD is not set");
         return 1;
     };
-    ONLY_ERRORS.store(
-        argv.iter().any(|a| a == "--only-show-errors"),
-        Ordering::Relaxed,
-    );
+    warnings::set_only_errors(argv.iter().any(|a| a == "--only-show-errors"));
     let tokens: Vec<String> = argv
         .iter()
         .filter(|a| !LOGGING_FLAGS.contains(&a.as_str()))
@@ -74,7 +60,7 @@ fn answer(
     tokens: &[String],
     argv: &[String],
     world: &Path,
-) -> Result<String, AzError> {
+) -> Result<String, CommandError> {
     let (command, consumed) = match resolution {
         Resolution::Unknown(e) => return Err(e),
         Resolution::Group { name, children } => return Ok(group_help(&name, &children)),
@@ -86,7 +72,7 @@ fn answer(
     };
     let format = targets[0].one("output").unwrap_or("json").to_string();
     if !matches!(format.as_str(), "json" | "jsonc" | "tsv" | "none") {
-        return Err(AzError::validation(format!(
+        return Err(CommandError::validation(format!(
             "azsim: output format '{format}' is not simulated (use json, jsonc, tsv or none)"
         )));
     }
@@ -96,54 +82,21 @@ fn answer(
     let header = store.db().header()?;
     let words = command.spec.words;
     if !header.settings.signed_in && words != ["version"] {
-        if words == ["account", "list"] {
-            // `az account list` with no accounts warns and prints an empty list (exit 0).
-            warn("Please run \"az login\" to access your accounts.");
-            return Ok(output::format(
-                &output::apply_query(Value::Array(Vec::new()), query.as_deref())?,
-                &format,
-            ));
-        }
-        return Err(AzError::client("Please run 'az login' to setup account."));
+        return signed_out(words, query.as_deref(), &format);
     }
-    let subs = store.db().subscriptions()?;
-    let takes_subscription = command.spec.subscription || words == ["account", "show"];
-    let scoped: Vec<(Parsed, Option<Subscription>)> = targets
-        .into_iter()
-        .map(|t| {
-            let sub = if takes_subscription {
-                Some(find_subscription(&subs, t.one("subscription"))?)
-            } else {
-                None
-            };
-            Ok((t, sub))
-        })
-        .collect::<Result<_, AzError>>()?;
+    let scoped = scope(&command.spec, targets, &store.db().subscriptions()?)?;
 
     let fired = faults::fire(&store.db(), words, argv)?;
     std::thread::sleep(
-        latency(header.settings.latency_ms, header.settings.jitter_ms) + fired.delay,
+        synth::latency(header.settings.latency_ms, header.settings.jitter_ms) + fired.delay,
     );
     if let Some(e) = fired.error {
         return Err(e);
     }
-    let mut results = Vec::with_capacity(scoped.len());
-    for (target, subscription) in &scoped {
-        let mut ctx = Ctx {
-            store: &mut store,
-            header: &header,
-            subscription: subscription.clone(),
-        };
-        results.push((command.run)(&mut ctx, target)?);
-    }
+    let result = run_targets(command, &mut store, &header, scoped)?;
     if fired.crash {
         crash_now();
     }
-    let result = if results.len() == 1 {
-        results.pop().unwrap_or(Value::Null)
-    } else {
-        Value::Array(results)
-    };
     let text = output::format(&output::apply_query(result, query.as_deref())?, &format);
     Ok(if fired.malformed {
         faults::tear(&text)
@@ -152,9 +105,71 @@ fn answer(
     })
 }
 
+/// What az answers a signed-out caller: `az account list` warns and prints an empty list
+/// (exit 0), every other command asks for `az login`.
+fn signed_out(words: &[&str], query: Option<&str>, format: &str) -> Result<String, CommandError> {
+    if words == ["account", "list"] {
+        warnings::warn("Please run \"az login\" to access your accounts.");
+        return Ok(output::format(
+            &output::apply_query(Value::Array(Vec::new()), query)?,
+            format,
+        ));
+    }
+    Err(CommandError::client(
+        "Please run 'az login' to setup account.",
+    ))
+}
+
+/// Pairs each target with the subscription it runs in, for the commands that take one; an
+/// unknown subscription fails the call before anything runs.
+fn scope(
+    spec: &CommandSpec,
+    targets: Vec<Parsed>,
+    subs: &[Subscription],
+) -> Result<Vec<(Parsed, Option<Subscription>)>, CommandError> {
+    let takes_subscription = spec.subscription || spec.words == ["account", "show"];
+    targets
+        .into_iter()
+        .map(|t| {
+            let sub = if takes_subscription {
+                Some(find_subscription(subs, t.one("subscription"))?)
+            } else {
+                None
+            };
+            Ok((t, sub))
+        })
+        .collect()
+}
+
+/// Runs the command once per target: one result, or an array of them for several `--ids`.
+fn run_targets(
+    command: &Command,
+    store: &mut Store,
+    header: &Header,
+    scoped: Vec<(Parsed, Option<Subscription>)>,
+) -> Result<Value, CommandError> {
+    let mut results = Vec::with_capacity(scoped.len());
+    for (target, subscription) in scoped {
+        let mut ctx = Ctx {
+            store,
+            header,
+            subscription,
+        };
+        results.push((command.run)(&mut ctx, &target)?);
+    }
+    Ok(if results.len() == 1 {
+        results.pop().unwrap_or(Value::Null)
+    } else {
+        Value::Array(results)
+    })
+}
+
 /// The subscription a call works in: `--subscription` (id or name, case-insensitive) or the
 /// default one. An unknown one is az's client-side profile error (exit 1).
-fn find_subscription(subs: &[Subscription], wanted: Option<&str>) -> Result<Subscription, AzError> {
+fn find_subscription(
+    subs: &[Subscription],
+    wanted: Option<&str>,
+) -> Result<Subscription, CommandError> {
     let found = match wanted {
         Some(w) => subs
             .iter()
@@ -163,25 +178,13 @@ fn find_subscription(subs: &[Subscription], wanted: Option<&str>) -> Result<Subs
     };
     match (found, wanted) {
         (Some(s), _) => Ok(s.clone()),
-        (None, Some(w)) => Err(AzError::client(format!(
+        (None, Some(w)) => Err(CommandError::client(format!(
             "Subscription '{w}' not found. Check the spelling and casing and try again."
         ))),
-        (None, None) => Err(AzError::client("Please run 'az login' to setup account.")),
+        (None, None) => Err(CommandError::client(
+            "Please run 'az login' to setup account.",
+        )),
     }
-}
-
-/// `latencyMs` plus a random 0..=`jitterMs`.
-pub fn latency(latency_ms: u64, jitter_ms: u64) -> Duration {
-    let jitter = if jitter_ms == 0 {
-        0
-    } else {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_nanos() as u64;
-        SplitMix64(nanos ^ u64::from(std::process::id())).below(jitter_ms + 1)
-    };
-    Duration::from_millis(latency_ms + jitter)
 }
 
 /// Dies the way a killed az does (exit status 137 in a shell), after the change was committed

@@ -5,8 +5,10 @@
 const REFERENCE_FOOTER: &str =
     "\nhttps://aka.ms/cli_ref\nRead more about the command in reference docs\n";
 
+/// Why an az command failed: what az prints on stderr and the exit code it ends with. The ARM
+/// face answers the same errors as ARM error bodies (see `serve::routes::error_response`).
 #[derive(Debug, Clone, PartialEq)]
-pub enum AzError {
+pub enum CommandError {
     /// An error the service answered: azure-core prints `(Code) Message`, `Code:`, `Message:`.
     Service {
         code: String,
@@ -22,10 +24,10 @@ pub enum AzError {
     },
 }
 
-impl AzError {
+impl CommandError {
     /// HTTP 404 from ARM: az maps it to ResourceNotFoundError, exit code 3.
-    pub fn not_found(code: &str, message: impl Into<String>) -> AzError {
-        AzError::Service {
+    pub fn not_found(code: &str, message: impl Into<String>) -> CommandError {
+        CommandError::Service {
             code: code.into(),
             message: message.into(),
             exit: 3,
@@ -33,8 +35,8 @@ impl AzError {
     }
 
     /// Any other service error (4xx/5xx, failed long-running operation): exit code 1.
-    pub fn service(code: &str, message: impl Into<String>) -> AzError {
-        AzError::Service {
+    pub fn service(code: &str, message: impl Into<String>) -> CommandError {
+        CommandError::Service {
             code: code.into(),
             message: message.into(),
             exit: 1,
@@ -42,8 +44,8 @@ impl AzError {
     }
 
     /// A client-side failure raised while the command runs (CLIError): exit code 1.
-    pub fn client(message: impl Into<String>) -> AzError {
-        AzError::Client {
+    pub fn client(message: impl Into<String>) -> CommandError {
+        CommandError::Client {
             message: message.into(),
             trailer: String::new(),
             exit: 1,
@@ -51,8 +53,8 @@ impl AzError {
     }
 
     /// A validator's rejection (`parser.validation_error`): exit code 2, no footer.
-    pub fn validation(message: impl Into<String>) -> AzError {
-        AzError::Client {
+    pub fn validation(message: impl Into<String>) -> CommandError {
+        CommandError::Client {
             message: message.into(),
             trailer: String::new(),
             exit: 2,
@@ -60,8 +62,8 @@ impl AzError {
     }
 
     /// An argparse error (`parser.error`): exit code 2 with az's reference footer.
-    pub fn usage(message: impl Into<String>) -> AzError {
-        AzError::Client {
+    pub fn usage(message: impl Into<String>) -> CommandError {
+        CommandError::Client {
             message: message.into(),
             trailer: REFERENCE_FOOTER.into(),
             exit: 2,
@@ -70,16 +72,19 @@ impl AzError {
 
     /// A usage error of a command's own parser: az prints the chosen help examples (if the
     /// command has any) above its reference footer.
-    pub fn usage_with_examples(message: impl Into<String>, examples: &[(&str, &str)]) -> AzError {
+    pub fn usage_with_examples(
+        message: impl Into<String>,
+        examples: &[(&str, &str)],
+    ) -> CommandError {
         if examples.is_empty() {
-            return AzError::usage(message);
+            return CommandError::usage(message);
         }
         let mut trailer = String::from("\nExamples from command's help:\n");
         for (command, description) in examples {
             trailer.push_str(&format!("{command}\n{description}\n\n"));
         }
         trailer.push_str(REFERENCE_FOOTER.trim_start_matches('\n'));
-        AzError::Client {
+        CommandError::Client {
             message: message.into(),
             trailer,
             exit: 2,
@@ -88,17 +93,17 @@ impl AzError {
 
     pub fn exit_code(&self) -> i32 {
         match self {
-            AzError::Service { exit, .. } | AzError::Client { exit, .. } => *exit,
+            CommandError::Service { exit, .. } | CommandError::Client { exit, .. } => *exit,
         }
     }
 
     /// The exact stderr text az prints for this error.
     pub fn render(&self) -> String {
         match self {
-            AzError::Service { code, message, .. } => {
+            CommandError::Service { code, message, .. } => {
                 format!("ERROR: ({code}) {message}\nCode: {code}\nMessage: {message}\n")
             }
-            AzError::Client {
+            CommandError::Client {
                 message, trailer, ..
             } => format!("ERROR: {message}\n{trailer}"),
         }
@@ -106,8 +111,8 @@ impl AzError {
 }
 
 /// ARM's wording when a top-level resource is missing from an existing resource group.
-pub fn arm_resource_not_found(resource_type: &str, name: &str, group: &str) -> AzError {
-    AzError::not_found(
+pub fn arm_resource_not_found(resource_type: &str, name: &str, group: &str) -> CommandError {
+    CommandError::not_found(
         "ResourceNotFound",
         format!(
             "The Resource '{resource_type}/{name}' under resource group '{group}' was not found. \
@@ -117,8 +122,8 @@ pub fn arm_resource_not_found(resource_type: &str, name: &str, group: &str) -> A
 }
 
 /// ARM's wording when the parent of a nested resource (a SQL server) does not exist.
-pub fn parent_not_found(parent: &str) -> AzError {
-    AzError::not_found(
+pub fn parent_not_found(parent: &str) -> CommandError {
+    CommandError::not_found(
         "ParentResourceNotFound",
         format!(
             "Can not perform requested operation on nested resource. Parent resource '{parent}' not found."
@@ -127,8 +132,8 @@ pub fn parent_not_found(parent: &str) -> AzError {
 }
 
 /// The SQL resource provider's own 404 wording for nested resources.
-pub fn sql_not_found(resource_type: &str, name: &str) -> AzError {
-    AzError::not_found(
+pub fn sql_not_found(resource_type: &str, name: &str) -> CommandError {
+    CommandError::not_found(
         "ResourceNotFound",
         format!(
             "The requested resource of type '{resource_type}' with name '{name}' was not found."
@@ -136,17 +141,17 @@ pub fn sql_not_found(resource_type: &str, name: &str) -> AzError {
     )
 }
 
-pub fn group_not_found(group: &str) -> AzError {
-    AzError::not_found(
+pub fn group_not_found(group: &str) -> CommandError {
+    CommandError::not_found(
         "ResourceGroupNotFound",
         format!("Resource group '{group}' could not be found."),
     )
 }
 
 /// A failure of azsim itself (store, I/O): reported like az reports an unexpected error.
-impl From<anyhow::Error> for AzError {
-    fn from(e: anyhow::Error) -> AzError {
-        AzError::client(format!("azsim: {e:#}"))
+impl From<anyhow::Error> for CommandError {
+    fn from(e: anyhow::Error) -> CommandError {
+        CommandError::client(format!("azsim: {e:#}"))
     }
 }
 
@@ -156,7 +161,7 @@ mod tests {
 
     #[test]
     fn service_layout_is_three_lines() {
-        let e = AzError::not_found("ResourceNotFound", "gone");
+        let e = CommandError::not_found("ResourceNotFound", "gone");
         assert_eq!(
             e.render(),
             "ERROR: (ResourceNotFound) gone\nCode: ResourceNotFound\nMessage: gone\n"
@@ -166,7 +171,7 @@ mod tests {
 
     #[test]
     fn usage_error_has_footer() {
-        let e = AzError::usage("unrecognized arguments: --bogus=1");
+        let e = CommandError::usage("unrecognized arguments: --bogus=1");
         assert_eq!(
             e.render(),
             "ERROR: unrecognized arguments: --bogus=1\n\nhttps://aka.ms/cli_ref\nRead more about the command in reference docs\n"

@@ -9,78 +9,14 @@
 //! `malformed` tears the response body and `crashAfterChange` closes the connection unanswered
 //! after the change was made.
 
-use crate::errors::AzError;
+use crate::errors::CommandError;
 use crate::store::Db;
-use anyhow::{Result, bail};
-use serde::{Deserialize, Serialize};
+use crate::world::Fault;
+use anyhow::Result;
 use std::time::Duration;
 
-/// One fault as written in the world file. Exactly one action field is set.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Fault {
-    /// Command words, or a leading part of them ("sql" matches every SQL command). Absent: any.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub command: Option<String>,
-    /// A substring that some argument after `az` must contain.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub argv_contains: Option<String>,
-    /// How many more times the fault fires; absent means always. Counted in the store, so
-    /// parallel callers share one budget.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub times: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<FaultError>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub latency_ms: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub hang_seconds: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub malformed: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub crash_after_change: Option<bool>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct FaultError {
-    pub code: String,
-    pub message: String,
-    #[serde(default = "one")]
-    pub exit_code: i32,
-    /// The HTTP status `azsim serve` answers with; absent: the status Azure uses for the code
-    /// (404 for the not-found codes, 403 AuthorizationFailed, 429 for throttling, ...).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status: Option<u16>,
-}
-
-fn one() -> i32 {
-    1
-}
-
 impl Fault {
-    pub fn validate(&self) -> Result<()> {
-        let actions = [
-            self.error.is_some(),
-            self.latency_ms.is_some(),
-            self.hang_seconds.is_some(),
-            self.malformed == Some(true),
-            self.crash_after_change == Some(true),
-        ];
-        if actions.iter().filter(|a| **a).count() != 1 {
-            bail!(
-                "a fault needs exactly one action (error, latencyMs, hangSeconds, malformed: true, crashAfterChange: true): {self:?}"
-            );
-        }
-        if self
-            .hang_seconds
-            .is_some_and(|s| !(0.0..=86_400.0).contains(&s))
-        {
-            bail!("hangSeconds must be between 0 and 86400");
-        }
-        Ok(())
-    }
-
+    /// Whether the fault applies to a call of `command` with these arguments.
     fn matches(&self, command: &[&str], argv: &[String]) -> bool {
         let command_ok = self.command.as_deref().is_none_or(|wanted| {
             let words: Vec<&str> = wanted.split_whitespace().collect();
@@ -104,7 +40,7 @@ pub struct Outcome {
     /// Extra time to wait before answering (latency and hangs add up).
     pub delay: Duration,
     /// Fail with this error instead of running the command.
-    pub error: Option<AzError>,
+    pub error: Option<CommandError>,
     /// The HTTP status the fault asked for (ARM face only).
     pub error_status: Option<u16>,
     /// Run the command, then print a torn JSON document.
@@ -126,7 +62,7 @@ pub fn fire(store: &Db, command: &[&str], argv: &[String]) -> Result<Outcome> {
         } else if let Some(secs) = fault.hang_seconds {
             outcome.delay += Duration::from_secs_f64(secs);
         } else if let Some(e) = &fault.error {
-            outcome.error = Some(AzError::Service {
+            outcome.error = Some(CommandError::Service {
                 code: e.code.clone(),
                 message: e.message.clone(),
                 exit: e.exit_code,
@@ -183,17 +119,6 @@ mod tests {
         assert!(!fault(Some("sql db tde set"), None).matches(&cmd, &argv));
         assert!(!fault(Some("sql db tde show extra"), None).matches(&cmd, &argv));
         assert!(!fault(None, Some("db3")).matches(&cmd, &argv));
-    }
-
-    #[test]
-    fn exactly_one_action() {
-        assert!(fault(None, None).validate().is_ok());
-        let two = Fault {
-            malformed: Some(true),
-            ..fault(None, None)
-        };
-        assert!(two.validate().is_err());
-        assert!(Fault::default().validate().is_err());
     }
 
     #[test]

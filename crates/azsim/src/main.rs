@@ -3,7 +3,7 @@
 //! Invoked as `azsim` it is a management tool (load, dump, seed, settings, calls) and the ARM
 //! face (`azsim serve`: the REST API the real azure-cli talks to); invoked under any other name
 //! (a link or copy named `az`) it answers az's commands from the world store. ARCHITECTURE.md
-//! (at the repository root) describes its two faces over one world.
+//! at the repository root ("azsim: two faces over one world") describes how.
 
 mod args;
 mod armid;
@@ -19,6 +19,7 @@ mod seed;
 mod serve;
 mod store;
 mod synth;
+mod warnings;
 mod world;
 
 use std::path::{Path, PathBuf};

@@ -2,24 +2,24 @@
 //! JSON is knack's `json.dumps(..., indent=2, sort_keys=True, ensure_ascii=False)` plus a newline;
 //! serde_json with sorted maps produces the same bytes.
 
-use crate::errors::AzError;
+use crate::errors::CommandError;
 use serde_json::Value;
 
 /// Applies `--query` to the result, as az does before formatting. A query was validated by the
 /// parser, so a failure here is a runtime JMESPath error (e.g. a function given a wrong type).
-pub fn apply_query(result: Value, query: Option<&str>) -> Result<Value, AzError> {
+pub fn apply_query(result: Value, query: Option<&str>) -> Result<Value, CommandError> {
     let Some(q) = query else {
         return Ok(result);
     };
     let expr = jmespath::compile(q).map_err(|e| {
-        AzError::usage(format!(
+        CommandError::usage(format!(
             "argument --query: invalid jmespath_type value: '{q}' ({e})"
         ))
     })?;
     let found = expr
         .search(result)
-        .map_err(|e| AzError::client(e.to_string()))?;
-    serde_json::to_value(&*found).map_err(|e| AzError::client(e.to_string()))
+        .map_err(|e| CommandError::client(e.to_string()))?;
+    serde_json::to_value(&*found).map_err(|e| CommandError::client(e.to_string()))
 }
 
 /// Formats a (queried) result; a null result prints nothing, as knack skips `None`.

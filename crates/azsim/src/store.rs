@@ -6,8 +6,9 @@
 //! the original case for printing. The key's (kind, subscription) prefix is the index a list
 //! call uses, so a show is one B-tree lookup and a list is one range scan in name order.
 
-use crate::faults::Fault;
-use crate::world::{Settings, SqlDatabase, SqlServer, StorageAccount, Subscription, User, World};
+use crate::world::{
+    Fault, Settings, SqlDatabase, SqlServer, StorageAccount, Subscription, User, World,
+};
 use anyhow::{Context, Result, bail};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 use serde::Serialize;

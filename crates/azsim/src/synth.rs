@@ -1,8 +1,8 @@
 //! Synthetic values that a world does not store but Azure always prints (database GUIDs, key
 //! thumbprints, current key versions, timestamps). Derived from names so the same world always
-//! prints the same output, and a small PRNG for the seeder and latency jitter.
+//! prints the same output, and a small PRNG for the seeder and the latency jitter of both faces.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// 64-bit FNV-1a: stable across Rust releases, unlike `DefaultHasher`.
 fn fnv1a(data: &[u8], salt: u64) -> u64 {
@@ -89,6 +89,20 @@ pub fn iso_utc(secs: i64, micros: u32) -> String {
         rem % 3_600 / 60,
         rem % 60
     )
+}
+
+/// How long a call waits before it answers: `latencyMs` plus a random 0..=`jitterMs`.
+pub fn latency(latency_ms: u64, jitter_ms: u64) -> Duration {
+    let jitter = if jitter_ms == 0 {
+        0
+    } else {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos() as u64;
+        SplitMix64(nanos ^ u64::from(std::process::id())).below(jitter_ms + 1)
+    };
+    Duration::from_millis(latency_ms + jitter)
 }
 
 /// SplitMix64: tiny, fast and good enough for seeding fleets and jitter.

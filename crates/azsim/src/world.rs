@@ -29,7 +29,7 @@ pub struct World {
     #[serde(default)]
     pub sql_databases: Vec<SqlDatabase>,
     #[serde(default)]
-    pub faults: Vec<crate::faults::Fault>,
+    pub faults: Vec<Fault>,
 }
 
 fn default_tenant() -> String {
@@ -307,6 +307,76 @@ impl SqlDatabase {
     }
 }
 
+/// One fault as written in the world file. Exactly one action field is set; which calls it
+/// fires on and what firing does are [`crate::faults`]'s business.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Fault {
+    /// Command words, or a leading part of them ("sql" matches every SQL command). Absent: any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    /// A substring that some argument after `az` must contain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub argv_contains: Option<String>,
+    /// How many more times the fault fires; absent means always. Counted in the store, so
+    /// parallel callers share one budget.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub times: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<FaultError>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hang_seconds: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub malformed: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crash_after_change: Option<bool>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FaultError {
+    pub code: String,
+    pub message: String,
+    #[serde(default = "one")]
+    pub exit_code: i32,
+    /// The HTTP status `azsim serve` answers with; absent: the status Azure uses for the code
+    /// (404 for the not-found codes, 403 AuthorizationFailed, 429 for throttling, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+}
+
+fn one() -> i32 {
+    1
+}
+
+impl Fault {
+    /// Rejects a fault that would do nothing or several things at once, so a world states
+    /// unambiguously how a call goes wrong.
+    pub fn validate(&self) -> Result<()> {
+        let actions = [
+            self.error.is_some(),
+            self.latency_ms.is_some(),
+            self.hang_seconds.is_some(),
+            self.malformed == Some(true),
+            self.crash_after_change == Some(true),
+        ];
+        if actions.iter().filter(|a| **a).count() != 1 {
+            bail!(
+                "a fault needs exactly one action (error, latencyMs, hangSeconds, malformed: true, crashAfterChange: true): {self:?}"
+            );
+        }
+        if self
+            .hang_seconds
+            .is_some_and(|s| !(0.0..=86_400.0).contains(&s))
+        {
+            bail!("hangSeconds must be between 0 and 86400");
+        }
+        Ok(())
+    }
+}
+
 impl World {
     /// Parses and normalizes a world file; see [`World::normalize`].
     pub fn from_json(text: &str) -> Result<World> {
@@ -319,39 +389,44 @@ impl World {
     /// Fills defaults that depend on other parts of the world and rejects worlds that could not
     /// exist in Azure, so every later step can rely on a consistent model.
     pub fn normalize(&mut self) -> Result<()> {
+        let subs = self.normalize_subscriptions()?;
+        self.normalize_storage_accounts(&subs)?;
+        self.normalize_sql_servers(&subs)?;
+        self.normalize_sql_databases(&subs)?;
+        for fault in &self.faults {
+            fault.validate()?;
+        }
+        Ok(())
+    }
+
+    /// One default subscription (the first when none is marked) and no id twice.
+    fn normalize_subscriptions(&mut self) -> Result<KnownSubscriptions> {
         if self.subscriptions.iter().filter(|s| s.is_default).count() > 1 {
             bail!("more than one subscription has isDefault: true");
         }
         if !self.subscriptions.is_empty() && !self.subscriptions.iter().any(|s| s.is_default) {
             self.subscriptions[0].is_default = true;
         }
-        let default_sub = self
+        let default = self
             .subscriptions
             .iter()
             .find(|s| s.is_default)
             .map(|s| s.id.clone());
-        let known: HashSet<String> = self
+        let ids: HashSet<String> = self
             .subscriptions
             .iter()
             .map(|s| s.id.to_ascii_lowercase())
             .collect();
-        if known.len() != self.subscriptions.len() {
+        if ids.len() != self.subscriptions.len() {
             bail!("duplicate subscription id");
         }
-        let fix_sub = |sub: &mut String, what: &str| -> Result<()> {
-            if sub.is_empty() {
-                *sub = default_sub.clone().with_context(|| {
-                    format!("{what} has no subscription and the world has none")
-                })?;
-            }
-            if !known.contains(&sub.to_ascii_lowercase()) {
-                bail!("{what} names unknown subscription {sub}");
-            }
-            Ok(())
-        };
+        Ok(KnownSubscriptions { default, ids })
+    }
+
+    fn normalize_storage_accounts(&mut self, subs: &KnownSubscriptions) -> Result<()> {
         let mut seen = HashSet::new();
         for sa in &mut self.storage_accounts {
-            fix_sub(
+            subs.fill(
                 &mut sa.subscription,
                 &format!("storage account {}", sa.name),
             )?;
@@ -368,17 +443,26 @@ impl World {
                 bail!("duplicate storage account name {}", sa.name);
             }
         }
+        Ok(())
+    }
+
+    fn normalize_sql_servers(&mut self, subs: &KnownSubscriptions) -> Result<()> {
         let mut servers = HashSet::new();
         for srv in &mut self.sql_servers {
-            fix_sub(&mut srv.subscription, &format!("SQL server {}", srv.name))?;
+            subs.fill(&mut srv.subscription, &format!("SQL server {}", srv.name))?;
             if !servers.insert(key(&[&srv.subscription, &srv.resource_group, &srv.name])) {
                 bail!("duplicate SQL server {}", srv.name);
             }
             normalize_protector(srv)?;
         }
+        Ok(())
+    }
+
+    /// Every database sits on a known server and takes its location from it.
+    fn normalize_sql_databases(&mut self, subs: &KnownSubscriptions) -> Result<()> {
         let mut dbs = HashSet::new();
         for db in &mut self.sql_databases {
-            fix_sub(&mut db.subscription, &format!("SQL database {}", db.name))?;
+            subs.fill(&mut db.subscription, &format!("SQL database {}", db.name))?;
             let server = self
                 .sql_servers
                 .iter()
@@ -402,8 +486,28 @@ impl World {
             }
             fill_database_defaults(db, &server.location);
         }
-        for fault in &self.faults {
-            fault.validate()?;
+        Ok(())
+    }
+}
+
+/// The world's subscriptions, for the resources that name one (or leave it to the default).
+struct KnownSubscriptions {
+    default: Option<String>,
+    /// Lowercase: subscription ids compare case-insensitively.
+    ids: HashSet<String>,
+}
+
+impl KnownSubscriptions {
+    /// Gives a resource without a subscription the default one and rejects an unknown one.
+    fn fill(&self, sub: &mut String, what: &str) -> Result<()> {
+        if sub.is_empty() {
+            *sub = self
+                .default
+                .clone()
+                .with_context(|| format!("{what} has no subscription and the world has none"))?;
+        }
+        if !self.ids.contains(&sub.to_ascii_lowercase()) {
+            bail!("{what} names unknown subscription {sub}");
         }
         Ok(())
     }
@@ -480,6 +584,21 @@ mod tests {
         );
         assert_eq!(w.sql_databases[0].kind.as_deref(), Some("v12.0,system"));
         assert!(w.settings.signed_in);
+    }
+
+    #[test]
+    fn exactly_one_action() {
+        let latency = Fault {
+            latency_ms: Some(1),
+            ..Fault::default()
+        };
+        assert!(latency.validate().is_ok());
+        let two = Fault {
+            malformed: Some(true),
+            ..latency
+        };
+        assert!(two.validate().is_err());
+        assert!(Fault::default().validate().is_err());
     }
 
     #[test]

@@ -2,8 +2,8 @@
 
 use super::{Command, Ctx};
 use crate::args::{Arity, CommandSpec, Param, Parsed};
-use crate::errors::AzError;
-use crate::render;
+use crate::errors::CommandError;
+use crate::{render, warnings};
 use serde_json::{Value, json};
 
 pub const COMMANDS: &[Command] = &[
@@ -55,7 +55,7 @@ pub const COMMANDS: &[Command] = &[
 ];
 
 /// What azure-cli 2.91 from PyPI prints (no extensions installed).
-fn version(_: &mut Ctx, _: &Parsed) -> Result<Value, AzError> {
+fn version(_: &mut Ctx, _: &Parsed) -> Result<Value, CommandError> {
     Ok(
         json!({"azure-cli": "2.91.0", "azure-cli-core": "2.91.0", "azure-cli-telemetry": "1.1.0", "extensions": {}}),
     )
@@ -63,11 +63,11 @@ fn version(_: &mut Ctx, _: &Parsed) -> Result<Value, AzError> {
 
 /// The current subscription, or the one named by `--subscription` (resolved by the caller,
 /// which also reports an unknown one).
-fn show(ctx: &mut Ctx, _: &Parsed) -> Result<Value, AzError> {
+fn show(ctx: &mut Ctx, _: &Parsed) -> Result<Value, CommandError> {
     let sub = ctx
         .subscription
         .as_ref()
-        .ok_or_else(|| AzError::client("Please run 'az login' to setup account."))?;
+        .ok_or_else(|| CommandError::client("Please run 'az login' to setup account."))?;
     let h = ctx.header;
     Ok(render::account(
         sub,
@@ -80,7 +80,7 @@ fn show(ctx: &mut Ctx, _: &Parsed) -> Result<Value, AzError> {
 
 /// Every subscription of the profile; without `--all` only the Enabled ones, with az's warning
 /// when some were skipped.
-fn list(ctx: &mut Ctx, p: &Parsed) -> Result<Value, AzError> {
+fn list(ctx: &mut Ctx, p: &Parsed) -> Result<Value, CommandError> {
     let h = ctx.header;
     let subs = ctx.store.db().subscriptions()?;
     let shown: Vec<_> = subs
@@ -88,7 +88,7 @@ fn list(ctx: &mut Ctx, p: &Parsed) -> Result<Value, AzError> {
         .filter(|s| p.flag("all") || s.state == "Enabled")
         .collect();
     if shown.len() != subs.len() {
-        crate::cli::warn(
+        warnings::warn(
             "A few accounts are skipped as they don't have 'Enabled' state. Use '--all' to display them.",
         );
     }

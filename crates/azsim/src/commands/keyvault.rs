@@ -6,7 +6,7 @@
 
 use super::{Command, Ctx, arg};
 use crate::args::{CommandSpec, Param, Parsed};
-use crate::errors::AzError;
+use crate::errors::CommandError;
 use serde_json::{Value, json};
 
 const ID: Param = Param::one("identifier", &["--id"]).required();
@@ -45,10 +45,10 @@ fn parse_kid(kid: &str) -> Option<(&str, &str, Option<&str>)> {
     Some((vault, name, version))
 }
 
-fn show(_: &mut Ctx, p: &Parsed) -> Result<Value, AzError> {
+fn show(_: &mut Ctx, p: &Parsed) -> Result<Value, CommandError> {
     let kid = arg(p, "identifier");
     let (vault, name, version) = parse_kid(kid).ok_or_else(|| {
-        AzError::validation(format!(
+        CommandError::validation(format!(
             "argument --id: invalid key identifier '{kid}': expected https://<vault>.vault.azure.net/keys/<name>[/<version>]"
         ))
     })?;

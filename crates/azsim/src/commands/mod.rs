@@ -8,7 +8,7 @@ pub mod sql_server;
 mod storage;
 
 use crate::args::{CommandSpec, Param, Parsed};
-use crate::errors::{self, AzError};
+use crate::errors::{self, CommandError};
 use crate::store::{Db, Header, Store};
 use crate::world::Subscription;
 use serde_json::Value;
@@ -31,7 +31,7 @@ impl Ctx<'_> {
     }
 }
 
-pub type Handler = fn(&mut Ctx, &Parsed) -> Result<Value, AzError>;
+pub type Handler = fn(&mut Ctx, &Parsed) -> Result<Value, CommandError>;
 
 pub struct Command {
     pub spec: CommandSpec,
@@ -54,7 +54,7 @@ pub enum Resolution {
     /// A command group (words run out before a command): az prints the group's help.
     Group { name: String, children: Vec<String> },
     /// A word that is no command or group at that level: az's "misspelled" error.
-    Unknown(AzError),
+    Unknown(CommandError),
 }
 
 /// Resolves command words the way az's nested subparsers do: one word per level, matched
@@ -95,12 +95,12 @@ pub fn resolve(tokens: &[String]) -> Resolution {
 }
 
 /// az's CommandNotFoundError, with its "Did you mean" hint for a close match.
-fn misspelled(word: &str, choices: &[&str]) -> AzError {
+fn misspelled(word: &str, choices: &[&str]) -> CommandError {
     let close = choices.iter().find(|c| similar(word, c));
     let trailer = close
         .map(|c| format!("Did you mean '{c}' ?\n"))
         .unwrap_or_default();
-    AzError::Client {
+    CommandError::Client {
         message: format!("'{word}' is misspelled or not recognized by the system."),
         trailer,
         exit: 2,
@@ -131,7 +131,7 @@ const fn group() -> Param {
 }
 
 /// A resource group must exist before anything in it is looked at (ARM checks it first).
-fn need_group(db: &Db, sub: &str, rg: &str) -> Result<(), AzError> {
+fn need_group(db: &Db, sub: &str, rg: &str) -> Result<(), CommandError> {
     if db.group_exists(sub, rg)? {
         Ok(())
     } else {

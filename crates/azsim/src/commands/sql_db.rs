@@ -3,7 +3,7 @@
 use super::sql_server::load_server;
 use super::{Command, Ctx, arg, group};
 use crate::args::{CommandSpec, IdPart, Param, Parsed};
-use crate::errors::{self, AzError};
+use crate::errors::{self, CommandError};
 use crate::render;
 use crate::store::{Db, Kind, Loc, database_loc};
 use crate::world::{SqlDatabase, TdeState};
@@ -104,7 +104,7 @@ pub const COMMANDS: &[Command] = &[
 ];
 
 /// Every database of the server, `master` included, as the SQL RP lists them.
-fn list(ctx: &mut Ctx, p: &Parsed) -> Result<Value, AzError> {
+fn list(ctx: &mut Ctx, p: &Parsed) -> Result<Value, CommandError> {
     let db = ctx.store.db();
     let sub = ctx.sub();
     let server = load_server(&db, &sub, arg(p, "resource_group"), arg(p, "server"), true)?;
@@ -117,7 +117,7 @@ fn list(ctx: &mut Ctx, p: &Parsed) -> Result<Value, AzError> {
     Ok(Value::Array(dbs.iter().map(render::database).collect()))
 }
 
-fn load(db: &Db, sub: &str, p: &Parsed, name_arg: &str) -> Result<SqlDatabase, AzError> {
+fn load(db: &Db, sub: &str, p: &Parsed, name_arg: &str) -> Result<SqlDatabase, CommandError> {
     let (rg, server, name) = (arg(p, "resource_group"), arg(p, "server"), arg(p, name_arg));
     load_server(db, sub, rg, server, true)?;
     db.get(
@@ -132,7 +132,7 @@ fn load(db: &Db, sub: &str, p: &Parsed, name_arg: &str) -> Result<SqlDatabase, A
     .ok_or_else(|| errors::sql_not_found("Microsoft.Sql/servers/databases", name))
 }
 
-fn show(ctx: &mut Ctx, p: &Parsed) -> Result<Value, AzError> {
+fn show(ctx: &mut Ctx, p: &Parsed) -> Result<Value, CommandError> {
     Ok(render::database(&load(
         &ctx.store.db(),
         &ctx.sub(),
@@ -141,7 +141,7 @@ fn show(ctx: &mut Ctx, p: &Parsed) -> Result<Value, AzError> {
     )?))
 }
 
-fn tde_show(ctx: &mut Ctx, p: &Parsed) -> Result<Value, AzError> {
+fn tde_show(ctx: &mut Ctx, p: &Parsed) -> Result<Value, CommandError> {
     let field = ctx.header.settings.tde_field;
     Ok(render::tde(
         &load(&ctx.store.db(), &ctx.sub(), p, "database")?,
@@ -151,7 +151,7 @@ fn tde_show(ctx: &mut Ctx, p: &Parsed) -> Result<Value, AzError> {
 }
 
 /// Sets the TDE state (see [`set_tde`]).
-fn tde_set(ctx: &mut Ctx, p: &Parsed) -> Result<Value, AzError> {
+fn tde_set(ctx: &mut Ctx, p: &Parsed) -> Result<Value, CommandError> {
     let field = ctx.header.settings.tde_field;
     let state = if arg(p, "status") == "Enabled" {
         TdeState::Enabled
@@ -170,9 +170,9 @@ fn tde_set(ctx: &mut Ctx, p: &Parsed) -> Result<Value, AzError> {
 /// What the SQL service does with a TDE change (both faces): the system database refuses any
 /// change (azsim's wording: the service's exact text for this case is not in the reference
 /// corpus).
-pub fn set_tde(database: &mut SqlDatabase, state: TdeState) -> Result<(), AzError> {
+pub fn set_tde(database: &mut SqlDatabase, state: TdeState) -> Result<(), CommandError> {
     if database.is_system() {
-        return Err(AzError::service(
+        return Err(CommandError::service(
             "OperationNotSupportedOnSystemDatabase",
             format!(
                 "Transparent data encryption cannot be changed on the system database '{}'.",

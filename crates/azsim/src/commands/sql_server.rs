@@ -4,7 +4,7 @@
 use super::{Command, Ctx, arg, group, need_group};
 use crate::args::{Arity, CommandSpec, IdPart, Param, Parsed};
 use crate::armid;
-use crate::errors::{self, AzError};
+use crate::errors::{self, CommandError};
 use crate::render;
 use crate::store::{Db, Kind, Loc, server_loc};
 use crate::world::{Protector, ServerKey, ServerKeyType, SqlServer};
@@ -149,7 +149,7 @@ pub const COMMANDS: &[Command] = &[
     },
 ];
 
-fn list(ctx: &mut Ctx, p: &Parsed) -> Result<Value, AzError> {
+fn list(ctx: &mut Ctx, p: &Parsed) -> Result<Value, CommandError> {
     let db = ctx.store.db();
     let sub = ctx.sub();
     let rg = p.one("resource_group");
@@ -170,7 +170,7 @@ pub fn load_server(
     rg: &str,
     name: &str,
     nested: bool,
-) -> Result<SqlServer, AzError> {
+) -> Result<SqlServer, CommandError> {
     need_group(db, sub, rg)?;
     db.get(
         Kind::SqlServer,
@@ -190,7 +190,7 @@ pub fn load_server(
     })
 }
 
-fn show(ctx: &mut Ctx, p: &Parsed) -> Result<Value, AzError> {
+fn show(ctx: &mut Ctx, p: &Parsed) -> Result<Value, CommandError> {
     let server = load_server(
         &ctx.store.db(),
         &ctx.sub(),
@@ -201,7 +201,7 @@ fn show(ctx: &mut Ctx, p: &Parsed) -> Result<Value, AzError> {
     Ok(render::sql_server(&server))
 }
 
-fn nested_server(ctx: &Ctx, p: &Parsed) -> Result<SqlServer, AzError> {
+fn nested_server(ctx: &Ctx, p: &Parsed) -> Result<SqlServer, CommandError> {
     load_server(
         &ctx.store.db(),
         &ctx.sub(),
@@ -211,13 +211,13 @@ fn nested_server(ctx: &Ctx, p: &Parsed) -> Result<SqlServer, AzError> {
     )
 }
 
-fn tde_key_show(ctx: &mut Ctx, p: &Parsed) -> Result<Value, AzError> {
+fn tde_key_show(ctx: &mut Ctx, p: &Parsed) -> Result<Value, CommandError> {
     Ok(render::protector(&nested_server(ctx, p)?))
 }
 
 /// azure-cli derives the key name client-side (so a bad or missing `--kid` fails before any
 /// request); the service then refuses a key that was never registered on the server.
-fn tde_key_set(ctx: &mut Ctx, p: &Parsed) -> Result<Value, AzError> {
+fn tde_key_set(ctx: &mut Ctx, p: &Parsed) -> Result<Value, CommandError> {
     let key_type = if arg(p, "server_key_type") == "AzureKeyVault" {
         ServerKeyType::AzureKeyVault
     } else {
@@ -227,9 +227,11 @@ fn tde_key_set(ctx: &mut Ctx, p: &Parsed) -> Result<Value, AzError> {
         ServerKeyType::ServiceManaged => None,
         ServerKeyType::AzureKeyVault => {
             let kid = p.one("kid").ok_or_else(|| {
-                AzError::client("A uri must be provided if the server_key_type is AzureKeyVault.")
+                CommandError::client(
+                    "A uri must be provided if the server_key_type is AzureKeyVault.",
+                )
             })?;
-            Some(armid::server_key_name(kid).ok_or_else(|| AzError::client(INVALID_KID))?)
+            Some(armid::server_key_name(kid).ok_or_else(|| CommandError::client(INVALID_KID))?)
         }
     };
     let rotation = p.bool3("auto_rotation_enabled").unwrap_or(false);
@@ -249,7 +251,7 @@ pub fn set_protector(
     key_type: ServerKeyType,
     key_name: Option<&str>,
     rotation: bool,
-) -> Result<(), AzError> {
+) -> Result<(), CommandError> {
     let uri = match (key_type, key_name) {
         (ServerKeyType::ServiceManaged, _) => None,
         (ServerKeyType::AzureKeyVault, name) => {
@@ -261,7 +263,7 @@ pub fn set_protector(
                     armid::server_key_name(&k.uri).is_some_and(|n| n.eq_ignore_ascii_case(name))
                 })
                 .ok_or_else(|| {
-                    AzError::service(
+                    CommandError::service(
                         "ServerKeyNotFound",
                         "The requested server key was not found.",
                     )
@@ -294,7 +296,7 @@ pub fn register_key(server: &mut SqlServer, kid: &str, name: &str) -> usize {
 }
 
 /// The registered Key Vault keys, then the built-in ServiceManaged key every server has.
-fn key_list(ctx: &mut Ctx, p: &Parsed) -> Result<Value, AzError> {
+fn key_list(ctx: &mut Ctx, p: &Parsed) -> Result<Value, CommandError> {
     let server = nested_server(ctx, p)?;
     let mut keys: Vec<Value> = server
         .keys
@@ -306,9 +308,9 @@ fn key_list(ctx: &mut Ctx, p: &Parsed) -> Result<Value, AzError> {
 }
 
 /// Registers a key (a PUT: creating an existing key returns it unchanged).
-fn key_create(ctx: &mut Ctx, p: &Parsed) -> Result<Value, AzError> {
+fn key_create(ctx: &mut Ctx, p: &Parsed) -> Result<Value, CommandError> {
     let kid = arg(p, "kid");
-    let name = armid::server_key_name(kid).ok_or_else(|| AzError::client(INVALID_KID))?;
+    let name = armid::server_key_name(kid).ok_or_else(|| CommandError::client(INVALID_KID))?;
     let sub = ctx.sub();
     ctx.store.immediate(|db| {
         let mut server = load_server(db, &sub, arg(p, "resource_group"), arg(p, "server"), true)?;
@@ -321,8 +323,9 @@ fn key_create(ctx: &mut Ctx, p: &Parsed) -> Result<Value, AzError> {
     })
 }
 
-fn key_show(ctx: &mut Ctx, p: &Parsed) -> Result<Value, AzError> {
-    let name = armid::server_key_name(arg(p, "kid")).ok_or_else(|| AzError::client(INVALID_KID))?;
+fn key_show(ctx: &mut Ctx, p: &Parsed) -> Result<Value, CommandError> {
+    let name =
+        armid::server_key_name(arg(p, "kid")).ok_or_else(|| CommandError::client(INVALID_KID))?;
     let server = nested_server(ctx, p)?;
     let key = server
         .keys

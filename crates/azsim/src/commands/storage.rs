@@ -2,11 +2,11 @@
 
 use super::{Command, Ctx, arg, group, need_group};
 use crate::args::{CommandSpec, IdPart, Param, Parsed};
-use crate::errors::{self, AzError};
+use crate::errors::{self, CommandError};
 use crate::render;
 use crate::store::{Db, Kind, Loc, storage_loc};
 use crate::synth;
-use crate::world::{Encryption, StorageAccount, default_services};
+use crate::world::{Encryption, KeyVaultProperties, StorageAccount, default_services};
 use serde_json::Value;
 
 const KEYVAULT: &str = "Microsoft.Keyvault";
@@ -105,12 +105,12 @@ pub const COMMANDS: &[Command] = &[
 
 /// azure-cli's `validate_encryption_source` (values are tested for Python truthiness: an empty
 /// name or vault counts as absent, an empty version does not).
-fn validate_encryption_source(p: &Parsed) -> Result<(), AzError> {
+fn validate_encryption_source(p: &Parsed) -> Result<(), CommandError> {
     let given = |dest| p.one(dest).is_some_and(|v| !v.is_empty());
     let source = p.one("encryption_key_source");
     if source == Some(KEYVAULT) && !(given("encryption_key_name") && given("encryption_key_vault"))
     {
-        return Err(AzError::validation(
+        return Err(CommandError::validation(
             "--encryption-key-name and --encryption-key-vault are required when --encryption-key-source=Microsoft.Keyvault is specified.",
         ));
     }
@@ -118,14 +118,14 @@ fn validate_encryption_source(p: &Parsed) -> Result<(), AzError> {
         || p.one("encryption_key_version").is_some()
         || given("encryption_key_vault");
     if kv_given && source.is_some_and(|s| s != KEYVAULT) {
-        return Err(AzError::validation(
+        return Err(CommandError::validation(
             "--encryption-key-name, --encryption-key-vault, and --encryption-key-version are not applicable without Microsoft.Keyvault key-source.",
         ));
     }
     Ok(())
 }
 
-fn list(ctx: &mut Ctx, p: &Parsed) -> Result<Value, AzError> {
+fn list(ctx: &mut Ctx, p: &Parsed) -> Result<Value, CommandError> {
     let db = ctx.store.db();
     let sub = ctx.sub();
     let rg = p.one("resource_group");
@@ -138,7 +138,7 @@ fn list(ctx: &mut Ctx, p: &Parsed) -> Result<Value, AzError> {
     ))
 }
 
-fn load(db: &Db, sub: &str, p: &Parsed) -> Result<StorageAccount, AzError> {
+fn load(db: &Db, sub: &str, p: &Parsed) -> Result<StorageAccount, CommandError> {
     let (rg, name) = (arg(p, "resource_group"), arg(p, "name"));
     need_group(db, sub, rg)?;
     db.get(
@@ -153,7 +153,7 @@ fn load(db: &Db, sub: &str, p: &Parsed) -> Result<StorageAccount, AzError> {
     .ok_or_else(|| errors::arm_resource_not_found(ACCOUNT_TYPE, name, rg))
 }
 
-fn show(ctx: &mut Ctx, p: &Parsed) -> Result<Value, AzError> {
+fn show(ctx: &mut Ctx, p: &Parsed) -> Result<Value, CommandError> {
     Ok(render::storage_account(&load(
         &ctx.store.db(),
         &ctx.sub(),
@@ -161,7 +161,7 @@ fn show(ctx: &mut Ctx, p: &Parsed) -> Result<Value, AzError> {
     )?))
 }
 
-fn update(ctx: &mut Ctx, p: &Parsed) -> Result<Value, AzError> {
+fn update(ctx: &mut Ctx, p: &Parsed) -> Result<Value, CommandError> {
     let sub = ctx.sub();
     ctx.store.immediate(|db| {
         let mut account = load(db, &sub, p)?;
@@ -174,7 +174,7 @@ fn update(ctx: &mut Ctx, p: &Parsed) -> Result<Value, AzError> {
 /// What azure-cli's `update_storage_account` sends and the service makes of it. Changing to
 /// Microsoft.Storage clears the Key Vault properties and, in azsim, the encryption identity too
 /// (the pessimistic reading of the service), so a backout must restore both.
-fn apply_encryption(account: &mut StorageAccount, p: &Parsed) -> Result<(), AzError> {
+fn apply_encryption(account: &mut StorageAccount, p: &Parsed) -> Result<(), CommandError> {
     let source = p.one("encryption_key_source");
     let (vault, key, version) = (
         p.one("encryption_key_vault"),
@@ -207,44 +207,11 @@ fn apply_encryption(account: &mut StorageAccount, p: &Parsed) -> Result<(), AzEr
         let kvp = enc
             .key_vault_properties
             .get_or_insert_with(Default::default);
-        let before = (
-            kvp.key_vault_uri.clone(),
-            kvp.key_name.clone(),
-            kvp.key_version.clone(),
-        );
-        if let Some(v) = vault.filter(|v| !v.is_empty()) {
-            kvp.key_vault_uri = Some(v.to_string());
-        }
-        if let Some(k) = key.filter(|k| !k.is_empty()) {
-            kvp.key_name = Some(k.to_string());
-        }
-        if let Some(v) = version {
-            kvp.key_version = Some(v.to_string());
-        }
-        let vault_uri = kvp.key_vault_uri.clone().unwrap_or_default();
-        let key_name = kvp.key_name.clone().unwrap_or_default();
-        let current = match kvp.key_version.as_deref() {
-            Some(v) if !v.is_empty() => v.to_string(),
-            _ => synth::key_version(&vault_uri, &key_name),
-        };
-        kvp.current_versioned_key_identifier = Some(format!(
-            "{}/keys/{key_name}/{current}",
-            vault_uri.trim_end_matches('/')
-        ));
-        if before
-            != (
-                kvp.key_vault_uri.clone(),
-                kvp.key_name.clone(),
-                kvp.key_version.clone(),
-            )
-            || source.is_some()
-        {
-            kvp.last_key_rotation_timestamp = Some(synth::now_iso());
-        }
+        set_key_vault_key(kvp, vault, key, version, source.is_some());
     } else {
         let truthy = |v: Option<&str>| v.is_some_and(|v| !v.is_empty());
         if truthy(key) || truthy(vault) || truthy(version) {
-            return Err(AzError::client(
+            return Err(CommandError::client(
                 "Specify `--encryption-key-source=Microsoft.Keyvault` to configure key vault properties.",
             ));
         }
@@ -265,4 +232,50 @@ fn apply_encryption(account: &mut StorageAccount, p: &Parsed) -> Result<(), AzEr
         }
     }
     Ok(())
+}
+
+/// Takes the vault, key and version given (an empty vault or key keeps the current one, an empty
+/// version is kept as `""`), derives the versioned key id the service reports, and stamps a
+/// rotation when the key changed or the key source was given.
+fn set_key_vault_key(
+    kvp: &mut KeyVaultProperties,
+    vault: Option<&str>,
+    key: Option<&str>,
+    version: Option<&str>,
+    source_given: bool,
+) {
+    let before = (
+        kvp.key_vault_uri.clone(),
+        kvp.key_name.clone(),
+        kvp.key_version.clone(),
+    );
+    if let Some(v) = vault.filter(|v| !v.is_empty()) {
+        kvp.key_vault_uri = Some(v.to_string());
+    }
+    if let Some(k) = key.filter(|k| !k.is_empty()) {
+        kvp.key_name = Some(k.to_string());
+    }
+    if let Some(v) = version {
+        kvp.key_version = Some(v.to_string());
+    }
+    let vault_uri = kvp.key_vault_uri.clone().unwrap_or_default();
+    let key_name = kvp.key_name.clone().unwrap_or_default();
+    let current = match kvp.key_version.as_deref() {
+        Some(v) if !v.is_empty() => v.to_string(),
+        _ => synth::key_version(&vault_uri, &key_name),
+    };
+    kvp.current_versioned_key_identifier = Some(format!(
+        "{}/keys/{key_name}/{current}",
+        vault_uri.trim_end_matches('/')
+    ));
+    if before
+        != (
+            kvp.key_vault_uri.clone(),
+            kvp.key_name.clone(),
+            kvp.key_version.clone(),
+        )
+        || source_given
+    {
+        kvp.last_key_rotation_timestamp = Some(synth::now_iso());
+    }
 }

@@ -36,9 +36,22 @@ fn account(sub: &str, rg: &str, name: &str, tags: Value) -> StorageAccount {
 }
 
 fn storage_accounts() -> Vec<StorageAccount> {
-    let sai = |name: &str| Some(system_identity(TENANT, name));
-    let uai_customer = uai_id(PROD, "rg-identity", "id-stcustomer01-cmk");
-    let uai_partner = uai_id(PROD, "rg-identity", "id-stpartner01-cmk");
+    [
+        microsoft_managed_accounts(),
+        key_version_accounts(),
+        identity_and_spelling_accounts(),
+        finance_accounts(),
+    ]
+    .concat()
+}
+
+/// The system-assigned identity through which an account reaches its key.
+fn sai(name: &str) -> Option<Value> {
+    Some(system_identity(TENANT, name))
+}
+
+/// Production accounts already compliant: each form in which Microsoft-managed keys show.
+fn microsoft_managed_accounts() -> Vec<StorageAccount> {
     vec![
         // Compliant: Microsoft-managed keys, infrastructure encryption on.
         StorageAccount {
@@ -56,6 +69,12 @@ fn storage_accounts() -> Vec<StorageAccount> {
             sku: json!({"name": "Standard_GRS", "tier": "Standard"}),
             ..account(PROD, "rg-legacy", "stlegacy01", json!({}))
         },
+    ]
+}
+
+/// Production CMK accounts, one per state of `keyVersion`: `""`, null and a pinned version.
+fn key_version_accounts() -> Vec<StorageAccount> {
+    vec![
         // CMK, versionless with keyVersion "".
         StorageAccount {
             identity: sai("stpayments01"),
@@ -97,6 +116,15 @@ fn storage_accounts() -> Vec<StorageAccount> {
             ),
             ..account(PROD, "rg-audit", "staudit01", critical())
         },
+    ]
+}
+
+/// Production CMK accounts that reach their key through a user-assigned identity, spell the key
+/// source in lower case or sit in a resource group whose name starts with '-'.
+fn identity_and_spelling_accounts() -> Vec<StorageAccount> {
+    let uai_customer = uai_id(PROD, "rg-identity", "id-stcustomer01-cmk");
+    let uai_partner = uai_id(PROD, "rg-identity", "id-stpartner01-cmk");
+    vec![
         // CMK through a user-assigned identity.
         StorageAccount {
             identity: Some(user_identity(&uai_customer)),
@@ -158,6 +186,12 @@ fn storage_accounts() -> Vec<StorageAccount> {
             ),
             ..account(PROD, DASH_GROUP, "stopsbackup01", critical())
         },
+    ]
+}
+
+/// The finance subscription: one account of each key source.
+fn finance_accounts() -> Vec<StorageAccount> {
+    vec![
         StorageAccount {
             encryption: mmk("Microsoft.Storage", Some(false)),
             ..account(FINANCE, "rg-finance-dev", "stfinance02", json!({}))

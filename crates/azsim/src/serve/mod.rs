@@ -17,9 +17,10 @@ pub mod routes;
 pub mod tls;
 pub mod wire;
 
-use crate::errors::{self, AzError};
-use crate::store::Store;
-use crate::{cli, faults, invocation_log, synth};
+use crate::errors::{self, CommandError};
+use crate::store::{Header, Store};
+use crate::world::Subscription;
+use crate::{faults, invocation_log, synth};
 use anyhow::{Context, Result};
 use http::{Reply, Request, Response};
 use serde_json::{Value, json};
@@ -116,7 +117,7 @@ fn serve_tls(
 }
 
 fn arm_error(code: &str, message: impl Into<String>, status: u16) -> Response {
-    routes::error_response(&AzError::service(code, message), Some(status))
+    routes::error_response(&CommandError::service(code, message), Some(status))
 }
 
 /// Splits a path into decoded segments.
@@ -168,7 +169,7 @@ impl Server {
         segs: &[String],
         resource: Option<routes::Resource>,
         command: Option<&str>,
-    ) -> Result<Reply, AzError> {
+    ) -> Result<Reply, CommandError> {
         let words: Vec<&str> = segs.iter().map(String::as_str).collect();
         let lower: Vec<String> = segs.iter().map(|s| s.to_ascii_lowercase()).collect();
         let lower: Vec<&str> = lower.iter().map(String::as_str).collect();
@@ -176,49 +177,11 @@ impl Server {
         let mut store = Store::open(&self.world)?;
         let header = store.db().header()?;
         let tenant = header.tenant_id.clone();
-        // Entra ID and metadata: no bearer token needed.
-        match (lower.as_slice(), get) {
-            ([_, "v2.0", ".well-known", "openid-configuration"], true)
-            | ([_, ".well-known", "openid-configuration"], true) => {
-                return Ok(Reply::Send(auth::openid_configuration(
-                    &self.base, words[0], &tenant,
-                )));
-            }
-            ([_, "oauth2", "v2.0", "token"], false) | ([_, "oauth2", "token"], false)
-                if method == "POST" =>
-            {
-                return Ok(Reply::Send(auth::token(words[0], &tenant, request)));
-            }
-            (["common", "discovery", "instance"], true) => {
-                return Ok(Reply::Send(auth::instance_discovery(&self.base, request)));
-            }
-            (["metadata", "endpoints"], true) => {
-                return Ok(Reply::Send(auth::metadata_endpoints(
-                    &self.base,
-                    request.query_param("api-version").as_deref(),
-                    &header.settings.cloud_name,
-                )));
-            }
-            _ => {}
+        if let Some(response) = self.sign_in(request, method, &words, &lower, &header) {
+            return Ok(Reply::Send(response));
         }
-        let bearer = request
-            .header("authorization")
-            .is_some_and(|a| a.len() > 7 && a[..7].eq_ignore_ascii_case("bearer "));
-        if !bearer {
-            return Ok(Reply::Send(
-                arm_error(
-                    "AuthenticationFailed",
-                    "Authentication failed. The 'Authorization' header is missing.",
-                    401,
-                )
-                .with_header(
-                    "WWW-Authenticate",
-                    format!(
-                        "Bearer authorization_uri=\"{}/{tenant}\", error=\"invalid_token\", error_description=\"The authentication failed because of missing 'Authorization' header.\"",
-                        self.base
-                    ),
-                ),
-            ));
+        if !has_bearer_token(request) {
+            return Ok(Reply::Send(self.authentication_failed(&tenant)));
         }
         let Some(api_version) = request.query_param("api-version") else {
             return Ok(Reply::Send(arm_error(
@@ -228,25 +191,8 @@ impl Server {
             )));
         };
         let subs = store.db().subscriptions()?;
-        match lower.as_slice() {
-            ["tenants"] if get => {
-                return Ok(Reply::Send(Response::json(
-                    200,
-                    &json!({"value": [wire::tenant(&tenant)]}),
-                )));
-            }
-            ["subscriptions"] if get => {
-                let value: Vec<Value> = subs
-                    .iter()
-                    .map(|s| wire::subscription(s, &tenant))
-                    .collect();
-                let count = value.len();
-                return Ok(Reply::Send(Response::json(
-                    200,
-                    &json!({"value": value, "count": {"type": "Total", "value": count}}),
-                )));
-            }
-            _ => {}
+        if let Some(response) = tenant_lists(&lower, get, &subs, &tenant) {
+            return Ok(Reply::Send(response));
         }
         let Some(sub_id) = (match lower.as_slice() {
             ["subscriptions", _, ..] => Some(words[1]),
@@ -254,16 +200,7 @@ impl Server {
         }) else {
             return Err(no_route(method, request));
         };
-        let sub = subs
-            .iter()
-            .find(|s| s.id.eq_ignore_ascii_case(sub_id))
-            .cloned()
-            .ok_or_else(|| {
-                AzError::not_found(
-                    "SubscriptionNotFound",
-                    format!("The subscription '{sub_id}' could not be found."),
-                )
-            })?;
+        let sub = find_subscription(&subs, sub_id)?;
         if segs.len() == 2 && get {
             return Ok(Reply::Send(Response::json(
                 200,
@@ -273,20 +210,9 @@ impl Server {
         let Some(resource) = resource else {
             return Err(no_route(method, request));
         };
-        let mut crash = false;
-        let mut malformed = false;
-        if let Some(words) = command {
-            let words: Vec<&str> = words.split(' ').collect();
-            let argv = [method.to_string(), segs.join("/")];
-            let fired = faults::fire(&store.db(), &words, &argv)?;
-            std::thread::sleep(
-                cli::latency(header.settings.latency_ms, header.settings.jitter_ms) + fired.delay,
-            );
-            if let Some(e) = fired.error {
-                return Ok(Reply::Send(routes::error_response(&e, fired.error_status)));
-            }
-            crash = fired.crash;
-            malformed = fired.malformed;
+        let fired = fire_faults(&store, &header, method, segs, command)?;
+        if let Some(e) = fired.error {
+            return Ok(Reply::Send(routes::error_response(&e, fired.error_status)));
         }
         let mut ctx = routes::Ctx {
             store: &mut store,
@@ -298,11 +224,11 @@ impl Server {
             list_db_protector: self.list_db_protector,
         };
         let reply = ctx.handle(method, &resource, request)?;
-        if crash {
+        if fired.crash {
             return Ok(Reply::Drop);
         }
         Ok(match reply {
-            Reply::Send(mut response) if malformed => {
+            Reply::Send(mut response) if fired.malformed => {
                 let text = String::from_utf8_lossy(&response.body).into_owned();
                 response.body = faults::tear(&text).into_bytes();
                 Reply::Send(response)
@@ -310,10 +236,126 @@ impl Server {
             other => other,
         })
     }
+
+    /// The Entra ID and metadata endpoints a login reads before it has a token, so they need
+    /// none. None: the request is for something else.
+    fn sign_in(
+        &self,
+        request: &Request,
+        method: &str,
+        words: &[&str],
+        lower: &[&str],
+        header: &Header,
+    ) -> Option<Response> {
+        let tenant = &header.tenant_id;
+        match (lower, method == "GET") {
+            ([_, "v2.0", ".well-known", "openid-configuration"], true)
+            | ([_, ".well-known", "openid-configuration"], true) => {
+                Some(auth::openid_configuration(&self.base, words[0], tenant))
+            }
+            ([_, "oauth2", "v2.0", "token"], false) | ([_, "oauth2", "token"], false)
+                if method == "POST" =>
+            {
+                Some(auth::token(words[0], tenant, request))
+            }
+            (["common", "discovery", "instance"], true) => {
+                Some(auth::instance_discovery(&self.base, request))
+            }
+            (["metadata", "endpoints"], true) => Some(auth::metadata_endpoints(
+                &self.base,
+                request.query_param("api-version").as_deref(),
+                &header.settings.cloud_name,
+            )),
+            _ => None,
+        }
+    }
+
+    /// ARM's 401 for a request without a bearer token, with the challenge that tells az where
+    /// to sign in.
+    fn authentication_failed(&self, tenant: &str) -> Response {
+        arm_error(
+            "AuthenticationFailed",
+            "Authentication failed. The 'Authorization' header is missing.",
+            401,
+        )
+        .with_header(
+            "WWW-Authenticate",
+            format!(
+                "Bearer authorization_uri=\"{}/{tenant}\", error=\"invalid_token\", error_description=\"The authentication failed because of missing 'Authorization' header.\"",
+                self.base
+            ),
+        )
+    }
+}
+
+/// Any bearer token will do: azsim checks that az sends one, not what it holds.
+fn has_bearer_token(request: &Request) -> bool {
+    request
+        .header("authorization")
+        .is_some_and(|a| a.len() > 7 && a[..7].eq_ignore_ascii_case("bearer "))
+}
+
+/// The tenant-level lists (`/tenants`, `/subscriptions`). None: the request is for something
+/// else.
+fn tenant_lists(
+    lower: &[&str],
+    get: bool,
+    subs: &[Subscription],
+    tenant: &str,
+) -> Option<Response> {
+    match lower {
+        ["tenants"] if get => Some(Response::json(
+            200,
+            &json!({"value": [wire::tenant(tenant)]}),
+        )),
+        ["subscriptions"] if get => {
+            let value: Vec<Value> = subs.iter().map(|s| wire::subscription(s, tenant)).collect();
+            let count = value.len();
+            Some(Response::json(
+                200,
+                &json!({"value": value, "count": {"type": "Total", "value": count}}),
+            ))
+        }
+        _ => None,
+    }
+}
+
+fn find_subscription(subs: &[Subscription], id: &str) -> Result<Subscription, CommandError> {
+    subs.iter()
+        .find(|s| s.id.eq_ignore_ascii_case(id))
+        .cloned()
+        .ok_or_else(|| {
+            CommandError::not_found(
+                "SubscriptionNotFound",
+                format!("The subscription '{id}' could not be found."),
+            )
+        })
+}
+
+/// Fires the faults of the az command a request serves and waits out the world's latency and
+/// the faults' delays. A request that serves no command (sign-in, operation polls) neither
+/// fires faults nor waits.
+fn fire_faults(
+    store: &Store,
+    header: &Header,
+    method: &str,
+    segs: &[String],
+    command: Option<&str>,
+) -> Result<faults::Outcome, CommandError> {
+    let Some(words) = command else {
+        return Ok(faults::Outcome::default());
+    };
+    let words: Vec<&str> = words.split(' ').collect();
+    let argv = [method.to_string(), segs.join("/")];
+    let fired = faults::fire(&store.db(), &words, &argv)?;
+    std::thread::sleep(
+        synth::latency(header.settings.latency_ms, header.settings.jitter_ms) + fired.delay,
+    );
+    Ok(fired)
 }
 
 /// ARM's answer for a path no resource provider serves.
-fn no_route(method: &str, request: &Request) -> AzError {
+fn no_route(method: &str, request: &Request) -> CommandError {
     let path = http::percent_decode(&request.path);
     let provider = path
         .split('/')
@@ -322,9 +364,9 @@ fn no_route(method: &str, request: &Request) -> AzError {
         .unwrap_or_default()
         .to_string();
     if provider.is_empty() {
-        AzError::not_found("NotFound", format!("azsim serves no {method} on '{path}'."))
+        CommandError::not_found("NotFound", format!("azsim serves no {method} on '{path}'."))
     } else {
-        errors::AzError::not_found(
+        errors::CommandError::not_found(
             "InvalidResourceType",
             format!(
                 "The resource type for '{path}' could not be found in the namespace '{provider}' (azsim serves storage accounts and SQL servers only)."

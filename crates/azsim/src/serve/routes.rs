@@ -6,7 +6,7 @@ use super::lro::{Operation, Operations};
 use super::wire;
 use crate::commands::sql_db::set_tde;
 use crate::commands::sql_server::{register_key, set_protector};
-use crate::errors::{self, AzError};
+use crate::errors::{self, CommandError};
 use crate::store::{Db, Kind, Loc, Store, database_loc, server_loc, storage_loc};
 use crate::world::{SqlDatabase, SqlServer, StorageAccount, Subscription};
 use serde_json::{Value, json};
@@ -88,20 +88,7 @@ pub fn parse(rest: &[String]) -> Option<Resource> {
         ["providers", p, t] if storage(p, t) => Resource::StorageAccounts { rg: None },
         ["providers", p, t] if sql(p, t) => Resource::Servers { rg: None },
         ["providers", p, "locations", _, kind, id] if is(p, "Microsoft.Sql") => {
-            let kind = kind.to_ascii_lowercase();
-            if kind.ends_with("azureasyncoperation") {
-                Resource::Operation {
-                    id: owned(id),
-                    result: false,
-                }
-            } else if kind.ends_with("operationresults") {
-                Resource::Operation {
-                    id: owned(id),
-                    result: true,
-                }
-            } else {
-                return None;
-            }
+            return parse_operation(kind, id);
         }
         [g, rg, "providers", p, t] if is(g, "resourceGroups") && storage(p, t) => {
             Resource::StorageAccounts {
@@ -118,45 +105,66 @@ pub fn parse(rest: &[String]) -> Option<Resource> {
             rg: Some(owned(rg)),
         },
         [g, rg, "providers", p, t, srv, rest @ ..] if is(g, "resourceGroups") && sql(p, t) => {
-            let (rg, server) = (owned(rg), owned(srv));
-            match rest {
-                [] => Resource::Server { rg, name: server },
-                [c] if is(c, "encryptionProtector") => Resource::Protectors { rg, server },
-                [c, n] if is(c, "encryptionProtector") => Resource::Protector {
-                    rg,
-                    server,
-                    name: owned(n),
-                },
-                [c] if is(c, "keys") => Resource::Keys { rg, server },
-                [c, n] if is(c, "keys") => Resource::Key {
-                    rg,
-                    server,
-                    name: owned(n),
-                },
-                [c] if is(c, "databases") => Resource::Databases { rg, server },
-                [c, n] if is(c, "databases") => Resource::Database {
-                    rg,
-                    server,
-                    name: owned(n),
-                },
-                [c, d, t] if is(c, "databases") && is(t, "transparentDataEncryption") => {
-                    Resource::Tdes {
-                        rg,
-                        server,
-                        db: owned(d),
-                    }
-                }
-                [c, d, t, n] if is(c, "databases") && is(t, "transparentDataEncryption") => {
-                    Resource::Tde {
-                        rg,
-                        server,
-                        db: owned(d),
-                        name: owned(n),
-                    }
-                }
-                _ => return None,
-            }
+            return parse_server_path(owned(rg), owned(srv), rest);
         }
+        _ => return None,
+    })
+}
+
+/// The operation URLs a 202 hands out: `...AzureAsyncOperation/{id}` (the status) or
+/// `...OperationResults/{id}` (the result).
+fn parse_operation(kind: &str, id: &str) -> Option<Resource> {
+    let kind = kind.to_ascii_lowercase();
+    if kind.ends_with("azureasyncoperation") {
+        Some(Resource::Operation {
+            id: id.to_string(),
+            result: false,
+        })
+    } else if kind.ends_with("operationresults") {
+        Some(Resource::Operation {
+            id: id.to_string(),
+            result: true,
+        })
+    } else {
+        None
+    }
+}
+
+/// A SQL server (`rest` empty) or what is under it: its encryption protector, its keys, its
+/// databases and their TDE configuration.
+fn parse_server_path(rg: String, server: String, rest: &[&str]) -> Option<Resource> {
+    let owned = |x: &str| x.to_string();
+    Some(match rest {
+        [] => Resource::Server { rg, name: server },
+        [c] if is(c, "encryptionProtector") => Resource::Protectors { rg, server },
+        [c, n] if is(c, "encryptionProtector") => Resource::Protector {
+            rg,
+            server,
+            name: owned(n),
+        },
+        [c] if is(c, "keys") => Resource::Keys { rg, server },
+        [c, n] if is(c, "keys") => Resource::Key {
+            rg,
+            server,
+            name: owned(n),
+        },
+        [c] if is(c, "databases") => Resource::Databases { rg, server },
+        [c, n] if is(c, "databases") => Resource::Database {
+            rg,
+            server,
+            name: owned(n),
+        },
+        [c, d, t] if is(c, "databases") && is(t, "transparentDataEncryption") => Resource::Tdes {
+            rg,
+            server,
+            db: owned(d),
+        },
+        [c, d, t, n] if is(c, "databases") && is(t, "transparentDataEncryption") => Resource::Tde {
+            rg,
+            server,
+            db: owned(d),
+            name: owned(n),
+        },
         _ => return None,
     })
 }
@@ -201,14 +209,14 @@ pub struct Ctx<'a> {
 }
 
 /// ARM's error body with the HTTP status Azure uses for the code.
-pub fn error_response(e: &AzError, status: Option<u16>) -> Response {
+pub fn error_response(e: &CommandError, status: Option<u16>) -> Response {
     let (code, message, exit) = match e {
-        AzError::Service {
+        CommandError::Service {
             code,
             message,
             exit,
         } => (code.as_str(), message.as_str(), *exit),
-        AzError::Client { message, .. } => ("InternalServerError", message.as_str(), 1),
+        CommandError::Client { message, .. } => ("InternalServerError", message.as_str(), 1),
     };
     let status = status.unwrap_or_else(|| status_for(code, exit));
     let mut response = Response::json(
@@ -245,14 +253,14 @@ fn ok(value: Value) -> Reply {
     Reply::Send(Response::json(200, &value))
 }
 
-fn method_not_allowed(method: &str) -> Result<Reply, AzError> {
-    Err(AzError::service(
+fn method_not_allowed(method: &str) -> Result<Reply, CommandError> {
+    Err(CommandError::service(
         "MethodNotAllowed",
         format!("The requested method '{method}' is not allowed for this resource."),
     ))
 }
 
-fn group(db: &Db, sub: &str, rg: &str) -> Result<(), AzError> {
+fn group(db: &Db, sub: &str, rg: &str) -> Result<(), CommandError> {
     if db.group_exists(sub, rg)? {
         Ok(())
     } else {
@@ -260,7 +268,7 @@ fn group(db: &Db, sub: &str, rg: &str) -> Result<(), AzError> {
     }
 }
 
-fn account(db: &Db, sub: &str, rg: &str, name: &str) -> Result<StorageAccount, AzError> {
+fn account(db: &Db, sub: &str, rg: &str, name: &str) -> Result<StorageAccount, CommandError> {
     group(db, sub, rg)?;
     let loc = Loc {
         sub,
@@ -274,7 +282,13 @@ fn account(db: &Db, sub: &str, rg: &str, name: &str) -> Result<StorageAccount, A
 }
 
 /// A server; `nested` says the request names something under it (ParentResourceNotFound).
-fn server(db: &Db, sub: &str, rg: &str, name: &str, nested: bool) -> Result<SqlServer, AzError> {
+fn server(
+    db: &Db,
+    sub: &str,
+    rg: &str,
+    name: &str,
+    nested: bool,
+) -> Result<SqlServer, CommandError> {
     group(db, sub, rg)?;
     let loc = Loc {
         sub,
@@ -297,7 +311,7 @@ fn database(
     rg: &str,
     server_name: &str,
     name: &str,
-) -> Result<SqlDatabase, AzError> {
+) -> Result<SqlDatabase, CommandError> {
     server(db, sub, rg, server_name, true)?;
     let loc = Loc {
         sub,
@@ -310,7 +324,7 @@ fn database(
 }
 
 /// The only encryption protector and TDE configuration a server or database has is `current`.
-fn current(kind: &str, name: &str) -> Result<(), AzError> {
+fn current(kind: &str, name: &str) -> Result<(), CommandError> {
     if name.eq_ignore_ascii_case("current") {
         Ok(())
     } else {
@@ -318,9 +332,9 @@ fn current(kind: &str, name: &str) -> Result<(), AzError> {
     }
 }
 
-fn body_json(request: &Request) -> Result<Value, AzError> {
+fn body_json(request: &Request) -> Result<Value, CommandError> {
     serde_json::from_slice(&request.body).map_err(|_| {
-        AzError::service(
+        CommandError::service(
             "InvalidRequestContent",
             "The request content was invalid and could not be deserialized.",
         )
@@ -339,10 +353,15 @@ impl Ctx<'_> {
 
     /// Answers a change that the SQL RP runs as a long-running operation: the change is
     /// already made (or refused) in the store; az learns the outcome by polling.
-    fn accepted(&self, location: &str, operation: &str, outcome: Result<Value, AzError>) -> Reply {
+    fn accepted(
+        &self,
+        location: &str,
+        operation: &str,
+        outcome: Result<Value, CommandError>,
+    ) -> Reply {
         let op = self.ops.start(Operation::new(outcome.map_err(|e| match e {
-            AzError::Service { code, message, .. } => (code, message),
-            AzError::Client { message, .. } => ("InternalServerError".into(), message),
+            CommandError::Service { code, message, .. } => (code, message),
+            CommandError::Client { message, .. } => ("InternalServerError".into(), message),
         })));
         let sub = &self.sub.id;
         let prefix = format!(
@@ -372,155 +391,51 @@ impl Ctx<'_> {
         method: &str,
         resource: &Resource,
         request: &Request,
-    ) -> Result<Reply, AzError> {
-        let sub = self.sub.id.clone();
+    ) -> Result<Reply, CommandError> {
         let get = method.eq_ignore_ascii_case("GET");
         match resource {
-            Resource::StorageAccounts { rg } if get => {
-                let db = self.store.db();
-                if let Some(rg) = rg {
-                    group(&db, &sub, rg)?;
-                }
-                let accounts: Vec<StorageAccount> =
-                    db.list(Kind::StorageAccount, &sub, rg.as_deref(), None)?;
-                Ok(list(accounts.iter().map(wire::storage_account).collect()))
+            Resource::StorageAccounts { rg } if get => self.storage_accounts(rg.as_deref()),
+            Resource::StorageAccount { rg, name } if get => {
+                let sa = account(&self.store.db(), &self.sub.id, rg, name)?;
+                Ok(ok(wire::storage_account(&sa)))
             }
-            Resource::StorageAccount { rg, name } if get => Ok(ok(wire::storage_account(
-                &account(&self.store.db(), &sub, rg, name)?,
-            ))),
             Resource::StorageAccount { rg, name } if method.eq_ignore_ascii_case("PATCH") => {
-                let body = body_json(request)?;
-                self.store.immediate(|db| {
-                    let mut sa = account(db, &sub, rg, name)?;
-                    wire::patch_storage_account(&mut sa, &body)?;
-                    db.put(Kind::StorageAccount, storage_loc(&sa), &sa)?;
-                    Ok(ok(wire::storage_account(&sa)))
-                })
+                self.patch_storage_account(rg, name, request)
             }
-            Resource::Servers { rg } if get => {
-                let db = self.store.db();
-                if let Some(rg) = rg {
-                    group(&db, &sub, rg)?;
-                }
-                let servers: Vec<SqlServer> =
-                    db.list(Kind::SqlServer, &sub, rg.as_deref(), None)?;
-                Ok(list(servers.iter().map(wire::sql_server).collect()))
-            }
+            Resource::Servers { rg } if get => self.servers(rg.as_deref()),
             Resource::Server { rg, name } if get => Ok(ok(wire::sql_server(&server(
                 &self.store.db(),
-                &sub,
+                &self.sub.id,
                 rg,
                 name,
                 false,
             )?))),
             Resource::Protectors { rg, server: s } if get => {
-                let srv = server(&self.store.db(), &sub, rg, s, true)?;
+                let srv = server(&self.store.db(), &self.sub.id, rg, s, true)?;
                 Ok(list(vec![wire::protector(&srv)]))
             }
             Resource::Protector {
                 rg,
                 server: s,
                 name,
-            } => {
-                current("Microsoft.Sql/servers/encryptionProtector", name)?;
-                if get {
-                    let srv = server(&self.store.db(), &sub, rg, s, true)?;
-                    return Ok(ok(wire::protector(&srv)));
-                }
-                if !method.eq_ignore_ascii_case("PUT") {
-                    return method_not_allowed(method);
-                }
-                let put = wire::parse_protector_put(&body_json(request)?)?;
-                let (location, outcome) = self.store.immediate(|db| {
-                    let mut srv = server(db, &sub, rg, s, true)?;
-                    let outcome = set_protector(
-                        &mut srv,
-                        put.server_key_type,
-                        put.server_key_name.as_deref(),
-                        put.auto_rotation_enabled,
-                    );
-                    if outcome.is_ok() {
-                        db.put(Kind::SqlServer, server_loc(&srv), &srv)?;
-                    }
-                    Ok::<_, AzError>((
-                        srv.location.clone(),
-                        outcome.map(|()| wire::protector(&srv)),
-                    ))
-                })?;
-                Ok(self.accepted(&location, "encryptionProtector", outcome))
-            }
-            Resource::Keys { rg, server: s } if get => {
-                let srv = server(&self.store.db(), &sub, rg, s, true)?;
-                let mut keys: Vec<Value> = srv
-                    .keys
-                    .iter()
-                    .map(|k| wire::server_key(&srv, Some(k)))
-                    .collect();
-                keys.push(wire::server_key(&srv, None));
-                Ok(list(keys))
-            }
+            } => self.protector(method, rg, s, name, request),
+            Resource::Keys { rg, server: s } if get => self.keys(rg, s),
             Resource::Key {
                 rg,
                 server: s,
                 name,
-            } => {
-                if get {
-                    let srv = server(&self.store.db(), &sub, rg, s, true)?;
-                    if name.eq_ignore_ascii_case("ServiceManaged") {
-                        return Ok(ok(wire::server_key(&srv, None)));
-                    }
-                    let key = srv
-                        .keys
-                        .iter()
-                        .find(|k| {
-                            crate::armid::server_key_name(&k.uri)
-                                .is_some_and(|n| n.eq_ignore_ascii_case(name))
-                        })
-                        .ok_or_else(|| errors::sql_not_found("Microsoft.Sql/servers/keys", name))?;
-                    return Ok(ok(wire::server_key(&srv, Some(key))));
-                }
-                if !method.eq_ignore_ascii_case("PUT") {
-                    return method_not_allowed(method);
-                }
-                let uri = wire::parse_key_put(name, &body_json(request)?)?;
-                let (location, value) = self.store.immediate(|db| {
-                    let mut srv = server(db, &sub, rg, s, true)?;
-                    let count = srv.keys.len();
-                    let index = register_key(&mut srv, &uri, name);
-                    if srv.keys.len() != count {
-                        db.put(Kind::SqlServer, server_loc(&srv), &srv)?;
-                    }
-                    Ok::<_, AzError>((
-                        srv.location.clone(),
-                        wire::server_key(&srv, Some(&srv.keys[index])),
-                    ))
-                })?;
-                Ok(self.accepted(&location, "serverKey", Ok(value)))
-            }
-            Resource::Databases { rg, server: s } if get => {
-                let db = self.store.db();
-                let srv = server(&db, &sub, rg, s, true)?;
-                let dbs: Vec<SqlDatabase> = db.list(
-                    Kind::SqlDatabase,
-                    &sub,
-                    Some(&srv.resource_group),
-                    Some(&srv.name),
-                )?;
-                let protector = self.list_db_protector;
-                Ok(list(
-                    dbs.iter().map(|d| wire::database(d, protector)).collect(),
-                ))
-            }
+            } => self.key(method, rg, s, name, request),
+            Resource::Databases { rg, server: s } if get => self.databases(rg, s),
             Resource::Database {
                 rg,
                 server: s,
                 name,
             } if get => Ok(ok(wire::database(
-                &database(&self.store.db(), &sub, rg, s, name)?,
+                &database(&self.store.db(), &self.sub.id, rg, s, name)?,
                 true,
             ))),
             Resource::Tdes { rg, server: s, db } if get => {
-                let d = database(&self.store.db(), &sub, rg, s, db)?;
+                let d = database(&self.store.db(), &self.sub.id, rg, s, db)?;
                 Ok(list(vec![wire::tde(&d, self.legacy_tde())]))
             }
             Resource::Tde {
@@ -528,72 +443,231 @@ impl Ctx<'_> {
                 server: s,
                 db,
                 name,
-            } => {
-                current(
-                    "Microsoft.Sql/servers/databases/transparentDataEncryption",
-                    name,
-                )?;
-                let legacy = self.legacy_tde();
-                if get {
-                    let d = database(&self.store.db(), &sub, rg, s, db)?;
-                    return Ok(ok(wire::tde(&d, legacy)));
-                }
-                if !method.eq_ignore_ascii_case("PUT") {
-                    return method_not_allowed(method);
-                }
-                let state = wire::parse_tde_put(&body_json(request)?)?;
-                let (location, value) = self.store.immediate(|store| {
-                    let mut d = database(store, &sub, rg, s, db)?;
-                    set_tde(&mut d, state)?;
-                    store.put(Kind::SqlDatabase, database_loc(&d), &d)?;
-                    Ok::<_, AzError>((
-                        d.location.clone().unwrap_or_default(),
-                        wire::tde(&d, legacy),
-                    ))
-                })?;
-                if legacy {
-                    // api-version 2014-04-01 answered the PUT at once, with a null location.
-                    let mut value = value;
-                    value["location"] = Value::Null;
-                    return Ok(ok(value));
-                }
-                Ok(self.accepted(&location, "transparentDataEncryption", Ok(value)))
-            }
-            Resource::Operation { id, result } => {
-                let Some(poll) = self.ops.poll(id) else {
-                    return Err(errors::sql_not_found(
-                        "Microsoft.Sql/locations/operationResults",
-                        id,
-                    ));
-                };
-                let retry = self.retry_after.to_string();
-                if *result {
-                    return Ok(Reply::Send(match (&poll.status, &poll.outcome) {
-                        (s, _) if s == "InProgress" => Response::json(202, &json!({}))
-                            .with_header(
-                                "Location",
-                                format!("{}{}?{}", self.base, request.path, request.query),
-                            )
-                            .with_header("Retry-After", retry),
-                        (_, Ok(value)) => Response::json(200, value),
-                        (_, Err((code, message))) => {
-                            error_response(&AzError::service(code, message.clone()), None)
-                        }
-                    }));
-                }
-                let mut body =
-                    json!({"name": id, "status": poll.status, "startTime": poll.start_time});
-                if let (Err((code, message)), "Failed") = (&poll.outcome, poll.status.as_str()) {
-                    body["error"] = json!({"code": code, "message": message});
-                }
-                let mut response = Response::json(200, &body);
-                if poll.status == "InProgress" {
-                    response = response.with_header("Retry-After", retry);
-                }
-                Ok(Reply::Send(response))
-            }
+            } => self.tde(method, rg, s, db, name, request),
+            Resource::Operation { id, result } => self.operation(id, *result, request),
             _ => method_not_allowed(method),
         }
+    }
+
+    fn storage_accounts(&self, rg: Option<&str>) -> Result<Reply, CommandError> {
+        let db = self.store.db();
+        if let Some(rg) = rg {
+            group(&db, &self.sub.id, rg)?;
+        }
+        let accounts: Vec<StorageAccount> =
+            db.list(Kind::StorageAccount, &self.sub.id, rg, None)?;
+        Ok(list(accounts.iter().map(wire::storage_account).collect()))
+    }
+
+    fn patch_storage_account(
+        &mut self,
+        rg: &str,
+        name: &str,
+        request: &Request,
+    ) -> Result<Reply, CommandError> {
+        let sub = self.sub.id.clone();
+        let body = body_json(request)?;
+        self.store.immediate(|db| {
+            let mut sa = account(db, &sub, rg, name)?;
+            wire::patch_storage_account(&mut sa, &body)?;
+            db.put(Kind::StorageAccount, storage_loc(&sa), &sa)?;
+            Ok(ok(wire::storage_account(&sa)))
+        })
+    }
+
+    fn servers(&self, rg: Option<&str>) -> Result<Reply, CommandError> {
+        let db = self.store.db();
+        if let Some(rg) = rg {
+            group(&db, &self.sub.id, rg)?;
+        }
+        let servers: Vec<SqlServer> = db.list(Kind::SqlServer, &self.sub.id, rg, None)?;
+        Ok(list(servers.iter().map(wire::sql_server).collect()))
+    }
+
+    /// A server's encryption protector: GET shows it, PUT sets it as a long-running operation.
+    fn protector(
+        &mut self,
+        method: &str,
+        rg: &str,
+        s: &str,
+        name: &str,
+        request: &Request,
+    ) -> Result<Reply, CommandError> {
+        let sub = self.sub.id.clone();
+        current("Microsoft.Sql/servers/encryptionProtector", name)?;
+        if method.eq_ignore_ascii_case("GET") {
+            let srv = server(&self.store.db(), &sub, rg, s, true)?;
+            return Ok(ok(wire::protector(&srv)));
+        }
+        if !method.eq_ignore_ascii_case("PUT") {
+            return method_not_allowed(method);
+        }
+        let put = wire::parse_protector_put(&body_json(request)?)?;
+        let (location, outcome) = self.store.immediate(|db| {
+            let mut srv = server(db, &sub, rg, s, true)?;
+            let outcome = set_protector(
+                &mut srv,
+                put.server_key_type,
+                put.server_key_name.as_deref(),
+                put.auto_rotation_enabled,
+            );
+            if outcome.is_ok() {
+                db.put(Kind::SqlServer, server_loc(&srv), &srv)?;
+            }
+            Ok::<_, CommandError>((
+                srv.location.clone(),
+                outcome.map(|()| wire::protector(&srv)),
+            ))
+        })?;
+        Ok(self.accepted(&location, "encryptionProtector", outcome))
+    }
+
+    /// A server's keys, with the service-managed key that every server has listed last.
+    fn keys(&self, rg: &str, s: &str) -> Result<Reply, CommandError> {
+        let srv = server(&self.store.db(), &self.sub.id, rg, s, true)?;
+        let mut keys: Vec<Value> = srv
+            .keys
+            .iter()
+            .map(|k| wire::server_key(&srv, Some(k)))
+            .collect();
+        keys.push(wire::server_key(&srv, None));
+        Ok(list(keys))
+    }
+
+    /// One server key: GET shows it, PUT registers a Key Vault key as a long-running operation.
+    fn key(
+        &mut self,
+        method: &str,
+        rg: &str,
+        s: &str,
+        name: &str,
+        request: &Request,
+    ) -> Result<Reply, CommandError> {
+        let sub = self.sub.id.clone();
+        if method.eq_ignore_ascii_case("GET") {
+            let srv = server(&self.store.db(), &sub, rg, s, true)?;
+            if name.eq_ignore_ascii_case("ServiceManaged") {
+                return Ok(ok(wire::server_key(&srv, None)));
+            }
+            let key = srv
+                .keys
+                .iter()
+                .find(|k| {
+                    crate::armid::server_key_name(&k.uri)
+                        .is_some_and(|n| n.eq_ignore_ascii_case(name))
+                })
+                .ok_or_else(|| errors::sql_not_found("Microsoft.Sql/servers/keys", name))?;
+            return Ok(ok(wire::server_key(&srv, Some(key))));
+        }
+        if !method.eq_ignore_ascii_case("PUT") {
+            return method_not_allowed(method);
+        }
+        let uri = wire::parse_key_put(name, &body_json(request)?)?;
+        let (location, value) = self.store.immediate(|db| {
+            let mut srv = server(db, &sub, rg, s, true)?;
+            let count = srv.keys.len();
+            let index = register_key(&mut srv, &uri, name);
+            if srv.keys.len() != count {
+                db.put(Kind::SqlServer, server_loc(&srv), &srv)?;
+            }
+            Ok::<_, CommandError>((
+                srv.location.clone(),
+                wire::server_key(&srv, Some(&srv.keys[index])),
+            ))
+        })?;
+        Ok(self.accepted(&location, "serverKey", Ok(value)))
+    }
+
+    fn databases(&self, rg: &str, s: &str) -> Result<Reply, CommandError> {
+        let db = self.store.db();
+        let srv = server(&db, &self.sub.id, rg, s, true)?;
+        let dbs: Vec<SqlDatabase> = db.list(
+            Kind::SqlDatabase,
+            &self.sub.id,
+            Some(&srv.resource_group),
+            Some(&srv.name),
+        )?;
+        let protector = self.list_db_protector;
+        Ok(list(
+            dbs.iter().map(|d| wire::database(d, protector)).collect(),
+        ))
+    }
+
+    /// A database's TDE configuration: GET shows it, PUT sets it (a long-running operation,
+    /// except in the legacy api-version, which answered at once).
+    fn tde(
+        &mut self,
+        method: &str,
+        rg: &str,
+        s: &str,
+        db: &str,
+        name: &str,
+        request: &Request,
+    ) -> Result<Reply, CommandError> {
+        let sub = self.sub.id.clone();
+        current(
+            "Microsoft.Sql/servers/databases/transparentDataEncryption",
+            name,
+        )?;
+        let legacy = self.legacy_tde();
+        if method.eq_ignore_ascii_case("GET") {
+            let d = database(&self.store.db(), &sub, rg, s, db)?;
+            return Ok(ok(wire::tde(&d, legacy)));
+        }
+        if !method.eq_ignore_ascii_case("PUT") {
+            return method_not_allowed(method);
+        }
+        let state = wire::parse_tde_put(&body_json(request)?)?;
+        let (location, value) = self.store.immediate(|store| {
+            let mut d = database(store, &sub, rg, s, db)?;
+            set_tde(&mut d, state)?;
+            store.put(Kind::SqlDatabase, database_loc(&d), &d)?;
+            Ok::<_, CommandError>((
+                d.location.clone().unwrap_or_default(),
+                wire::tde(&d, legacy),
+            ))
+        })?;
+        if legacy {
+            // api-version 2014-04-01 answered the PUT at once, with a null location.
+            let mut value = value;
+            value["location"] = Value::Null;
+            return Ok(ok(value));
+        }
+        Ok(self.accepted(&location, "transparentDataEncryption", Ok(value)))
+    }
+
+    /// A poll of a long-running operation: its status, or (`result`) its outcome once done.
+    fn operation(&self, id: &str, result: bool, request: &Request) -> Result<Reply, CommandError> {
+        let Some(poll) = self.ops.poll(id) else {
+            return Err(errors::sql_not_found(
+                "Microsoft.Sql/locations/operationResults",
+                id,
+            ));
+        };
+        let retry = self.retry_after.to_string();
+        if result {
+            return Ok(Reply::Send(match (&poll.status, &poll.outcome) {
+                (s, _) if s == "InProgress" => Response::json(202, &json!({}))
+                    .with_header(
+                        "Location",
+                        format!("{}{}?{}", self.base, request.path, request.query),
+                    )
+                    .with_header("Retry-After", retry),
+                (_, Ok(value)) => Response::json(200, value),
+                (_, Err((code, message))) => {
+                    error_response(&CommandError::service(code, message.clone()), None)
+                }
+            }));
+        }
+        let mut body = json!({"name": id, "status": poll.status, "startTime": poll.start_time});
+        if let (Err((code, message)), "Failed") = (&poll.outcome, poll.status.as_str()) {
+            body["error"] = json!({"code": code, "message": message});
+        }
+        let mut response = Response::json(200, &body);
+        if poll.status == "InProgress" {
+            response = response.with_header("Retry-After", retry);
+        }
+        Ok(Reply::Send(response))
     }
 }
 
@@ -680,7 +754,8 @@ mod tests {
         for (code, exit, status) in cases {
             assert_eq!(status_for(code, exit), status, "{code}");
         }
-        let throttled = error_response(&AzError::service("TooManyRequests", "slow down"), None);
+        let throttled =
+            error_response(&CommandError::service("TooManyRequests", "slow down"), None);
         assert_eq!(throttled.header("Retry-After"), Some("1"));
         let body: Value = serde_json::from_slice(&throttled.body).unwrap();
         assert_eq!(
@@ -688,7 +763,7 @@ mod tests {
             json!({"error": {"code": "TooManyRequests", "message": "slow down"}})
         );
         assert_eq!(
-            error_response(&AzError::service("X", "y"), Some(503)).status,
+            error_response(&CommandError::service("X", "y"), Some(503)).status,
             503
         );
     }

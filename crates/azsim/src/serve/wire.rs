@@ -7,7 +7,7 @@
 //! The reverse direction is here too: what the service makes of a PATCH or PUT body.
 
 use crate::armid;
-use crate::errors::AzError;
+use crate::errors::CommandError;
 use crate::synth;
 use crate::world::{
     Encryption, EncryptionIdentity, KeyVaultProperties, ServerKey, ServerKeyType, SqlDatabase,
@@ -351,8 +351,8 @@ pub fn tde(db: &SqlDatabase, legacy: bool) -> Value {
     }
 }
 
-fn bad_request(code: &str, message: impl Into<String>) -> AzError {
-    AzError::service(code, message)
+fn bad_request(code: &str, message: impl Into<String>) -> CommandError {
+    CommandError::service(code, message)
 }
 
 fn opt_str(value: &Value, key: &str) -> Option<String> {
@@ -364,7 +364,7 @@ fn opt_str(value: &Value, key: &str) -> Option<String> {
 /// identity (azsim's pessimistic reading of the service, as in the CLI face); switching to
 /// `Microsoft.Keyvault` takes the vault, key and version exactly as sent: an absent
 /// `keyversion` is null, `""` stays `""`.
-pub fn patch_storage_account(sa: &mut StorageAccount, body: &Value) -> Result<(), AzError> {
+pub fn patch_storage_account(sa: &mut StorageAccount, body: &Value) -> Result<(), CommandError> {
     if !body.is_object() {
         return Err(bad_request(
             "InvalidRequestContent",
@@ -398,46 +398,9 @@ pub fn patch_storage_account(sa: &mut StorageAccount, body: &Value) -> Result<()
         services: default_services(),
     });
     if key_source.eq_ignore_ascii_case("Microsoft.Keyvault") {
-        let sent = enc
-            .get("keyvaultproperties")
-            .filter(|k| k.is_object())
-            .cloned()
-            .unwrap_or(Value::Null);
-        let (uri, name) = (opt_str(&sent, "keyvaulturi"), opt_str(&sent, "keyname"));
-        let (Some(uri), Some(name)) = (
-            uri.filter(|u| !u.is_empty()),
-            name.filter(|n| !n.is_empty()),
-        ) else {
+        if let Err(e) = patch_key_vault_key(&mut next, enc) {
             sa.encryption = Some(next);
-            return Err(bad_request(
-                "MissingKeyvaultProperties",
-                "The encryption keyvault properties are missing from the request.",
-            ));
-        };
-        let version = opt_str(&sent, "keyversion");
-        let current_version = match version.as_deref() {
-            Some(v) if !v.is_empty() => v.to_string(),
-            _ => synth::key_version(&uri, &name),
-        };
-        let kvp = next
-            .key_vault_properties
-            .get_or_insert_with(KeyVaultProperties::default);
-        kvp.current_versioned_key_identifier = Some(format!(
-            "{}/keys/{name}/{current_version}",
-            uri.trim_end_matches('/')
-        ));
-        kvp.key_vault_uri = Some(uri);
-        kvp.key_name = Some(name);
-        kvp.key_version = version;
-        kvp.last_key_rotation_timestamp = Some(synth::now_iso());
-        if let Some(identity) = enc.get("identity").filter(|i| i.is_object()) {
-            next.encryption_identity = Some(EncryptionIdentity {
-                encryption_user_assigned_identity: opt_str(identity, "userAssignedIdentity"),
-                encryption_federated_identity_client_id: opt_str(
-                    identity,
-                    "federatedIdentityClientId",
-                ),
-            });
+            return Err(e);
         }
     } else {
         next.key_vault_properties = None;
@@ -445,6 +408,49 @@ pub fn patch_storage_account(sa: &mut StorageAccount, body: &Value) -> Result<()
     }
     next.key_source = key_source;
     sa.encryption = Some(next);
+    Ok(())
+}
+
+/// The Key Vault key of a PATCH that moves to (or stays on) `Microsoft.Keyvault`: a vault and
+/// key are required; the version and the encryption identity are taken as sent.
+fn patch_key_vault_key(next: &mut Encryption, enc: &Value) -> Result<(), CommandError> {
+    let sent = enc
+        .get("keyvaultproperties")
+        .filter(|k| k.is_object())
+        .cloned()
+        .unwrap_or(Value::Null);
+    let (uri, name) = (opt_str(&sent, "keyvaulturi"), opt_str(&sent, "keyname"));
+    let (Some(uri), Some(name)) = (
+        uri.filter(|u| !u.is_empty()),
+        name.filter(|n| !n.is_empty()),
+    ) else {
+        return Err(bad_request(
+            "MissingKeyvaultProperties",
+            "The encryption keyvault properties are missing from the request.",
+        ));
+    };
+    let version = opt_str(&sent, "keyversion");
+    let current_version = match version.as_deref() {
+        Some(v) if !v.is_empty() => v.to_string(),
+        _ => synth::key_version(&uri, &name),
+    };
+    let kvp = next
+        .key_vault_properties
+        .get_or_insert_with(KeyVaultProperties::default);
+    kvp.current_versioned_key_identifier = Some(format!(
+        "{}/keys/{name}/{current_version}",
+        uri.trim_end_matches('/')
+    ));
+    kvp.key_vault_uri = Some(uri);
+    kvp.key_name = Some(name);
+    kvp.key_version = version;
+    kvp.last_key_rotation_timestamp = Some(synth::now_iso());
+    if let Some(identity) = enc.get("identity").filter(|i| i.is_object()) {
+        next.encryption_identity = Some(EncryptionIdentity {
+            encryption_user_assigned_identity: opt_str(identity, "userAssignedIdentity"),
+            encryption_federated_identity_client_id: opt_str(identity, "federatedIdentityClientId"),
+        });
+    }
     Ok(())
 }
 
@@ -488,7 +494,7 @@ pub struct ProtectorPut {
     pub auto_rotation_enabled: bool,
 }
 
-pub fn parse_protector_put(body: &Value) -> Result<ProtectorPut, AzError> {
+pub fn parse_protector_put(body: &Value) -> Result<ProtectorPut, CommandError> {
     let props = body.get("properties").cloned().unwrap_or(Value::Null);
     let server_key_type = match opt_str(&props, "serverKeyType").as_deref() {
         Some(t) if t.eq_ignore_ascii_case("ServiceManaged") => ServerKeyType::ServiceManaged,
@@ -512,7 +518,7 @@ pub fn parse_protector_put(body: &Value) -> Result<ProtectorPut, AzError> {
 
 /// A Server Keys - CreateOrUpdate body: the Key Vault key's URI, which must be the one the key
 /// name was derived from.
-pub fn parse_key_put(name: &str, body: &Value) -> Result<String, AzError> {
+pub fn parse_key_put(name: &str, body: &Value) -> Result<String, CommandError> {
     let props = body.get("properties").cloned().unwrap_or(Value::Null);
     let key_type = opt_str(&props, "serverKeyType").unwrap_or_default();
     let uri = opt_str(&props, "uri").unwrap_or_default();
@@ -532,7 +538,7 @@ pub fn parse_key_put(name: &str, body: &Value) -> Result<String, AzError> {
 }
 
 /// A Transparent Data Encryptions - CreateOrUpdate body: `state` (or the legacy `status`).
-pub fn parse_tde_put(body: &Value) -> Result<crate::world::TdeState, AzError> {
+pub fn parse_tde_put(body: &Value) -> Result<crate::world::TdeState, CommandError> {
     let props = body.get("properties").cloned().unwrap_or(Value::Null);
     let value = opt_str(&props, "state").or_else(|| opt_str(&props, "status"));
     match value.as_deref() {

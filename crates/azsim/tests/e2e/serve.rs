@@ -3,13 +3,13 @@
 //! SQL's long-running operations, fault injection and the invocation log. (The conformance
 //! suite, scripts/conformance.sh, puts the real azure-cli against the same server.)
 
+use crate::harness::{AZSIM, Sim};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use serde_json::{Value, json};
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,8 +17,9 @@ const PROD: &str = "7d2f8a41-3c6b-4e19-9a5d-1b0e6f4c2a87";
 const TENANT: &str = "5b1e9c37-2d84-4f6a-8c03-a7e4d9b2f615";
 const API: &str = "api-version=2024-11-01-preview";
 
+/// `azsim serve` running on a world of its own, and a TLS client that trusts its CA.
 struct Serve {
-    dir: tempfile::TempDir,
+    sim: Sim,
     child: Child,
     port: u16,
     tls: Arc<rustls::ClientConfig>,
@@ -50,48 +51,16 @@ impl Reply {
     }
 }
 
-fn azsim(world: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_azsim"));
-    cmd.env("AZSIM_WORLD", world)
-        .env("AZSIM_LOG", world.with_extension("calls.jsonl"));
-    cmd
-}
-
-fn run_ok(cmd: &mut Command, stdin: Option<&str>) -> String {
-    cmd.stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("azsim runs");
-    if let Some(text) = stdin {
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(text.as_bytes())
-            .unwrap();
-    }
-    drop(child.stdin.take());
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
 impl Serve {
     /// A demo world, optionally changed by `edit`, served with `extra` options.
     fn start(edit: impl FnOnce(&mut Value), extra: &[&str]) -> Serve {
-        let dir = tempfile::tempdir().unwrap();
-        let world = dir.path().join("world.db");
-        run_ok(azsim(&world).args(["seed", "--fleet", "demo"]), None);
-        let mut value: Value =
-            serde_json::from_str(&run_ok(azsim(&world).arg("dump"), None)).unwrap();
+        let sim = Sim::seeded("--fleet demo");
+        let mut value = sim.dump();
         edit(&mut value);
-        run_ok(azsim(&world).args(["load", "-"]), Some(&value.to_string()));
-        let (port_file, ca) = (dir.path().join("port"), dir.path().join("ca.pem"));
-        let child = azsim(&world)
+        sim.load(&value);
+        let (port_file, ca) = (sim.dir().join("port"), sim.dir().join("ca.pem"));
+        let child = sim
+            .command(AZSIM)
             .arg("serve")
             .arg("--port-file")
             .arg(&port_file)
@@ -123,7 +92,7 @@ impl Serve {
             .with_root_certificates(roots)
             .with_no_client_auth();
         Serve {
-            dir,
+            sim,
             child,
             port,
             tls: Arc::new(tls),
@@ -132,14 +101,6 @@ impl Serve {
 
     fn demo() -> Serve {
         Serve::start(|_| {}, &[])
-    }
-
-    fn world(&self) -> PathBuf {
-        self.dir.path().join("world.db")
-    }
-
-    fn dump(&self) -> Value {
-        serde_json::from_str(&run_ok(azsim(&self.world()).arg("dump"), None)).unwrap()
     }
 
     /// One request on a new TLS connection; None when the server closed it unanswered.
@@ -435,7 +396,7 @@ fn storage_patch_as_the_service_takes_it() {
         "identity": {"userAssignedIdentity": uai}}}});
     let r = s.send("PATCH", &path, Some(&back.to_string()));
     assert_eq!(r.status, 200, "{}", r.body);
-    let world = s.dump();
+    let world = s.sim.dump();
     let account = world["storageAccounts"]
         .as_array()
         .unwrap()
@@ -558,6 +519,14 @@ fn faults_fire_on_the_requests_of_a_command() {
         },
         &[],
     );
+    error_faults_answer_arm_errors(&s);
+    delay_and_malformed_faults(&s);
+    crash_and_status_faults(&s);
+}
+
+/// An error fault fires only on the command it names (a GET of the account is not its update),
+/// as many times as it may, with the status Azure uses for its code.
+fn error_faults_answer_arm_errors(s: &Serve) {
     let payments =
         arm("/resourceGroups/rg-payments/providers/Microsoft.Storage/storageAccounts/stpayments01");
     assert_eq!(
@@ -584,6 +553,10 @@ fn faults_fire_on_the_requests_of_a_command() {
         200,
         "times: 1"
     );
+}
+
+/// Latency delays the answer; a malformed fault tears the body.
+fn delay_and_malformed_faults(s: &Serve) {
     let started = Instant::now();
     assert_eq!(
         s.get(&arm(
@@ -601,6 +574,11 @@ fn faults_fire_on_the_requests_of_a_command() {
         "{}",
         torn.body
     );
+}
+
+/// A crash closes the connection unanswered after the change was made; an error's explicit
+/// status overrides the code's.
+fn crash_and_status_faults(s: &Serve) {
     let tde = arm(
         "/resourceGroups/rg-payments/providers/Microsoft.Sql/servers/sql-payments-prod/databases/ledger/transparentDataEncryption/current",
     );
@@ -614,7 +592,7 @@ fn faults_fire_on_the_requests_of_a_command() {
         .is_none(),
         "crash: no answer"
     );
-    let db = s.dump()["sqlDatabases"]
+    let db = s.sim.dump()["sqlDatabases"]
         .as_array()
         .unwrap()
         .iter()
@@ -645,7 +623,7 @@ fn every_request_is_logged_with_the_arm_marker() {
         ),
         Some(r#"{"properties": {"encryption": {"keySource": "Microsoft.Storage"}}}"#),
     );
-    let all = run_ok(azsim(&s.world()).arg("calls"), None);
+    let all = s.sim.calls("");
     let lines: Vec<Value> = all
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -654,7 +632,7 @@ fn every_request_is_logged_with_the_arm_marker() {
     assert!(lines.iter().all(|l| l["via"] == "arm"));
     assert_eq!(lines[0]["command"], "storage account list");
     assert_eq!(lines[0]["mutating"], false);
-    let mutating = run_ok(azsim(&s.world()).args(["calls", "--mutating"]), None);
+    let mutating = s.sim.calls("--mutating");
     let only: Value = serde_json::from_str(mutating.trim()).unwrap();
     assert_eq!(
         (only["argv"][0].as_str(), only["command"].as_str()),

@@ -2,117 +2,23 @@
 //! and the demo run it, against worlds written here.
 //!
 //! The conformance test replays every capture of the real azure-cli 2.91 in
-//! `tests/reference/az_cli_2.91/` (at the workspace root) against the equivalent azsim world and compares exit codes,
-//! stdout (byte for byte, after the few fields a world cannot know) and stderr.
+//! `tests/reference/az_cli_2.91/` (at the workspace root) against the equivalent azsim world and
+//! compares exit codes, stdout (byte for byte, after the few fields a world cannot know) and
+//! stderr.
 //!
 //! Command lines are written as one string split on whitespace (`sim.az("account show")`);
 //! the `_args` variants take an argv for values that contain spaces.
 
-use assert_cmd::Command;
+use crate::harness::{Sim, text, words};
 use serde_json::{Value, json};
 use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-const AZSIM: &str = env!("CARGO_BIN_EXE_azsim");
 const SUB: &str = "00000000-0000-0000-0000-00000000aaaa";
 const UAI: &str = "/subscriptions/00000000-0000-0000-0000-00000000aaaa/resourceGroups/rg1/providers/Microsoft.ManagedIdentity/userAssignedIdentities/uai1";
 const SQL_KID: &str = "https://kv1.vault.azure.net/keys/sqlkey/0123456789abcdef0123456789abcdef";
-
-/// A world in a temp dir with `az` linked to azsim.
-struct Sim {
-    dir: tempfile::TempDir,
-}
-
-fn words(line: &str) -> Vec<&str> {
-    line.split_whitespace().collect()
-}
-
-impl Sim {
-    fn new(world: &Value) -> Sim {
-        let sim = Sim::empty();
-        sim.azsim("load -")
-            .write_stdin(world.to_string())
-            .assert()
-            .success();
-        sim
-    }
-
-    fn seeded(args: &str) -> Sim {
-        let sim = Sim::empty();
-        sim.azsim(&format!("seed {args}")).assert().success();
-        sim
-    }
-
-    fn empty() -> Sim {
-        let dir = tempfile::tempdir().expect("temp dir");
-        std::os::unix::fs::symlink(AZSIM, dir.path().join("az")).expect("symlink az");
-        Sim { dir }
-    }
-
-    fn world(&self) -> PathBuf {
-        self.dir.path().join("world.db")
-    }
-
-    fn log(&self) -> PathBuf {
-        self.dir.path().join("world.db.calls.jsonl")
-    }
-
-    fn azsim(&self, line: &str) -> Command {
-        let mut cmd = Command::new(AZSIM);
-        cmd.args(words(line))
-            .env("AZSIM_WORLD", self.world())
-            .env_remove("AZSIM_LOG");
-        cmd
-    }
-
-    fn az_cmd(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(self.dir.path().join("az"));
-        cmd.args(args)
-            .env("AZSIM_WORLD", self.world())
-            .env_remove("AZSIM_LOG");
-        cmd
-    }
-
-    fn az_args(&self, args: &[&str]) -> Output {
-        self.az_cmd(args).output().expect("run az")
-    }
-
-    fn az(&self, line: &str) -> Output {
-        self.az_args(&words(line))
-    }
-
-    /// Runs az, requires exit 0 and returns the parsed stdout.
-    fn json_args(&self, args: &[&str]) -> Value {
-        let out = self.az_args(args);
-        assert!(
-            out.status.success(),
-            "az {args:?} failed: {}",
-            text(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout)
-            .unwrap_or_else(|e| panic!("az {args:?} printed no JSON ({e}): {}", text(&out.stdout)))
-    }
-
-    fn json(&self, line: &str) -> Value {
-        self.json_args(&words(line))
-    }
-
-    fn dump(&self) -> Value {
-        let out = self.azsim("dump").output().expect("dump");
-        assert!(out.status.success());
-        serde_json::from_slice(&out.stdout).expect("dump is JSON")
-    }
-
-    fn settings(&self, pairs: &str) {
-        self.azsim(&format!("settings {pairs}")).assert().success();
-    }
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
 
 fn first_line(out: &Output) -> String {
     text(&out.stderr)
@@ -135,8 +41,8 @@ fn fails(code: i32, line: &str) -> (Option<i32>, String) {
 // Conformance with azure-cli 2.91
 // ---------------------------------------------------------------------------------------------
 
-/// The world equivalent to `az_cli_2.91/_wire_input.json` (the disk, Cosmos DB, PostgreSQL and
-/// MySQL resources there are outside azsim's model and no capture reads them).
+/// The world equivalent to `tests/reference/az_cli_2.91/_wire_input.json` (the disk, Cosmos DB,
+/// PostgreSQL and MySQL resources there are outside azsim's model and no capture reads them).
 fn reference_world() -> Value {
     let service = json!({"enabled": true, "keyType": "Account", "lastEnabledTime": "2024-01-01T00:00:00+00:00"});
     let kvp = json!({
@@ -177,7 +83,8 @@ enum Check {
     /// stderr and stdout equal byte for byte.
     Stderr,
     /// The error layout and code only: the message text inside `(Code) ...` came from the
-    /// emulator that served the capture, not from Azure (see az_cli_2.91/README.md).
+    /// emulator that served the capture, not from Azure (see
+    /// tests/reference/az_cli_2.91/README.md).
     ErrorCode,
 }
 
@@ -908,7 +815,7 @@ fn world_must_be_set() {
         (Some(1), "ERROR: azsim: AZSIM_WORLD is not set\n".into())
     );
     assert!(!sim.log().exists(), "nothing touched");
-    let missing = sim.dir.path().join("missing.db");
+    let missing = sim.dir().join("missing.db");
     let out = sim
         .az_cmd(&["account", "show"])
         .env("AZSIM_WORLD", &missing)
@@ -965,9 +872,9 @@ fn latency_faults_and_settings_delay_the_answer() {
 #[test]
 fn hang_fault_blocks_until_killed() {
     let sim = demo_with_faults(json!([{"command": "storage account list", "hangSeconds": 60}]));
-    let mut child = std::process::Command::new(sim.dir.path().join("az"))
+    let mut child = sim
+        .command(sim.dir().join("az"))
         .args(words("storage account list"))
-        .env("AZSIM_WORLD", sim.world())
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("spawn");
@@ -1051,10 +958,9 @@ fn invocation_log_records_every_call_before_it_runs() {
             .iter()
             .all(|l| l["ts"].as_f64().is_some_and(|t| t > 1.0e9))
     );
-    let calls = sim.azsim("calls --mutating").output().expect("calls");
-    assert_eq!(text(&calls.stdout).lines().count(), 2);
+    assert_eq!(sim.calls("--mutating").lines().count(), 2);
 
-    let custom = sim.dir.path().join("custom.jsonl");
+    let custom = sim.dir().join("custom.jsonl");
     sim.az_cmd(&["version"])
         .env("AZSIM_LOG", &custom)
         .assert()
@@ -1082,10 +988,7 @@ fn parallel_callers_change_atomically() {
     let mut world = sim.dump();
     let error = json!({"code": "TooManyRequests", "message": "slow down"});
     world["faults"] = json!([{"command": "storage account update", "times": 5, "error": error}]);
-    sim.azsim("load -")
-        .write_stdin(world.to_string())
-        .assert()
-        .success();
+    sim.load(&world);
     let targets = sim.json("storage account list --query [].[name,resourceGroup]");
     let targets: Vec<&Value> = targets.as_array().expect("list").iter().take(16).collect();
     assert_eq!(targets.len(), 16);
@@ -1128,7 +1031,15 @@ fn parallel_callers_change_atomically() {
 #[test]
 fn seed_demo_covers_the_edge_cases() {
     let world = demo().dump();
-    let accounts = world["storageAccounts"].as_array().expect("accounts");
+    demo_storage_edge_cases(world["storageAccounts"].as_array().expect("accounts"));
+    demo_sql_edge_cases(
+        world["sqlServers"].as_array().expect("servers"),
+        world["sqlDatabases"].as_array().expect("dbs"),
+    );
+}
+
+/// Every form of key source, key version and encryption identity the runbooks must read.
+fn demo_storage_edge_cases(accounts: &[Value]) {
     let has =
         |pred: &dyn Fn(&Value, &Value) -> bool| accounts.iter().any(|a| pred(&a["encryption"], a));
     let keyvault = |e: &Value| e["keySource"] == "Microsoft.Keyvault";
@@ -1173,8 +1084,11 @@ fn seed_demo_covers_the_edge_cases() {
         .map(|a| a["subscription"].as_str().expect("sub"))
         .collect();
     assert_eq!(subs.len(), 2);
+}
 
-    let servers = world["sqlServers"].as_array().expect("servers");
+/// A service-managed protector and Key Vault ones with and without rotation, a master on every
+/// server, and databases with TDE on, off and on a database-level key.
+fn demo_sql_edge_cases(servers: &[Value], dbs: &[Value]) {
     let protector = |s: &Value| s["protector"].clone();
     let akv = |s: &Value, rotate: bool| {
         protector(s)["serverKeyType"] == "AzureKeyVault"
@@ -1196,7 +1110,6 @@ fn seed_demo_covers_the_edge_cases() {
             "protector key registered"
         );
     }
-    let dbs = world["sqlDatabases"].as_array().expect("dbs");
     for s in servers {
         let is_master = |d: &&Value| d["server"] == s["name"] && d["name"] == "master";
         let master = dbs.iter().find(is_master).expect("master on every server");
