@@ -3,7 +3,7 @@
 use crate::az::{Az, AzError, ErrorKind};
 use crate::fieldtree::FieldTree;
 use crate::memo::Memo;
-use crate::playbook::Playbook;
+use crate::playbook::{DiscoverLevel, Playbook};
 use crate::scheduler::Spawner;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
@@ -285,27 +285,8 @@ impl<'a> Discovery<'a> {
                 Ok(argv) => argv,
                 Err(message) => return fail(render_error(&level.argv.command_words(), message)),
             };
-            let command = level.argv.command_words().join(" ");
-            let keep = match self.keep.get(&command) {
-                Some(fields) if !self.evidence => fields,
-                _ => &FieldTree::All,
-            };
-            let callers = self.callers.get(&command).copied().unwrap_or(1);
-            let key = (argv.clone(), subscription.to_string());
-            let listed = self.memo.get(key, callers, || {
-                let at = crate::timefmt::now_rfc3339();
-                Arc::new(Listed {
-                    result: self.az.run_list(&argv, Some(subscription), keep),
-                    at,
-                })
-            });
-            let at = listed.at.clone();
-            // The last holder of a list takes its items instead of copying them one by one.
-            let result = match Arc::try_unwrap(listed) {
-                Ok(listed) => listed.result,
-                Err(shared) => shared.result.clone(),
-            };
-            let items = match result {
+            let listed = self.list(level, &argv, subscription);
+            let items = match listed.result {
                 Err(error) => {
                     if !self.abort.check(&error) {
                         fail(error);
@@ -313,61 +294,130 @@ impl<'a> Discovery<'a> {
                     return;
                 }
                 Ok(Value::Array(items)) => items,
-                Ok(other) => {
-                    return fail(AzError {
-                        kind: ErrorKind::MalformedOutput,
-                        code: None,
-                        message: format!("expected a JSON list, got {}", json_type(&other)),
-                        command: crate::az::display_command(&argv),
-                        exit_code: Some(0),
-                    });
-                }
+                Ok(other) => return fail(not_a_list(&other, &argv)),
             };
-            let last = depth + 1 == playbook.discover.len();
+            let listing = Listing {
+                playbook,
+                subscription,
+                sink,
+                level,
+                parents: &parents,
+                trail: &trail,
+                argv: &argv,
+                at: &listed.at,
+                last: depth + 1 == playbook.discover.len(),
+            };
             for item in items {
-                if !self.filters.keeps_level(&item) {
-                    continue;
-                }
-                let skip = level
-                    .skip
-                    .iter()
-                    .find(|rule| rule.when.test(&item).unwrap_or(false));
-                let mut calls = trail.clone();
-                if self.evidence {
-                    calls.push(CallRecord {
-                        argv: Az::full_argv(&argv, Some(subscription)),
-                        time: at.clone(),
-                        output: item.clone(),
-                    });
-                }
-                let mut levels = parents.clone();
-                levels.push((level.name.clone(), item));
-                let target = Target {
-                    playbook,
-                    subscription: subscription.to_string(),
-                    levels,
-                    calls,
-                };
-                if last && !self.filters.keeps_target(&target.levels) {
-                    continue;
-                }
-                match skip {
-                    Some(rule) if last => {
-                        sink(spawner, Found::Skipped(target, rule.reason.clone()))
-                    }
-                    Some(_) => {}
-                    None if last => sink(spawner, Found::Target(target)),
-                    None => self.level(
-                        spawner,
-                        playbook,
-                        subscription,
-                        target.levels,
-                        target.calls,
-                        sink,
-                    ),
-                }
+                self.item(spawner, &listing, item);
             }
         });
+    }
+
+    /// Runs a level's list call, or takes its result from another playbook's identical call in
+    /// the same subscription.
+    fn list(&self, level: &DiscoverLevel, argv: &[String], subscription: &str) -> Listed {
+        let command = level.argv.command_words().join(" ");
+        let keep = match self.keep.get(&command) {
+            Some(fields) if !self.evidence => fields,
+            _ => &FieldTree::All,
+        };
+        let callers = self.callers.get(&command).copied().unwrap_or(1);
+        let key = (argv.to_vec(), subscription.to_string());
+        let listed = self.memo.get(key, callers, || {
+            let at = crate::timefmt::now_rfc3339();
+            Arc::new(Listed {
+                result: self.az.run_list(argv, Some(subscription), keep),
+                at,
+            })
+        });
+        let at = listed.at.clone();
+        // The last holder of a list takes its items instead of copying them one by one.
+        let result = match Arc::try_unwrap(listed) {
+            Ok(listed) => listed.result,
+            Err(shared) => shared.result.clone(),
+        };
+        Listed { result, at }
+    }
+
+    /// One listed item: left out by the filters, skipped by a rule, or found; a found item of
+    /// the last level is a target, one above it is listed under in turn.
+    fn item<'s, 'p: 's>(
+        &'s self,
+        spawner: &Spawner<'s>,
+        listing: &Listing<'_, 's, 'p>,
+        item: Value,
+    ) {
+        if !self.filters.keeps_level(&item) {
+            return;
+        }
+        let skip = listing
+            .level
+            .skip
+            .iter()
+            .find(|rule| rule.when.test(&item).unwrap_or(false));
+        let mut calls = listing.trail.to_vec();
+        if self.evidence {
+            calls.push(CallRecord {
+                argv: Az::full_argv(listing.argv, Some(listing.subscription)),
+                time: listing.at.to_string(),
+                output: item.clone(),
+            });
+        }
+        let mut levels = listing.parents.to_vec();
+        levels.push((listing.level.name.clone(), item));
+        let target = Target {
+            playbook: listing.playbook,
+            subscription: listing.subscription.to_string(),
+            levels,
+            calls,
+        };
+        if listing.last && !self.filters.keeps_target(&target.levels) {
+            return;
+        }
+        match skip {
+            Some(rule) if listing.last => {
+                (listing.sink)(spawner, Found::Skipped(target, rule.reason.clone()))
+            }
+            Some(_) => {}
+            None if listing.last => (listing.sink)(spawner, Found::Target(target)),
+            None => self.level(
+                spawner,
+                listing.playbook,
+                listing.subscription,
+                target.levels,
+                target.calls,
+                listing.sink,
+            ),
+        }
+    }
+}
+
+/// One level's list call, made under one parent: what each of its items needs to become a
+/// target, or the parent of the level below.
+struct Listing<'l, 's, 'p> {
+    playbook: &'p Playbook,
+    subscription: &'s str,
+    sink: &'s Sink<'s, 'p>,
+    level: &'p DiscoverLevel,
+    /// The items of the levels above, first level first.
+    parents: &'l [(String, Value)],
+    /// The calls that listed the parents, for evidence.
+    trail: &'l [CallRecord],
+    /// The list call as rendered (without `--subscription`), and when it was made.
+    argv: &'l [String],
+    at: &'l str,
+    /// Whether this is the last level: its items are the targets.
+    last: bool,
+}
+
+/// What a list call that printed JSON other than a list failed with.
+fn not_a_list(output: &Value, argv: &[String]) -> AzError {
+    AzError {
+        kind: ErrorKind::MalformedOutput,
+        code: None,
+        message: format!("expected a JSON list, got {}", json_type(output)),
+        command: crate::az::display_command(argv),
+        exit_code: Some(0),
     }
 }
 

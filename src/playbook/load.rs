@@ -365,7 +365,54 @@ impl Loader<'_> {
         self.error_at(at, message);
     }
 
+    /// Runs every check even after one fails, so that an author sees all the problems at once.
+    /// `None` only when no playbook can be built (its verdict did not compile); `parse` refuses
+    /// the playbook whenever any error was recorded.
     fn validate(&mut self, raw: RawPlaybook, origin: &str) -> Option<Playbook> {
+        self.check_header(&raw);
+        let RawPlaybook {
+            id,
+            title,
+            resource_type,
+            control,
+            discover,
+            test,
+            implement,
+            backout,
+            precheck,
+            ..
+        } = raw;
+        let (levels, roots) = self.discovery(discover);
+        let target_shape = roots.last().map(|(_, s)| s.clone()).unwrap_or(Shape::Any);
+        let read_roots = read_roots(&roots, &target_shape);
+        let test = self.test(test, &read_roots, &target_shape, !implement.is_empty());
+        let step_roots = step_roots(&read_roots, &test.state_shape, &test.record);
+        let implement = self.steps(implement, &step_roots, &test.record);
+        let backout = self.steps(backout, &step_roots, &test.record);
+        let prechecks = self.prechecks(precheck, &step_roots);
+        Some(Playbook {
+            id: id.into_inner(),
+            title: title.into_inner(),
+            resource_type: resource_type.into_inner(),
+            control: Control {
+                id: control.id.into_inner(),
+                title: control.title.into_inner(),
+                benchmark: control.benchmark,
+                level: control.level,
+            },
+            origin: origin.to_string(),
+            discover: levels,
+            source: self.text.to_string(),
+            test: test.into_spec()?,
+            implement,
+            backout,
+            prechecks,
+        })
+    }
+
+    /// The fields that name and describe the playbook: a schema this azbook reads, an id usable
+    /// on the command line, and titles that say something.
+    fn check_header(&mut self, raw: &RawPlaybook) {
         if *raw.schema.get_ref() != 1 {
             self.error(
                 &raw.schema.span(),
@@ -396,102 +443,178 @@ impl Loader<'_> {
                 self.error(&span, "must not be empty");
             }
         }
+    }
 
-        // Discovery.
+    /// The discovery levels, and per level the shape of its items: the roots that the levels
+    /// below it, the test and the steps may name.
+    fn discovery(&mut self, raw: Spanned<Vec<RawDiscover>>) -> (Vec<DiscoverLevel>, Roots) {
         let mut levels = Vec::new();
         let mut roots: Roots = Vec::new();
-        if raw.discover.get_ref().is_empty() {
+        if raw.get_ref().is_empty() {
             self.error(
-                &raw.discover.span(),
+                &raw.span(),
                 "`discover` needs at least one level (the list call that finds targets)",
             );
         }
-        for level in raw.discover.into_inner() {
-            let name = level.name.get_ref().clone();
-            if !is_identifier(&name) || RESERVED_ROOTS.contains(&name.as_str()) {
-                self.error(
-                    &level.name.span(),
-                    format!(
-                        "discovery level name `{name}` must be an identifier other than {}",
-                        RESERVED_ROOTS.join(", ")
-                    ),
-                );
-            } else if roots.iter().any(|(r, _)| *r == name) {
-                self.error(
-                    &level.name.span(),
-                    format!("discovery level `{name}` is named twice"),
-                );
-            }
+        for level in raw.into_inner() {
+            self.check_level_name(&level.name, &roots);
             let argv = self.argv(&level.argv, &roots);
             let item_shape = argv
                 .as_ref()
                 .map(|a| Shape::of_list_item(&a.command_words()))
                 .unwrap_or(Shape::Any);
-            let mut skip = Vec::new();
-            for rule in level.skip {
-                if let Some(when) = self.condition(&rule.when, &item_shape) {
-                    skip.push(SkipRule {
-                        when,
-                        reason: rule.reason,
-                    });
-                }
-            }
+            let skip = self.skip_rules(level.skip, &item_shape);
+            let name = level.name.into_inner();
             roots.push((name.clone(), item_shape));
             if let Some(argv) = argv {
                 levels.push(DiscoverLevel { name, argv, skip });
             }
         }
-        let target_shape = roots.last().map(|(_, s)| s.clone()).unwrap_or(Shape::Any);
-        // Reads see the target and the levels above it.
-        let mut read_roots: Roots = vec![("target".into(), target_shape.clone())];
-        read_roots.extend(roots.iter().take(roots.len().saturating_sub(1)).cloned());
+        (levels, roots)
+    }
 
-        // Test.
-        let test = raw.test;
-        let (reads, state_shape) = match (&test.read, &test.reads) {
+    /// A level's name becomes a root that templates and conditions name: an identifier, none of
+    /// the roots with fixed meanings, and no other level's.
+    fn check_level_name(&mut self, raw: &Spanned<String>, roots: &Roots) {
+        let name = raw.get_ref();
+        if !is_identifier(name) || RESERVED_ROOTS.contains(&name.as_str()) {
+            self.error(
+                &raw.span(),
+                format!(
+                    "discovery level name `{name}` must be an identifier other than {}",
+                    RESERVED_ROOTS.join(", ")
+                ),
+            );
+        } else if roots.iter().any(|(r, _)| r == name) {
+            self.error(
+                &raw.span(),
+                format!("discovery level `{name}` is named twice"),
+            );
+        }
+    }
+
+    /// A level's `skip` rules, whose conditions read the level's items.
+    fn skip_rules(&mut self, raw: Vec<RawSkip>, item_shape: &Shape) -> Vec<SkipRule> {
+        let mut skip = Vec::new();
+        for rule in raw {
+            if let Some(when) = self.condition(&rule.when, item_shape) {
+                skip.push(SkipRule {
+                    when,
+                    reason: rule.reason,
+                });
+            }
+        }
+        skip
+    }
+
+    /// The `[test]` table: what it reads, and the verdict, evidence, record and explanations
+    /// checked against the state those reads give.
+    fn test(
+        &mut self,
+        test: RawTest,
+        read_roots: &Roots,
+        target_shape: &Shape,
+        has_implement: bool,
+    ) -> CheckedTest {
+        let (reads, state_shape) = self.reads(&test, read_roots, target_shape);
+        let refresh = self.refresh(&reads, &test, read_roots, has_implement);
+        let compliant = self.condition(&test.compliant, &state_shape);
+        let evidence = self.paths(&test.evidence, &state_shape);
+        let record = self.paths(&test.record, &state_shape);
+        let controlled = self.paths(&test.controlled, &state_shape);
+        if let (Reads::Named(_), None) = (&reads, &refresh)
+            && reads_target(compliant.as_ref(), &evidence, &record)
+            && has_implement
+        {
+            self.error(
+                &test.compliant.span(),
+                "this test reads `target` fields from discovery, so `[test]` needs `refresh`: the per-target read (such as `az ... show`) that apply and backout use to read the target back",
+            );
+        }
+        self.check_controlled_recorded(&controlled, &test.controlled, &record);
+        let explain = self.explain(test.explain, &state_shape);
+        CheckedTest {
+            reads,
+            refresh,
+            compliant,
+            evidence,
+            record,
+            controlled,
+            explain,
+            state_shape,
+        }
+    }
+
+    /// What the test reads per target (`read`, `reads`, or neither: the discovered item is the
+    /// state), and the shape of the state the verdict then reads.
+    fn reads(
+        &mut self,
+        test: &RawTest,
+        read_roots: &Roots,
+        target_shape: &Shape,
+    ) -> (Reads, Shape) {
+        match (&test.read, &test.reads) {
             (Some(_), Some(reads)) => {
                 self.error(&reads.span(), "give either `read` or `reads`, not both");
                 (Reads::None, Shape::Any)
             }
-            (Some(read), None) => match self.argv(read, &read_roots) {
+            (Some(read), None) => match self.argv(read, read_roots) {
                 Some(argv) => {
                     let shape = Shape::of_command(&argv.command_words());
                     (Reads::One(argv), shape)
                 }
                 None => (Reads::None, Shape::Any),
             },
-            (None, Some(reads)) => {
-                let mut named = Vec::new();
-                // The state also holds the discovered item as `target`, so that a verdict
-                // can read a field the list already carries instead of reading it again.
-                let mut shapes = vec![("target".to_string(), target_shape.clone())];
-                for (name, argv) in reads.get_ref() {
-                    if !is_identifier(name) {
-                        self.error(
-                            &argv.span(),
-                            format!("read name `{name}` must be an identifier"),
-                        );
-                    }
-                    if name == "target" {
-                        self.error(
-                            &argv.span(),
-                            "`target` is not a read name: the state already holds the discovered target under it",
-                        );
-                    }
-                    if let Some(argv) = self.argv(argv, &read_roots) {
-                        shapes.push((name.clone(), Shape::of_command(&argv.command_words())));
-                        named.push((name.clone(), argv));
-                    }
-                }
-                (Reads::Named(named), Shape::object(shapes))
-            }
+            (None, Some(reads)) => self.named_reads(reads, read_roots, target_shape),
             (None, None) => (Reads::None, target_shape.clone()),
-        };
-        // A state read from discovery (a list) needs a per-target read for apply and backout.
-        let refresh = match (&reads, &test.refresh) {
-            (Reads::None | Reads::Named(_), Some(argv)) => self.argv(argv, &read_roots),
+        }
+    }
+
+    /// `[test.reads]`: each read's output is the state's field of that name. The state also
+    /// holds the discovered item as `target`, so that a verdict can read a field the list
+    /// already carries instead of reading it again.
+    fn named_reads(
+        &mut self,
+        reads: &Spanned<BTreeMap<String, RawArgv>>,
+        read_roots: &Roots,
+        target_shape: &Shape,
+    ) -> (Reads, Shape) {
+        let mut named = Vec::new();
+        let mut shapes = vec![("target".to_string(), target_shape.clone())];
+        for (name, argv) in reads.get_ref() {
+            if !is_identifier(name) {
+                self.error(
+                    &argv.span(),
+                    format!("read name `{name}` must be an identifier"),
+                );
+            }
+            if name == "target" {
+                self.error(
+                    &argv.span(),
+                    "`target` is not a read name: the state already holds the discovered target under it",
+                );
+            }
+            if let Some(argv) = self.argv(argv, read_roots) {
+                shapes.push((name.clone(), Shape::of_command(&argv.command_words())));
+                named.push((name.clone(), argv));
+            }
+        }
+        (Reads::Named(named), Shape::object(shapes))
+    }
+
+    /// The per-target read that apply and backout use to read a target back: a state read from
+    /// discovery (a list) needs one, and a test with `read` already has one.
+    fn refresh(
+        &mut self,
+        reads: &Reads,
+        test: &RawTest,
+        read_roots: &Roots,
+        has_implement: bool,
+    ) -> Option<Argv> {
+        match (reads, &test.refresh) {
+            (Reads::None | Reads::Named(_), Some(argv)) => self.argv(argv, read_roots),
             (Reads::None, None) => {
-                if !raw.implement.is_empty() {
+                if has_implement {
                     self.error(
                         &test.compliant.span(),
                         "this test reads each target's state from discovery, so `[test]` needs `refresh`: the per-target read (such as `az ... show`) that apply and backout use to read a target back",
@@ -507,27 +630,18 @@ impl Loader<'_> {
                 None
             }
             (_, None) => None,
-        };
-        let compliant = self.condition(&test.compliant, &state_shape);
-        let evidence = self.paths(&test.evidence, &state_shape);
-        let record = self.paths(&test.record, &state_shape);
-        let controlled = self.paths(&test.controlled, &state_shape);
-        if let (Reads::Named(_), None) = (&reads, &refresh) {
-            let reads_target = compliant
-                .as_ref()
-                .is_some_and(|e| e.root_fields().iter().any(|(p, _)| p[0] == "target"))
-                || evidence
-                    .iter()
-                    .chain(&record)
-                    .any(|p| p.first() == "target");
-            if reads_target && !raw.implement.is_empty() {
-                self.error(
-                    &test.compliant.span(),
-                    "this test reads `target` fields from discovery, so `[test]` needs `refresh`: the per-target read (such as `az ... show`) that apply and backout use to read the target back",
-                );
-            }
         }
-        for (path, raw_path) in controlled.iter().zip(&test.controlled) {
+    }
+
+    /// Backout tells done from drifted by comparing the controlled fields with the recorded
+    /// prior state, so each must be recorded.
+    fn check_controlled_recorded(
+        &mut self,
+        controlled: &[FieldPath],
+        raw: &[Spanned<String>],
+        record: &[FieldPath],
+    ) {
+        for (path, raw_path) in controlled.iter().zip(raw) {
             if !record.iter().any(|r| path.starts_with(r)) {
                 self.error(
                     &raw_path.span(),
@@ -535,29 +649,30 @@ impl Loader<'_> {
                 );
             }
         }
+    }
+
+    /// The test's `explain` entries, whose conditions read the state as the verdict does.
+    fn explain(&mut self, raw: Vec<RawExplain>, state_shape: &Shape) -> Vec<Explain> {
         let mut explain = Vec::new();
-        for e in test.explain {
-            if let Some(when) = self.condition(&e.when, &state_shape) {
+        for e in raw {
+            if let Some(when) = self.condition(&e.when, state_shape) {
                 explain.push(Explain { when, text: e.text });
             }
         }
+        explain
+    }
 
-        // Steps see the target, the recorded prior state and the levels above.
-        let record_segments: Vec<Vec<String>> =
-            record.iter().map(|p| p.segments().to_vec()).collect();
-        let mut step_roots = read_roots.clone();
-        step_roots.push(("before".into(), state_shape.restrict(&record_segments)));
-        let implement = self.steps(raw.implement, &step_roots, &record);
-        let backout = self.steps(raw.backout, &step_roots, &record);
+    /// The prechecks, whose reads see what steps see.
+    fn prechecks(&mut self, raw: Vec<RawPrecheck>, roots: &Roots) -> Vec<Precheck> {
         let mut prechecks = Vec::new();
-        for check in raw.precheck {
+        for check in raw {
             if check.name.get_ref().trim().is_empty() {
                 self.error(
                     &check.name.span(),
                     "a precheck needs a name that says what it confirms",
                 );
             }
-            if let Some(read) = self.argv(&check.read, &step_roots) {
+            if let Some(read) = self.argv(&check.read, roots) {
                 prechecks.push(Precheck {
                     name: check.name.into_inner(),
                     read,
@@ -566,131 +681,141 @@ impl Loader<'_> {
                 });
             }
         }
-
-        let playbook = Playbook {
-            id: raw.id.into_inner(),
-            title: raw.title.into_inner(),
-            resource_type: raw.resource_type.into_inner(),
-            control: Control {
-                id: raw.control.id.into_inner(),
-                title: raw.control.title.into_inner(),
-                benchmark: raw.control.benchmark,
-                level: raw.control.level,
-            },
-            origin: origin.to_string(),
-            discover: levels,
-            source: self.text.to_string(),
-            test: TestSpec {
-                reads,
-                refresh,
-                compliant: compliant?,
-                evidence,
-                record,
-                controlled,
-                explain,
-            },
-            implement,
-            backout,
-            prechecks,
-        };
-        Some(playbook)
+        prechecks
     }
 
+    /// The steps of `implement` or `backout`, leaving out those that cannot run.
     fn steps(&mut self, raw: Vec<RawStep>, roots: &Roots, record: &[FieldPath]) -> Vec<Step> {
         let context = Shape::object(roots.iter().cloned());
         let mut steps = Vec::new();
         for step in raw {
-            let name_span = step.name.span();
-            if step.name.get_ref().trim().is_empty() {
-                self.error(&name_span, "a step needs a name that says what it does");
-            }
-            let kind = step
-                .kind
-                .as_ref()
-                .map(|k| k.get_ref().as_str())
-                .unwrap_or("az");
-            let action = match (kind, &step.argv, &step.instructions) {
-                ("az", Some(argv), None) => self.argv(argv, roots).map(Action::Az),
-                ("az", None, _) => {
-                    self.error(&name_span, "an `az` step needs `argv` (or say `kind = \"manual\"` with `instructions`)");
-                    None
-                }
-                ("az", Some(_), Some(i)) => {
-                    self.error(
-                        &i.span(),
-                        "`instructions` belong to manual steps; this step runs `argv`",
-                    );
-                    None
-                }
-                ("manual", None, Some(text)) => self.template(text, roots).map(Action::Manual),
-                ("manual", Some(argv), _) => {
-                    self.error(
-                        &argv.span(),
-                        "a manual step is done by a person and has no `argv`",
-                    );
-                    None
-                }
-                ("manual", None, None) => {
-                    self.error(&name_span, "a manual step needs `instructions`");
-                    None
-                }
-                (other, _, _) => {
-                    let span = step
-                        .kind
-                        .as_ref()
-                        .map(|k| k.span())
-                        .unwrap_or(name_span.clone());
-                    self.error(
-                        &span,
-                        format!("unknown step kind `{other}`: use `az` or `manual`"),
-                    );
-                    None
-                }
-            };
-            let when = step.when.as_ref().and_then(|w| self.condition(w, &context));
-            let mut after = Vec::new();
-            if let Some(raw_after) = &step.after {
-                for (key, value) in raw_after.get_ref() {
-                    match FieldPath::parse(key) {
-                        Ok(path) if record.iter().any(|r| path.starts_with(r)) => {
-                            let json =
-                                serde_json::to_value(value).unwrap_or(serde_json::Value::Null);
-                            after.push((path, json));
-                        }
-                        Ok(path) => self.error(
-                            &raw_after.span(),
-                            format!(
-                                "`after` names `{path}`, which is not in the test's `record` list"
-                            ),
-                        ),
-                        Err(e) => self.error(&raw_after.span(), e),
-                    }
-                }
-            }
-            let skip_if = step.skip_if.as_ref().and_then(|s| {
-                let read = self.argv(&s.read, roots)?;
-                let mut with_read = roots.clone();
-                with_read.push(("read".into(), Shape::of_command(&read.command_words())));
-                let when = self.condition(&s.when, &Shape::object(with_read))?;
-                Some(SkipIf { read, when })
-            });
-            if step.skip_if.is_some() && skip_if.is_none() {
-                continue;
-            }
-            let reversible = step.reversible.unwrap_or(true);
-            if let Some(action) = action {
-                steps.push(Step {
-                    name: step.name.into_inner(),
-                    action,
-                    when,
-                    reversible,
-                    warning: step.warning,
-                    after,
-                    skip_if,
-                });
+            if let Some(step) = self.step(step, roots, &context, record) {
+                steps.push(step);
             }
         }
         steps
+    }
+
+    /// One step; `None` when it cannot run (what is wrong with it is reported). `context` is
+    /// `roots` as one document, what the step's `when` reads.
+    fn step(
+        &mut self,
+        step: RawStep,
+        roots: &Roots,
+        context: &Shape,
+        record: &[FieldPath],
+    ) -> Option<Step> {
+        if step.name.get_ref().trim().is_empty() {
+            self.error(
+                &step.name.span(),
+                "a step needs a name that says what it does",
+            );
+        }
+        let action = self.action(&step, roots);
+        let when = step.when.as_ref().and_then(|w| self.condition(w, context));
+        let after = match &step.after {
+            Some(raw_after) => self.after(raw_after, record),
+            None => Vec::new(),
+        };
+        let skip_if = step.skip_if.as_ref().and_then(|s| self.skip_if(s, roots));
+        if step.skip_if.is_some() && skip_if.is_none() {
+            return None;
+        }
+        let reversible = step.reversible.unwrap_or(true);
+        Some(Step {
+            name: step.name.into_inner(),
+            action: action?,
+            when,
+            reversible,
+            warning: step.warning,
+            after,
+            skip_if,
+        })
+    }
+
+    /// What a step does: run its `argv` (`kind = "az"`, the default), or show a person its
+    /// `instructions` (`kind = "manual"`).
+    fn action(&mut self, step: &RawStep, roots: &Roots) -> Option<Action> {
+        let name_span = step.name.span();
+        let kind = step
+            .kind
+            .as_ref()
+            .map(|k| k.get_ref().as_str())
+            .unwrap_or("az");
+        match (kind, &step.argv, &step.instructions) {
+            ("az", Some(argv), None) => self.argv(argv, roots).map(Action::Az),
+            ("az", None, _) => {
+                self.error(
+                    &name_span,
+                    "an `az` step needs `argv` (or say `kind = \"manual\"` with `instructions`)",
+                );
+                None
+            }
+            ("az", Some(_), Some(i)) => {
+                self.error(
+                    &i.span(),
+                    "`instructions` belong to manual steps; this step runs `argv`",
+                );
+                None
+            }
+            ("manual", None, Some(text)) => self.template(text, roots).map(Action::Manual),
+            ("manual", Some(argv), _) => {
+                self.error(
+                    &argv.span(),
+                    "a manual step is done by a person and has no `argv`",
+                );
+                None
+            }
+            ("manual", None, None) => {
+                self.error(&name_span, "a manual step needs `instructions`");
+                None
+            }
+            (other, _, _) => {
+                let span = step
+                    .kind
+                    .as_ref()
+                    .map(|k| k.span())
+                    .unwrap_or(name_span.clone());
+                self.error(
+                    &span,
+                    format!("unknown step kind `{other}`: use `az` or `manual`"),
+                );
+                None
+            }
+        }
+    }
+
+    /// A step's `after`: the values it predicts for recorded fields, so only those may be named.
+    fn after(
+        &mut self,
+        raw: &Spanned<BTreeMap<String, toml::Value>>,
+        record: &[FieldPath],
+    ) -> Vec<(FieldPath, serde_json::Value)> {
+        let mut after = Vec::new();
+        for (key, value) in raw.get_ref() {
+            match FieldPath::parse(key) {
+                Ok(path) if record.iter().any(|r| path.starts_with(r)) => {
+                    let json = serde_json::to_value(value).unwrap_or(serde_json::Value::Null);
+                    after.push((path, json));
+                }
+                Ok(path) => self.error(
+                    &raw.span(),
+                    format!("`after` names `{path}`, which is not in the test's `record` list"),
+                ),
+                Err(e) => self.error(&raw.span(), e),
+            }
+        }
+        after
+    }
+
+    /// A step's `skip_if`: its condition reads what the steps see and, as `read`, what its own
+    /// read returns.
+    fn skip_if(&mut self, raw: &RawSkipIf, roots: &Roots) -> Option<SkipIf> {
+        let read = self.argv(&raw.read, roots)?;
+        let mut with_read = roots.clone();
+        with_read.push(("read".into(), Shape::of_command(&read.command_words())));
+        let when = self.condition(&raw.when, &Shape::object(with_read))?;
+        Some(SkipIf { read, when })
     }
 
     fn condition(&mut self, raw: &Spanned<String>, shape: &Shape) -> Option<Expr> {
@@ -787,106 +912,136 @@ impl Loader<'_> {
         ok
     }
 
+    /// An argv: every element checked, all of their problems reported, then the command the
+    /// elements name.
     fn argv(&mut self, raw: &RawArgv, roots: &Roots) -> Option<Argv> {
         let context = Shape::object(roots.iter().cloned());
-        let mut args = Vec::new();
-        let mut ok = true;
         if raw.get_ref().is_empty() {
             self.error(&raw.span(), "argv is empty");
             return None;
         }
+        let mut args = Vec::new();
+        let mut ok = true;
         for (i, element) in raw.get_ref().iter().enumerate() {
-            let span = element.span();
-            let (text, when_text) = match element.get_ref() {
-                RawArg::Plain(s) => (s.as_str(), None),
-                RawArg::Conditional(c) => (c.arg.as_str(), Some(c.when.as_str())),
-            };
-            // No shell ever sees these, so shell syntax would not do what its author meant:
-            // say so rather than pass `;` or `$(...)` to az as part of an argument.
-            if looks_like_shell(text) {
-                self.error(
-                    &span,
-                    format!("`{text}` looks like shell syntax; azbook runs az without a shell and each element is exactly one argument"),
-                );
-                ok = false;
-                continue;
+            match self.arg(i, element, roots, &context) {
+                Some(arg) => args.push(arg),
+                None => ok = false,
             }
-            if text.chars().any(|c| c.is_control()) {
-                self.error(
-                    &span,
-                    "an argument must not hold control characters (newlines, NUL)",
-                );
-                ok = false;
-                continue;
-            }
-            let template = match Template::parse(text) {
-                Ok(t) => t,
-                Err(e) => {
-                    self.error_inside(&span, text, e.offset, e.message);
-                    ok = false;
-                    continue;
-                }
-            };
-            if i == 0 {
-                if text != "az" || when_text.is_some() {
-                    self.error(
-                        &span,
-                        format!("steps run only `az`; `{text}` is not `az` (a playbook cannot name another program)"),
-                    );
-                    ok = false;
-                }
-            } else if !template.is_literal() {
-                let prefix = template.prefix();
-                let well_formed = prefix.starts_with("--")
-                    && prefix.ends_with('=')
-                    && prefix.len() > 3
-                    && prefix[2..prefix.len() - 1]
-                        .chars()
-                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-                    && template.parts().len() == 2
-                    && matches!(template.parts()[1], Part::Field(_));
-                if !well_formed {
-                    self.error(
-                        &span,
-                        format!("`{text}`: an argument with a placeholder must be exactly `--flag={{root.field}}`, so that a value can never become an option or add text of its own"),
-                    );
-                    ok = false;
-                } else if !self.check_fields(&template, &span, roots) {
-                    ok = false;
-                }
-            }
-            let flag = text.split('=').next().unwrap_or("");
-            if i > 0 && RESERVED_FLAGS.contains(&flag) {
-                self.error(
-                    &span,
-                    format!(
-                        "`{flag}` is set by azbook on every call and cannot be given in a playbook"
-                    ),
-                );
-                ok = false;
-            }
-            let when = match when_text {
-                Some(w) => {
-                    let spanned = Spanned::new(span.clone(), w.to_string());
-                    match self.condition(&spanned, &context) {
-                        Some(e) => Some(e),
-                        None => {
-                            ok = false;
-                            None
-                        }
-                    }
-                }
-                None => None,
-            };
-            args.push(Arg { template, when });
         }
         if !ok {
             return None;
         }
-        let argv = Argv { args };
+        self.check_command(Argv { args }, &raw.span())
+    }
+
+    /// Element `index` of an argv; `None` when it is refused (every reason is reported).
+    /// `context` is `roots` as one document, what a conditional element's `when` reads.
+    fn arg(
+        &mut self,
+        index: usize,
+        element: &Spanned<RawArg>,
+        roots: &Roots,
+        context: &Shape,
+    ) -> Option<Arg> {
+        let span = element.span();
+        let (text, when_text) = match element.get_ref() {
+            RawArg::Plain(s) => (s.as_str(), None),
+            RawArg::Conditional(c) => (c.arg.as_str(), Some(c.when.as_str())),
+        };
+        let template = self.arg_template(text, &span)?;
+        let mut ok = true;
+        if index == 0 {
+            ok &= self.check_program(text, when_text.is_some(), &span);
+        } else if !template.is_literal() {
+            ok &= self.check_placeholder(&template, text, &span, roots);
+        }
+        let flag = text.split('=').next().unwrap_or("");
+        if index > 0 && RESERVED_FLAGS.contains(&flag) {
+            self.error(
+                &span,
+                format!(
+                    "`{flag}` is set by azbook on every call and cannot be given in a playbook"
+                ),
+            );
+            ok = false;
+        }
+        let when = match when_text {
+            Some(w) => {
+                let spanned = Spanned::new(span.clone(), w.to_string());
+                let when = self.condition(&spanned, context);
+                ok &= when.is_some();
+                when
+            }
+            None => None,
+        };
+        ok.then_some(Arg { template, when })
+    }
+
+    /// An element's text as a template, refused unparsed when it holds shell syntax or control
+    /// characters.
+    fn arg_template(&mut self, text: &str, span: &Range<usize>) -> Option<Template> {
+        // No shell ever sees these, so shell syntax would not do what its author meant:
+        // say so rather than pass `;` or `$(...)` to az as part of an argument.
+        if looks_like_shell(text) {
+            self.error(
+                span,
+                format!("`{text}` looks like shell syntax; azbook runs az without a shell and each element is exactly one argument"),
+            );
+            return None;
+        }
+        if text.chars().any(|c| c.is_control()) {
+            self.error(
+                span,
+                "an argument must not hold control characters (newlines, NUL)",
+            );
+            return None;
+        }
+        match Template::parse(text) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                self.error_inside(span, text, e.offset, e.message);
+                None
+            }
+        }
+    }
+
+    /// The first element names the program: `az`, unconditionally.
+    fn check_program(&mut self, text: &str, conditional: bool, span: &Range<usize>) -> bool {
+        if text != "az" || conditional {
+            self.error(
+                span,
+                format!("steps run only `az`; `{text}` is not `az` (a playbook cannot name another program)"),
+            );
+            return false;
+        }
+        true
+    }
+
+    /// An element with a placeholder: exactly `--flag={root.field}`, naming a field that can
+    /// exist.
+    fn check_placeholder(
+        &mut self,
+        template: &Template,
+        text: &str,
+        span: &Range<usize>,
+        roots: &Roots,
+    ) -> bool {
+        if !is_flag_with_placeholder(template) {
+            self.error(
+                span,
+                format!("`{text}`: an argument with a placeholder must be exactly `--flag={{root.field}}`, so that a value can never become an option or add text of its own"),
+            );
+            return false;
+        }
+        self.check_fields(template, span, roots)
+    }
+
+    /// The command an argv runs (its leading words) must exist and act on a resource, not on
+    /// az's own sign-in or configuration.
+    fn check_command(&mut self, argv: Argv, span: &Range<usize>) -> Option<Argv> {
         let words = argv.command_words();
         if words.is_empty() {
-            self.error(&raw.span(), "argv names no az command");
+            self.error(span, "argv names no az command");
             return None;
         }
         let command = words.join(" ");
@@ -895,13 +1050,77 @@ impl Loader<'_> {
             .find(|f| command == **f || command.starts_with(&format!("{f} ")))
         {
             self.error(
-                &raw.span(),
+                span,
                 format!("`az {bad}` changes az's own sign-in or configuration, not a resource; a playbook cannot run it"),
             );
             return None;
         }
         Some(argv)
     }
+}
+
+/// A `[test]` table as checked, its verdict kept apart: when the verdict does not compile, the
+/// steps are still checked against the test's state, and their errors reported with its own.
+struct CheckedTest {
+    reads: Reads,
+    refresh: Option<Argv>,
+    compliant: Option<Expr>,
+    evidence: Vec<FieldPath>,
+    record: Vec<FieldPath>,
+    controlled: Vec<FieldPath>,
+    explain: Vec<Explain>,
+    /// The state the verdict reads; `before` in steps is its recorded part.
+    state_shape: Shape,
+}
+
+impl CheckedTest {
+    /// The test, or `None` when its verdict did not compile (that error is already recorded).
+    fn into_spec(self) -> Option<TestSpec> {
+        Some(TestSpec {
+            reads: self.reads,
+            refresh: self.refresh,
+            compliant: self.compliant?,
+            evidence: self.evidence,
+            record: self.record,
+            controlled: self.controlled,
+            explain: self.explain,
+        })
+    }
+}
+
+/// Reads see the target (an item of the last discovery level) and the levels above it.
+fn read_roots(roots: &Roots, target_shape: &Shape) -> Roots {
+    let mut read_roots: Roots = vec![("target".into(), target_shape.clone())];
+    read_roots.extend(roots.iter().take(roots.len().saturating_sub(1)).cloned());
+    read_roots
+}
+
+/// Steps see what reads see and, as `before`, the recorded part of the prior state.
+fn step_roots(read_roots: &Roots, state_shape: &Shape, record: &[FieldPath]) -> Roots {
+    let record_segments: Vec<Vec<String>> = record.iter().map(|p| p.segments().to_vec()).collect();
+    let mut step_roots = read_roots.clone();
+    step_roots.push(("before".into(), state_shape.restrict(&record_segments)));
+    step_roots
+}
+
+/// Whether the verdict, evidence or record name a `target` field: one that comes from
+/// discovery rather than from a named read.
+fn reads_target(compliant: Option<&Expr>, evidence: &[FieldPath], record: &[FieldPath]) -> bool {
+    compliant.is_some_and(|e| e.root_fields().iter().any(|(p, _)| p[0] == "target"))
+        || evidence.iter().chain(record).any(|p| p.first() == "target")
+}
+
+/// `--flag={root.field}` and nothing more: a lower-case flag, `=`, then one placeholder.
+fn is_flag_with_placeholder(template: &Template) -> bool {
+    let prefix = template.prefix();
+    prefix.starts_with("--")
+        && prefix.ends_with('=')
+        && prefix.len() > 3
+        && prefix[2..prefix.len() - 1]
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && template.parts().len() == 2
+        && matches!(template.parts()[1], Part::Field(_))
 }
 
 /// Separators, substitutions and redirections a shell would act on, or whitespace inside a

@@ -4,7 +4,7 @@
 //! is printed with control characters escaped, so that a damaged or hostile log cannot move the
 //! cursor or recolour the terminal, and argvs are quoted the way a POSIX shell would read them.
 
-use crate::journal::{Entry, Intent, Record, RunLog, RunStart, RunSummary, StepOutcome};
+use crate::journal::{Entry, Intent, Note, Record, RunLog, RunStart, RunSummary, StepOutcome};
 use serde_json::Value;
 use std::fmt::Write as _;
 
@@ -61,6 +61,26 @@ pub fn render_runs_table(runs: &[RunSummary]) -> String {
 /// change and note in the order they happened, then how the run ended.
 pub fn render_run_log(log: &RunLog) -> String {
     let mut out = String::new();
+    title_and_warnings(&mut out, log);
+    out.push('\n');
+    match log.start() {
+        Some(start) => header(&mut out, log, start),
+        None => {
+            let _ = writeln!(
+                out,
+                "No run-start record could be read: who ran this, where and with which playbooks \
+                 is unknown."
+            );
+        }
+    }
+    records(&mut out, log);
+    out.push('\n');
+    ending(&mut out, log);
+    out
+}
+
+/// The run's id, kind and status, then what makes its log less than the whole story.
+fn title_and_warnings(out: &mut String, log: &RunLog) {
     let kind = log.start().map_or("?", |s| s.kind.as_str());
     let _ = writeln!(out, "Run {}: {kind}, {}", log.id, log.status().as_str());
     if let Some(tampered) = &log.tampered {
@@ -75,19 +95,11 @@ pub fn render_run_log(log: &RunLog) -> String {
     for warning in &log.warnings {
         let _ = writeln!(out, "!  warning: {}", printable(warning));
     }
-    out.push('\n');
+}
 
-    match log.start() {
-        Some(start) => header(&mut out, log, start),
-        None => {
-            let _ = writeln!(
-                out,
-                "No run-start record could be read: who ran this, where and with which playbooks \
-                 is unknown."
-            );
-        }
-    }
-
+/// Every change with its outcome, every note, and every outcome that pairs with no change, in
+/// the order they were recorded.
+fn records(out: &mut String, log: &RunLog) {
     let changes = log.changes().len();
     let _ = writeln!(
         out,
@@ -100,51 +112,62 @@ pub fn render_run_log(log: &RunLog) -> String {
         match &entry.record {
             Record::Intent(intent) => {
                 let outcome = outcomes.get(&entry.seq).copied();
-                change(&mut out, entry, intent, outcome, reverted_run);
+                change(out, entry, intent, outcome, reverted_run);
             }
-            Record::Note(note) => {
-                let mut about = Vec::new();
-                if let Some(playbook) = &note.playbook {
-                    about.push(format!("[{}]", printable(playbook)));
-                }
-                if let Some(resource) = &note.resource {
-                    about.push(printable(resource));
-                }
-                let _ = writeln!(
-                    out,
-                    "\nnote #{}  {}  {}",
-                    entry.seq,
-                    printable(&entry.time),
-                    about.join(" ")
-                );
-                field(&mut out, "", &printable(&note.message));
-            }
+            Record::Note(n) => note(out, entry, n),
             Record::Outcome(outcome)
                 if outcomes
                     .get(&outcome.intent)
                     .is_none_or(|paired| paired.seq != entry.seq) =>
             {
-                let what = if outcomes.contains_key(&outcome.intent) {
-                    format!("a second outcome for change #{}, ignored", outcome.intent)
-                } else {
-                    format!(
-                        "for record #{}, which is not an earlier change",
-                        outcome.intent
-                    )
-                };
-                let _ = writeln!(
-                    out,
-                    "\noutcome #{}  {}  {what}",
-                    entry.seq,
-                    printable(&entry.time)
-                );
-                outcome_fields(&mut out, entry, outcome);
+                let second = outcomes.contains_key(&outcome.intent);
+                unpaired_outcome(out, entry, outcome, second);
             }
             _ => {}
         }
     }
+}
 
-    out.push('\n');
+fn note(out: &mut String, entry: &Entry, note: &Note) {
+    let mut about = Vec::new();
+    if let Some(playbook) = &note.playbook {
+        about.push(format!("[{}]", printable(playbook)));
+    }
+    if let Some(resource) = &note.resource {
+        about.push(printable(resource));
+    }
+    let _ = writeln!(
+        out,
+        "\nnote #{}  {}  {}",
+        entry.seq,
+        printable(&entry.time),
+        about.join(" ")
+    );
+    field(out, "", &printable(&note.message));
+}
+
+/// An outcome that is not the one paired with its change: a `second` one for a change that has
+/// its own, or one for a record that is not an earlier change.
+fn unpaired_outcome(out: &mut String, entry: &Entry, outcome: &StepOutcome, second: bool) {
+    let what = if second {
+        format!("a second outcome for change #{}, ignored", outcome.intent)
+    } else {
+        format!(
+            "for record #{}, which is not an earlier change",
+            outcome.intent
+        )
+    };
+    let _ = writeln!(
+        out,
+        "\noutcome #{}  {}  {what}",
+        entry.seq,
+        printable(&entry.time)
+    );
+    outcome_fields(out, entry, outcome);
+}
+
+/// How the run ended, or why that is unknown.
+fn ending(out: &mut String, log: &RunLog) {
     match (log.end(), log.entries.last()) {
         (Some(end), Some(last)) => {
             let counts: Vec<String> = end
@@ -180,7 +203,6 @@ pub fn render_run_log(log: &RunLog) -> String {
             );
         }
     }
-    out
 }
 
 fn header(out: &mut String, log: &RunLog, start: &RunStart) {

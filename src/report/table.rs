@@ -3,7 +3,8 @@
 use super::{ChangeRenderer, ChangeView, TestRenderer, state_changes};
 use crate::az::display_command;
 use crate::model::{
-    ChangeReport, ChangeStatus, PlaybookInfo, ReportContext, Status, StepKind, TestReport,
+    Change, ChangeReport, ChangeStatus, PlannedStep, PlaybookInfo, ReportContext, Status, StepKind,
+    TestReport,
 };
 use std::io::{self, Write};
 
@@ -151,71 +152,7 @@ pub fn render_plan(report: &ChangeReport, colour: bool) -> String {
         out.push_str("No changes: every target is compliant (or was skipped).\n");
     }
     for change in &report.changes {
-        out.push_str(&paint(
-            colour,
-            BOLD,
-            &format!(
-                "{}  {}  {}",
-                change.status.as_str(),
-                change.playbook,
-                short_resource(&change.resource, false)
-            ),
-        ));
-        out.push('\n');
-        out.push_str(&format!("    resource: {}\n", change.resource));
-        if !change.message.is_empty() {
-            out.push_str(&format!("    {}\n", change.message));
-        }
-        for (i, step) in change.steps.iter().enumerate() {
-            let mut tags = Vec::new();
-            if step.kind == StepKind::Manual {
-                tags.push("manual: azbook never runs it");
-            }
-            if !step.reversible {
-                tags.push("cannot be undone");
-            }
-            let tags = if tags.is_empty() {
-                String::new()
-            } else {
-                format!(" ({})", tags.join(", "))
-            };
-            out.push_str(&format!("  {}. {}{tags}\n", i + 1, step.name));
-            if step.kind == StepKind::Az {
-                out.push_str(&format!("       $ {}\n", display_command(&step.argv)));
-            }
-            if let Some(text) = &step.instructions {
-                for line in text.lines() {
-                    out.push_str(&format!("       | {line}\n"));
-                }
-            }
-            if let Some(w) = &step.warning {
-                out.push_str(&paint(colour, YELLOW, &format!("       ! {w}")));
-                out.push('\n');
-            }
-        }
-        let diff = state_changes(&change.before, &change.after);
-        if !diff.is_empty() {
-            out.push_str("  changes:\n");
-            for line in diff {
-                out.push_str(&format!("       {line}\n"));
-            }
-        }
-        if change.has_az_steps() {
-            if change.backout.is_empty() {
-                out.push_str(&paint(
-                    colour,
-                    RED,
-                    "  backout: none (azbook cannot undo this change)",
-                ));
-                out.push('\n');
-            } else {
-                out.push_str("  backout:\n");
-                for argv in &change.backout {
-                    out.push_str(&format!("       $ {}\n", display_command(argv)));
-                }
-            }
-        }
-        out.push('\n');
+        plan_change(&mut out, change, colour);
     }
     for e in report.errors.iter().chain(&report.waived) {
         out.push_str(&format!(
@@ -227,6 +164,81 @@ pub fn render_plan(report: &ChangeReport, colour: bool) -> String {
         ));
     }
     out
+}
+
+/// One target's change: its steps, the fields they change, and how to undo them.
+fn plan_change(out: &mut String, change: &Change, colour: bool) {
+    out.push_str(&paint(
+        colour,
+        BOLD,
+        &format!(
+            "{}  {}  {}",
+            change.status.as_str(),
+            change.playbook,
+            short_resource(&change.resource, false)
+        ),
+    ));
+    out.push('\n');
+    out.push_str(&format!("    resource: {}\n", change.resource));
+    if !change.message.is_empty() {
+        out.push_str(&format!("    {}\n", change.message));
+    }
+    for (i, step) in change.steps.iter().enumerate() {
+        plan_step(out, i + 1, step, colour);
+    }
+    let diff = state_changes(&change.before, &change.after);
+    if !diff.is_empty() {
+        out.push_str("  changes:\n");
+        for line in diff {
+            out.push_str(&format!("       {line}\n"));
+        }
+    }
+    if change.has_az_steps() {
+        if change.backout.is_empty() {
+            out.push_str(&paint(
+                colour,
+                RED,
+                "  backout: none (azbook cannot undo this change)",
+            ));
+            out.push('\n');
+        } else {
+            out.push_str("  backout:\n");
+            for argv in &change.backout {
+                out.push_str(&format!("       $ {}\n", display_command(argv)));
+            }
+        }
+    }
+    out.push('\n');
+}
+
+/// Step `number` (counted from 1): its name, what a person should know about it, and the
+/// command it runs or the instructions it gives.
+fn plan_step(out: &mut String, number: usize, step: &PlannedStep, colour: bool) {
+    let mut tags = Vec::new();
+    if step.kind == StepKind::Manual {
+        tags.push("manual: azbook never runs it");
+    }
+    if !step.reversible {
+        tags.push("cannot be undone");
+    }
+    let tags = if tags.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", tags.join(", "))
+    };
+    out.push_str(&format!("  {number}. {}{tags}\n", step.name));
+    if step.kind == StepKind::Az {
+        out.push_str(&format!("       $ {}\n", display_command(&step.argv)));
+    }
+    if let Some(text) = &step.instructions {
+        for line in text.lines() {
+            out.push_str(&format!("       | {line}\n"));
+        }
+    }
+    if let Some(w) = &step.warning {
+        out.push_str(&paint(colour, YELLOW, &format!("       ! {w}")));
+        out.push('\n');
+    }
 }
 
 /// The result of apply or backout: one line per target.
