@@ -86,12 +86,12 @@ pub fn backout(
         .map(|j| j.lock().expect("journal lock").run_id().to_string());
     let report = ChangeReport::new(own_run.clone(), changes, Vec::new());
     let incomplete = stopped.is_some() || report.has_failures();
-    let ended = match &journal {
+    let logged = match &journal {
         Some(journal) => end_run(journal, &report, incomplete, stopped.is_some()),
         None => Ok(()),
     };
     drop(lock);
-    let reported = report_backout(
+    let printed = report_backout(
         global,
         options,
         (&account, &start, &playbooks),
@@ -100,21 +100,37 @@ pub fn backout(
         out,
         err,
     );
-    if !options.dry_run && (ended.is_err() || reported.is_err()) {
-        writeln!(
-            err,
-            "{} target(s) of run {run_id} were restored before this failure; `azbook backout {run_id}` again goes on with the rest",
-            report.summary.restored
-        )?;
-    }
-    ended.map_err(Failure::after_changes)?;
-    reported.map_err(Failure::after_changes)?;
+    after_changes(&report, &run_id, logged, printed, err)?;
     super::report_usage(global, err)?;
     Ok(if incomplete {
         exit::INCOMPLETE
     } else {
         exit::OK
     })
+}
+
+/// Once restores were attempted, a failure of the run-end or of a report exits 3, after saying
+/// how far the backout got.
+fn after_changes(
+    report: &ChangeReport,
+    run_id: &str,
+    logged: Result<()>,
+    printed: Result<()>,
+    err: &mut dyn Write,
+) -> Result<()> {
+    if report.run.is_none() {
+        // A dry run changed nothing: its failures are failures before any change.
+        return logged.and(printed);
+    }
+    if logged.is_err() || printed.is_err() {
+        writeln!(
+            err,
+            "{} target(s) of run {run_id} were restored before this failure; `azbook backout {run_id}` again goes on with the rest",
+            report.summary.restored
+        )?;
+    }
+    logged.map_err(Failure::after_changes)?;
+    printed.map_err(Failure::after_changes)
 }
 
 /// The first line of a backout: which run, made when and by whom, as whom it is undone.

@@ -373,22 +373,12 @@ pub fn apply(
     let report = ChangeReport::new(Some(run_id.clone()), done, errors);
     let failed = stopped.is_some() || report.has_failures();
     // The log ends properly even when the run stopped early, so that it reads as a whole story.
-    let ended = end_run(&journal, &report, stopped.is_some(), failed);
+    let ending = Ending {
+        logged: end_run(&journal, &report, stopped.is_some(), failed),
+        stopped,
+    };
     drop(lock);
-    let reported = report_apply(
-        global,
-        options,
-        &session,
-        &report,
-        stopped.as_deref(),
-        out,
-        err,
-    );
-    if ended.is_err() || reported.is_err() {
-        writeln!(err, "{}", in_place(&report))?;
-    }
-    ended.map_err(Failure::after_changes)?;
-    reported.map_err(Failure::after_changes)?;
+    report_apply(global, options, &session, &report, ending, out, err)?;
     super::report_usage(global, err)?;
     Ok(if failed || !report.errors.is_empty() {
         exit::INCOMPLETE
@@ -397,27 +387,34 @@ pub fn apply(
     })
 }
 
-/// The results of an apply run, and how to go on or undo it.
+/// How an apply run ended: why it stopped early, if it did, and whether its run-end was logged.
+struct Ending {
+    stopped: Option<String>,
+    logged: Result<()>,
+}
+
+/// The results of an apply run, and how to go on or undo it. Once changes were attempted, a
+/// failure here (the run-end, a report file) exits 3 after saying which changes are in place.
 fn report_apply(
     global: &Global,
     options: &ApplyOptions,
     session: &super::Session,
     report: &ChangeReport,
-    stopped: Option<&str>,
+    ending: Ending,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> Result<()> {
     let run_id = report.run.as_deref().unwrap_or_default();
     let ctx = session.report_context(RunCommand::Apply, &options.selection, report.run.clone());
-    print_report(
+    let printed = print_report(
         report,
         &ctx,
         (options.output, ChangeView::Results),
         &options.reports,
         global.colour,
         out,
-    )?;
-    if let Some(reason) = stopped {
+    );
+    if let Some(reason) = &ending.stopped {
         writeln!(
             err,
             "apply stopped starting new changes: {reason}\nTo go on: fix that, then run `azbook apply` again (it picks up what is left); `azbook backout {run_id}` undoes what this run did."
@@ -427,7 +424,11 @@ fn report_apply(
         writeln!(err, "run {run_id}: {}", report.summary_text())?;
         writeln!(err, "to undo it: azbook backout {run_id}")?;
     }
-    Ok(())
+    if ending.logged.is_err() || printed.is_err() {
+        writeln!(err, "{}", in_place(report))?;
+    }
+    ending.logged.map_err(Failure::after_changes)?;
+    printed.map_err(Failure::after_changes)
 }
 
 /// After a failure that came after the changes: which of them are in place, and how to undo them.

@@ -6,6 +6,7 @@
 mod harness;
 
 mod cli_help;
+mod exit_codes;
 mod faults;
 mod playbook_errors;
 mod reports;
