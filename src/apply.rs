@@ -8,7 +8,8 @@ use crate::evaluate::{Progress, verdict};
 use crate::fieldpath::{differences, same_value};
 use crate::journal::{Intent, StepOutcome, StepStatus};
 use crate::memo::Memo;
-use crate::model::{Change, ChangeStatus, PlannedStep, Status, StepKind};
+use crate::model::{Change, ChangeStatus, FieldDifference, PlannedStep, Status, StepKind};
+use crate::plan;
 use crate::playbook::{Playbook, Step};
 use crate::runner::{Runner, StepResult, Written, conclude, outcome_of, stops_the_run};
 use serde_json::Value;
@@ -84,7 +85,11 @@ impl Steps<'_> {
     }
 }
 
-/// A saved plan's target whose state is no longer the plan's `before` is not changed.
+/// A saved plan's target whose judged fields (`Playbook::judged`, under the equality rules) no
+/// longer hold the plan's `before` is not changed. Otherwise the change goes ahead from the
+/// fresh read: its intent then records the state as it was immediately before the change,
+/// which is what backout must restore (a field the service changes on its own, such as SQL
+/// auto-rotation, may have moved since the plan was made).
 fn drifted_since_plan(runner: &Runner, playbook: &Playbook, change: &mut Change) -> Option<Change> {
     let now = match runner.read(playbook, change) {
         Ok(state) => playbook.test.recorded(&state),
@@ -93,21 +98,48 @@ fn drifted_since_plan(runner: &Runner, playbook: &Playbook, change: &mut Change)
             return Some(conclude(change.clone(), ChangeStatus::Failed, message));
         }
     };
-    let drift = differences(&playbook.test.record, &change.before, &now);
+    let drift = FieldDifference::between(&playbook.judged(), &change.before, &now);
     if drift.is_empty() {
-        return None;
+        return match plan::derive(
+            playbook,
+            &change.resource,
+            &change.subscription,
+            &change.context,
+            &now,
+        ) {
+            Ok(fresh) if fresh.steps == change.steps => {
+                change.before = fresh.before;
+                change.after = fresh.after;
+                change.backout = fresh.backout;
+                None
+            }
+            Ok(_) => Some(not_changed(
+                runner,
+                change,
+                "its state now calls for other steps than the plan's".into(),
+            )),
+            Err(e) => {
+                let message = format!("cannot derive its change from its state now: {e}");
+                Some(conclude(change.clone(), ChangeStatus::Failed, message))
+            }
+        };
     }
     change.after = now;
-    let drift = drift.join("; ");
-    let ended = match runner.note(change, format!("drifted, not changed: {drift}")) {
+    let described = FieldDifference::describe(&drift);
+    change.differences = drift;
+    Some(not_changed(runner, change, described))
+}
+
+/// Drifted since the plan: noted, and not changed.
+fn not_changed(runner: &Runner, change: &mut Change, why: String) -> Change {
+    match runner.note(change, format!("drifted, not changed: {why}")) {
         Ok(()) => conclude(
             change.clone(),
             ChangeStatus::Drifted,
-            format!("its state changed since the plan was made, so it was not changed ({drift})"),
+            format!("its state changed since the plan was made, so it was not changed ({why})"),
         ),
         Err(e) => conclude(change.clone(), ChangeStatus::Failed, e),
-    };
-    Some(ended)
+    }
 }
 
 fn note_manual(runner: &Runner, change: &Change, step: &PlannedStep) -> Result<(), String> {

@@ -6,9 +6,9 @@
 use crate::az::CallKind;
 use crate::discover::render_error;
 use crate::evaluate::Progress;
-use crate::fieldpath::{differences, same_value};
+use crate::fieldpath::FieldPath;
 use crate::journal::{Intent, RunLog};
-use crate::model::{Change, ChangeStatus, PlannedStep, StepKind};
+use crate::model::{Change, ChangeStatus, FieldDifference, PlannedStep, StepKind};
 use crate::plan::backout_steps;
 use crate::playbook::{Playbook, SkipIf};
 use crate::runner::{Runner, Written, conclude, outcome_of};
@@ -95,6 +95,7 @@ fn skeleton(t: &Changed) -> Change {
         message: String::new(),
         warnings: Vec::new(),
         context: t.context.clone(),
+        differences: Vec::new(),
     }
 }
 
@@ -118,13 +119,17 @@ fn one(runner: &Runner, playbook: &Playbook, t: &Changed, force: bool) -> Change
     };
     change.before = current.clone();
     change.after = current.clone();
-    let controlled = &playbook.test.controlled;
-    if differences(controlled, &t.before, &current).is_empty() {
+    // Drift is judged on everything backout writes, not on the controlled fields alone: a key
+    // put back by someone else, from another vault or at another version, is not "unchanged".
+    let judged = playbook.judged();
+    let since = FieldDifference::between(&judged, &t.before, &current);
+    if since.is_empty() {
         return unchanged(runner, change, t);
     }
-    let at_expected = differences(controlled, &t.expected, &current).is_empty();
+    let controlled = &playbook.test.controlled;
+    let at_expected = FieldDifference::between(controlled, &t.expected, &current).is_empty();
     if !at_expected && !force {
-        return drifted(runner, change, playbook, t, &current);
+        return drifted(runner, change, t, since);
     }
     let steps = match backout_steps(playbook, &t.subscription, &t.context, &t.before) {
         Ok(steps) => steps,
@@ -134,7 +139,7 @@ fn one(runner: &Runner, playbook: &Playbook, t: &Changed, force: bool) -> Change
         }
     };
     change.backout = steps.iter().map(|(_, argv)| argv.clone()).collect();
-    let mut written = Written::new(controlled);
+    let mut written = Written::new(&judged);
     for (index, argv) in steps {
         let spec = &playbook.backout[index];
         match run_step(runner, t, &mut change, spec, (index, argv), &current) {
@@ -183,23 +188,23 @@ fn unchanged(runner: &Runner, change: Change, t: &Changed) -> Change {
 }
 
 /// The target is neither as before the change nor as azbook left it: not restored unless forced.
+/// `since`: the judged fields that differ from the recorded prior state.
 fn drifted(
     runner: &Runner,
-    change: Change,
-    playbook: &Playbook,
+    mut change: Change,
     t: &Changed,
-    current: &Value,
+    since: Vec<FieldDifference>,
 ) -> Change {
-    let found: Vec<String> = playbook
-        .test
-        .controlled
+    let found: Vec<String> = since
         .iter()
-        .map(|p| {
+        .map(|d| {
+            let field = FieldPath::parse(&d.field).expect("a judged field is a field path");
             format!(
-                "{p} is {} (before the change {}, after it {})",
-                p.get(current),
-                p.get(&t.before),
-                p.get(&t.expected)
+                "{} is {} (before the change {}, after it {})",
+                d.field,
+                d.found,
+                d.expected,
+                field.get(&t.expected)
             )
         })
         .collect();
@@ -207,6 +212,7 @@ fn drifted(
         "drifted since the change: {}; not restored (use --force to restore it anyway)",
         found.join("; ")
     );
+    change.differences = since;
     ended_with_note(
         runner,
         change,
@@ -304,7 +310,8 @@ fn not_needed(runner: &Runner, t: &Changed, skip: &SkipIf) -> Result<bool, Strin
     skip.when.test(&with(&ctx, "read", &read))
 }
 
-/// Restored only when the controlled fields read back equal the recorded prior state.
+/// Restored only when every judged field reads back as recorded: the controlled ones and every
+/// field the steps wrote (the playbook's `not_compared` fields excepted, with their reason).
 fn verify(
     runner: &Runner,
     playbook: &Playbook,
@@ -321,41 +328,16 @@ fn verify(
         }
     };
     change.after = now.clone();
-    let controlled = &playbook.test.controlled;
-    let left = differences(controlled, &t.before, &now);
-    if !left.is_empty() {
+    let left = FieldDifference::between(&playbook.judged(), &t.before, &now);
+    let (status, message) = if left.is_empty() {
+        (ChangeStatus::Restored, "restored and verified".to_string())
+    } else {
         let message = format!(
             "backout ran but the state read back is not the recorded one: {}",
-            left.join("; ")
+            FieldDifference::describe(&left)
         );
-        return ended_with_note(
-            runner,
-            change,
-            ChangeStatus::Failed,
-            message.clone(),
-            message,
-        );
-    }
-    let side: Vec<String> = playbook
-        .test
-        .record
-        .iter()
-        .filter(|p| !controlled.contains(p))
-        .filter(|p| !same_value(p.get(&t.before), p.get(&now)))
-        .map(|p| p.to_string())
-        .collect();
-    let mut message = "restored and verified".to_string();
-    if !side.is_empty() {
-        message = format!(
-            "{message}; Azure reports these recorded fields differently than before: {}",
-            side.join(", ")
-        );
-    }
-    ended_with_note(
-        runner,
-        change,
-        ChangeStatus::Restored,
-        message.clone(),
-        message,
-    )
+        (ChangeStatus::Failed, message)
+    };
+    change.differences = left;
+    ended_with_note(runner, change, status, message.clone(), message)
 }

@@ -96,14 +96,39 @@ impl FieldPath {
     }
 }
 
-/// Equality for controlled fields (ARCHITECTURE.md, "Equality rules"): resource ids and enum values compare
-/// case-insensitively, and null and `""` both mean "not set".
+/// Equality of recorded fields (ARCHITECTURE.md, "Equality rules"), for drift, verification and
+/// a saved plan's recheck. Strings (ARM ids, enum values, Key Vault URIs, key names) compare
+/// case-insensitively and ignore one trailing `/`: Azure's own canonical casing, or the slash
+/// az leaves on a vault URI, is never a difference. Null and `""` are one unset state (a
+/// versionless key either way), but a pinned version differs from both. Lists compare as sets
+/// and objects key by key, under the same rule, so that a map keyed by identity ids matches
+/// whatever casing Azure returns them in.
 pub fn same_value(a: &Value, b: &Value) -> bool {
     match (a, b) {
-        (Value::String(x), Value::String(y)) => x.eq_ignore_ascii_case(y),
+        (Value::String(x), Value::String(y)) => same_text(x, y),
         (Value::Null, Value::String(s)) | (Value::String(s), Value::Null) => s.is_empty(),
+        (Value::Array(x), Value::Array(y)) => {
+            x.iter().all(|v| y.iter().any(|w| same_value(v, w)))
+                && y.iter().all(|w| x.iter().any(|v| same_value(v, w)))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.iter().all(|(k, v)| same_value(v, value_of(y, k)))
+                && y.iter().all(|(k, w)| same_value(value_of(x, k), w))
+        }
         _ => a == b,
     }
+}
+
+/// The value of `key` in `map` under the same rule, or null.
+fn value_of<'m>(map: &'m Map<String, Value>, key: &str) -> &'m Value {
+    map.iter()
+        .find(|(k, _)| same_text(k, key))
+        .map_or(&Value::Null, |(_, v)| v)
+}
+
+fn same_text(a: &str, b: &str) -> bool {
+    let trim = |s: &'_ str| s.strip_suffix('/').unwrap_or(s).to_string();
+    trim(a).eq_ignore_ascii_case(&trim(b))
 }
 
 /// The paths on which two states differ, under [`same_value`], as `path: a -> b` lines.
@@ -174,6 +199,47 @@ mod tests {
             differences(&p, &json!({"a": "X", "b": 1}), &json!({"a": "x", "b": 2})),
             ["b: 1 -> 2"]
         );
+    }
+
+    #[test]
+    fn uris_ids_and_collections_compare_under_azures_rules() {
+        let vault = json!("https://kv-a.vault.azure.net/");
+        assert!(same_value(&vault, &json!("https://KV-A.vault.azure.net")));
+        assert!(!same_value(&vault, &json!("https://kv-b.vault.azure.net/")));
+        assert!(
+            !same_value(&vault, &json!("https://kv-a.vault.azure.net//")),
+            "one trailing slash only"
+        );
+        assert!(
+            !same_value(&json!("0a1b2c"), &json!("")),
+            "pinned vs versionless"
+        );
+        assert!(
+            !same_value(&json!("0a1b2c"), &json!(null)),
+            "pinned vs versionless"
+        );
+        assert!(
+            !same_value(&json!("0a1b2c"), &json!("ffff")),
+            "another version"
+        );
+        assert!(same_value(
+            &json!(["/subscriptions/S/uai-1", "/subscriptions/S/UAI-2"]),
+            &json!(["/subscriptions/s/uai-2", "/subscriptions/s/uai-1"])
+        ));
+        assert!(!same_value(&json!(["/a", "/b"]), &json!(["/a"])));
+        assert!(same_value(
+            &json!({"/subscriptions/S/UAI-1": {"clientId": "C"}}),
+            &json!({"/subscriptions/s/uai-1": {"clientId": "c"}})
+        ));
+        assert!(!same_value(
+            &json!({"/uai-1": {}}),
+            &json!({"/uai-1": {}, "/uai-2": {}})
+        ));
+        assert!(
+            same_value(&json!({"a": null}), &json!({})),
+            "absent is unset"
+        );
+        assert!(!same_value(&json!(1), &json!("1")));
     }
 
     #[test]

@@ -111,6 +111,7 @@ pub fn derive(
         message,
         warnings: Vec::new(),
         context: context.clone(),
+        differences: Vec::new(),
     })
 }
 

@@ -294,6 +294,7 @@ mod tests {
             message: String::new(),
             warnings: Vec::new(),
             context: Value::Null,
+            differences: Vec::new(),
         };
         let work = |c: Change| {
             if c.resource == "b" {

@@ -3,6 +3,7 @@
 //! (schema version 1); the engine fills these in and the renderers only read them.
 
 use super::{Status, TestResult};
+use crate::fieldpath::{FieldPath, same_value};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -78,6 +79,44 @@ pub struct Change {
     pub warnings: Vec<String>,
     /// The target fields the templates need (a plan file re-derives every argv: README.md, "Remediation").
     pub context: Value,
+    /// Why a target is `drifted` or failed its verification: each field that is not what azbook
+    /// expected, with both values.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub differences: Vec<FieldDifference>,
+}
+
+/// A recorded field that does not hold what azbook expected there.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct FieldDifference {
+    pub field: String,
+    /// What azbook expected: the recorded prior state (drift, backout) or what a step wrote.
+    pub expected: Value,
+    /// What the resource holds now.
+    pub found: Value,
+}
+
+impl FieldDifference {
+    /// The fields among `paths` where `found` differs from `expected` under the equality rules.
+    pub fn between(paths: &[FieldPath], expected: &Value, found: &Value) -> Vec<FieldDifference> {
+        paths
+            .iter()
+            .filter(|p| !same_value(p.get(expected), p.get(found)))
+            .map(|p| FieldDifference {
+                field: p.to_string(),
+                expected: p.get(expected).clone(),
+                found: p.get(found).clone(),
+            })
+            .collect()
+    }
+
+    /// `field is X (expected Y)`, joined for a message.
+    pub fn describe(differences: &[FieldDifference]) -> String {
+        differences
+            .iter()
+            .map(|d| format!("{} is {} (expected {})", d.field, d.found, d.expected))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
 }
 
 impl Change {

@@ -8,7 +8,9 @@ mod context;
 mod merge;
 mod results;
 
-pub use changes::{Change, ChangeReport, ChangeStatus, ChangeSummary, PlannedStep, StepKind};
+pub use changes::{
+    Change, ChangeReport, ChangeStatus, ChangeSummary, FieldDifference, PlannedStep, StepKind,
+};
 pub use context::{PlaybookDoc, PlaybookInfo, ReportContext, RunCommand, playbook_ids};
 pub use merge::merge_test_reports;
 pub use results::{Evidence, Status, Summary, TestReport, TestResult};

@@ -244,7 +244,16 @@ struct RawTest {
     #[serde(default)]
     controlled: Vec<Spanned<String>>,
     #[serde(default)]
+    not_compared: Vec<RawNotCompared>,
+    #[serde(default)]
     explain: Vec<RawExplain>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNotCompared {
+    field: Spanned<String>,
+    reason: Spanned<String>,
 }
 
 #[derive(Deserialize)]
@@ -532,6 +541,8 @@ impl Loader<'_> {
             );
         }
         self.check_controlled_recorded(&controlled, &test.controlled, &record);
+        let not_compared =
+            self.not_compared(&test.not_compared, &state_shape, &record, &controlled);
         let explain = self.explain(test.explain, &state_shape);
         CheckedTest {
             reads,
@@ -540,9 +551,51 @@ impl Loader<'_> {
             evidence,
             record,
             controlled,
+            not_compared,
             explain,
             state_shape,
         }
+    }
+
+    /// Recorded fields that backout writes but never judges, each with why: a field the service
+    /// may change on its own would otherwise make every target drifted.
+    fn not_compared(
+        &mut self,
+        raw: &[RawNotCompared],
+        state_shape: &Shape,
+        record: &[FieldPath],
+        controlled: &[FieldPath],
+    ) -> Vec<(FieldPath, String)> {
+        let mut out = Vec::new();
+        for entry in raw {
+            let Some(path) = self
+                .paths(std::slice::from_ref(&entry.field), state_shape)
+                .pop()
+            else {
+                continue;
+            };
+            if !record.iter().any(|r| path.starts_with(r)) {
+                self.error(
+                    &entry.field.span(),
+                    format!("`{path}` is not in `record`: only a recorded field can be restored without being compared"),
+                );
+            } else if controlled.contains(&path) {
+                self.error(
+                    &entry.field.span(),
+                    format!(
+                        "`{path}` is controlled: the verdict reads it, so backout must compare it"
+                    ),
+                );
+            } else if entry.reason.get_ref().trim().is_empty() {
+                self.error(
+                    &entry.reason.span(),
+                    "say why the field is not compared: a reader of the playbook must be able to check it",
+                );
+            } else {
+                out.push((path, entry.reason.get_ref().clone()));
+            }
+        }
+        out
     }
 
     /// What the test reads per target (`read`, `reads`, or neither: the discovered item is the
@@ -1068,6 +1121,7 @@ struct CheckedTest {
     evidence: Vec<FieldPath>,
     record: Vec<FieldPath>,
     controlled: Vec<FieldPath>,
+    not_compared: Vec<(FieldPath, String)>,
     explain: Vec<Explain>,
     /// The state the verdict reads; `before` in steps is its recorded part.
     state_shape: Shape,
@@ -1083,6 +1137,7 @@ impl CheckedTest {
             evidence: self.evidence,
             record: self.record,
             controlled: self.controlled,
+            not_compared: self.not_compared,
             explain: self.explain,
         })
     }
@@ -1300,6 +1355,61 @@ compliant = "encryption.keySource == 'Microsoft.Storage'"
 record = ["encryption.keySource"]
 refresh = ["az", "storage", "account", "show", "--name={target.name}", "--resource-group={target.resourceGroup}"]
 "#;
+
+    #[test]
+    fn judged_fields_are_the_controlled_ones_and_all_backout_writes() {
+        let judged = |id: &str| -> Vec<String> {
+            let p = builtin().into_iter().find(|p| p.id == id).unwrap();
+            p.judged().iter().map(|f| f.to_string()).collect()
+        };
+        assert_eq!(
+            judged("storage-account-mmk"),
+            [
+                "encryption.keySource",
+                "encryption.keyVaultProperties.keyVaultUri",
+                "encryption.keyVaultProperties.keyName",
+                "encryption.keyVaultProperties.keyVersion",
+                "encryption.encryptionIdentity.encryptionUserAssignedIdentity",
+                "encryption.encryptionIdentity.encryptionFederatedIdentityClientId",
+            ],
+            "the key a precheck reads (currentVersionedKeyIdentifier) is computed, not written"
+        );
+        assert_eq!(
+            judged("sql-server-tde-protector-mmk"),
+            ["serverKeyType", "uri"],
+            "autoRotationEnabled is written but declared not compared; serverKeyName is computed"
+        );
+    }
+
+    #[test]
+    fn not_compared_needs_a_recorded_field_that_is_not_controlled_and_a_reason() {
+        let with = |entry: &str| {
+            GOOD.replace(
+                "record = [\"encryption.keySource\"]",
+                &format!("record = [\"encryption.keySource\", \"encryption.keyVaultProperties.keyName\"]\ncontrolled = [\"encryption.keySource\"]\nnot_compared = [{entry}]"),
+            )
+        };
+        let ok = with(r#"{ field = "encryption.keyVaultProperties.keyName", reason = "r" }"#);
+        assert!(parse("p.toml", &ok, "p.toml").is_ok());
+        for (entry, says) in [
+            (
+                r#"{ field = "encryption.requireInfrastructureEncryption", reason = "r" }"#,
+                "not in `record`",
+            ),
+            (
+                r#"{ field = "encryption.keySource", reason = "r" }"#,
+                "is controlled",
+            ),
+            (
+                r#"{ field = "encryption.keyVaultProperties.keyName", reason = " " }"#,
+                "say why",
+            ),
+        ] {
+            let e = errors(&with(entry));
+            assert!(e[0].message.contains(says), "{entry}: {}", e[0].message);
+            assert_eq!(e[0].line, 16, "{entry}");
+        }
+    }
 
     #[test]
     fn a_minimal_playbook_loads() {

@@ -84,6 +84,8 @@ pub struct TestSpec {
     pub record: Vec<FieldPath>,
     /// The fields the verdict reads, compared by backout to tell done from drifted.
     pub controlled: Vec<FieldPath>,
+    /// Recorded fields backout writes but never judges, with the reason (`not_compared`).
+    pub not_compared: Vec<(FieldPath, String)>,
     pub explain: Vec<Explain>,
 }
 
@@ -212,6 +214,39 @@ impl Argv {
 }
 
 impl Playbook {
+    /// The recorded fields that backout writes: every `before.*` field its steps' argvs use,
+    /// or that decides whether a step or an argument runs (a `when`, a `skip_if`).
+    pub fn backout_writes(&self) -> Vec<FieldPath> {
+        let mut fields = Vec::new();
+        for step in &self.backout {
+            if let Some(when) = &step.when {
+                before_fields_of_expr(when, &mut fields);
+            }
+            if let Action::Az(argv) = &step.action {
+                before_fields_of_argv(argv, &mut fields);
+            }
+            if let Some(skip) = &step.skip_if {
+                before_fields_of_argv(&skip.read, &mut fields);
+                before_fields_of_expr(&skip.when, &mut fields);
+            }
+        }
+        fields
+    }
+
+    /// The fields that tell whether a target is as recorded: the controlled ones and every
+    /// field backout writes, less those the playbook declares restored but not compared.
+    /// Backout's drift judgement, its verification and a saved plan's recheck all use them.
+    pub fn judged(&self) -> Vec<FieldPath> {
+        let mut fields = self.test.controlled.clone();
+        for path in self.backout_writes() {
+            if !fields.contains(&path) {
+                fields.push(path);
+            }
+        }
+        fields.retain(|f| !self.test.not_compared.iter().any(|(n, _)| f.starts_with(n)));
+        fields
+    }
+
     /// The hex SHA-256 of the playbook's text: what plans and change logs are bound to.
     pub fn sha256(&self) -> String {
         use sha2::{Digest, Sha256};
@@ -320,5 +355,35 @@ impl Playbook {
         fields.sort();
         fields.dedup();
         fields
+    }
+}
+
+/// Adds the `before.*` field named by `segments` (without `before`) to `fields`, once.
+fn add_before_field(segments: &[String], fields: &mut Vec<FieldPath>) {
+    if let [root, rest @ ..] = segments
+        && root == "before"
+        && !rest.is_empty()
+    {
+        let path = FieldPath::from_segments(rest.to_vec());
+        if !fields.contains(&path) {
+            fields.push(path);
+        }
+    }
+}
+
+fn before_fields_of_expr(expr: &Expr, fields: &mut Vec<FieldPath>) {
+    for (chain, _) in expr.root_fields() {
+        add_before_field(&chain, fields);
+    }
+}
+
+fn before_fields_of_argv(argv: &Argv, fields: &mut Vec<FieldPath>) {
+    for arg in &argv.args {
+        for path in arg.template.fields() {
+            add_before_field(path.segments(), fields);
+        }
+        if let Some(when) = &arg.when {
+            before_fields_of_expr(when, fields);
+        }
     }
 }

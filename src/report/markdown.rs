@@ -1027,6 +1027,7 @@ mod tests {
             message: String::new(),
             warnings: vec!["the key vault could not be read: backout may fail".into()],
             context: json!({}),
+            differences: Vec::new(),
         };
         let mut server = storage.clone();
         server.playbook = "sql-server-tde-protector-mmk".into();

@@ -6,6 +6,7 @@
 mod harness;
 
 mod cli_help;
+mod drift;
 mod exit_codes;
 mod faults;
 mod playbook_errors;
