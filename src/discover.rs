@@ -43,6 +43,58 @@ impl Filters {
         glob::Pattern::new(text).map_err(|e| format!("`{text}` is not a valid glob: {e}"))
     }
 
+    /// Which of these filters leaves out a target known only by its ARM id and the context a
+    /// saved plan recorded for it, if one does. Tags are judged only where the context holds
+    /// them (a plan records only what its templates need).
+    pub fn excluding(&self, id: &str, context: &Value) -> Option<String> {
+        let target = &context["target"];
+        let from_id = |key: &str| {
+            let mut parts = id.split('/').skip_while(|p| !p.eq_ignore_ascii_case(key));
+            parts.next().and(parts.next())
+        };
+        let name = target["name"]
+            .as_str()
+            .unwrap_or_else(|| id.rsplit('/').next().unwrap_or(""));
+        let group = target["resourceGroup"]
+            .as_str()
+            .or_else(|| from_id("resourceGroups"))
+            .unwrap_or("");
+        if let Some(wanted) = &self.resource_group
+            && !wanted.eq_ignore_ascii_case(group)
+        {
+            return Some(format!("resource group {wanted}"));
+        }
+        let matches = |p: &&glob::Pattern| {
+            let subject = if p.as_str().contains('/') { id } else { name };
+            p.matches_with(subject, GLOB)
+        };
+        if !self.names.is_empty() && !self.names.iter().any(|p| matches(&p)) {
+            let names: Vec<&str> = self.names.iter().map(glob::Pattern::as_str).collect();
+            return Some(format!("name {}", names.join(" or ")));
+        }
+        if let Some(p) = self.excludes.iter().find(matches) {
+            return Some(format!("excluding {}", p.as_str()));
+        }
+        let recorded: Vec<&Map<String, Value>> = context
+            .as_object()
+            .into_iter()
+            .flat_map(|levels| levels.values())
+            .filter_map(|level| level.get("tags").and_then(Value::as_object))
+            .collect();
+        if recorded.is_empty() {
+            return None;
+        }
+        self.tags
+            .iter()
+            .find(|(key, value)| {
+                !recorded.iter().any(|tags| {
+                    tags.iter()
+                        .any(|(k, v)| k.eq_ignore_ascii_case(key) && v.as_str() == Some(value))
+                })
+            })
+            .map(|(key, value)| format!("tag {key}={value}"))
+    }
+
     /// A resource group filter applies at every level: a server outside it holds no database
     /// inside it, so its databases are never listed.
     fn keeps_level(&self, item: &Value) -> bool {
@@ -445,6 +497,59 @@ pub fn json_type(v: &Value) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_recorded_target_outside_the_filters_is_named() {
+        let id = "/subscriptions/s/resourceGroups/rg-data/providers/Microsoft.Storage/storageAccounts/stcmk";
+        let context =
+            serde_json::json!({"target": {"id": id, "name": "stcmk", "resourceGroup": "rg-data"}});
+        let filters = |rg: Option<&str>, names: &[&str], excludes: &[&str]| Filters {
+            resource_group: rg.map(String::from),
+            tags: Vec::new(),
+            names: names
+                .iter()
+                .map(|g| glob::Pattern::new(g).unwrap())
+                .collect(),
+            excludes: excludes
+                .iter()
+                .map(|g| glob::Pattern::new(g).unwrap())
+                .collect(),
+        };
+        assert_eq!(
+            filters(Some("RG-DATA"), &["st*"], &[]).excluding(id, &context),
+            None
+        );
+        assert_eq!(
+            filters(Some("rg-other"), &[], &[])
+                .excluding(id, &context)
+                .as_deref(),
+            Some("resource group rg-other")
+        );
+        assert_eq!(
+            filters(None, &["db-*"], &[])
+                .excluding(id, &context)
+                .as_deref(),
+            Some("name db-*")
+        );
+        assert_eq!(
+            filters(None, &[], &["*cmk"])
+                .excluding(id, &context)
+                .as_deref(),
+            Some("excluding *cmk")
+        );
+        let mut tagged = filters(None, &[], &[]);
+        tagged.tags = vec![("env".into(), "prod".into())];
+        assert_eq!(
+            tagged.excluding(id, &context),
+            None,
+            "no tags recorded: not judged"
+        );
+        let with_tags = serde_json::json!({"target": {"id": id, "tags": {"ENV": "dev"}}});
+        assert_eq!(
+            tagged.excluding(id, &with_tags).as_deref(),
+            Some("tag env=prod")
+        );
+    }
     use serde_json::json;
 
     fn filters(rg: Option<&str>, tags: &[&str], names: &[&str], excludes: &[&str]) -> Filters {

@@ -1,8 +1,8 @@
 //! `azbook plan` and `azbook apply` (ARCHITECTURE.md, "The data flow of apply and backout").
 
 use super::output;
+use super::plan_file;
 use super::{Global, Prompt, Selection, start_session};
-use crate::account;
 use crate::apply;
 use crate::evaluate::KeepTargets;
 use crate::exit::{self, Failure};
@@ -14,7 +14,7 @@ use crate::model::{
     Change, ChangeReport, ChangeStatus, ReportContext, RunCommand, Status, TestResult,
 };
 use crate::plan::{self, PlanFile, PlanKind};
-use crate::playbook::{self, Playbook};
+use crate::playbook::Playbook;
 use crate::progress::Bar;
 use crate::report::{self, ChangeFormat, ChangeView, ReportFile};
 use crate::runner::Runner;
@@ -22,9 +22,9 @@ use crate::timefmt;
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 pub struct PlanOptions {
     pub selection: Selection,
@@ -145,172 +145,6 @@ pub fn plan(
     } else {
         exit::INCOMPLETE
     })
-}
-
-/// Refuses a saved plan that does not belong here, now, with these playbooks, or whose argvs
-/// are not what the playbooks derive from its own recorded state.
-fn check_plan_file(
-    file: &PlanFile,
-    account: &account::Account,
-    visible: &[String],
-    playbooks: &[Playbook],
-    max_age: Duration,
-) -> Result<()> {
-    if file.schema_version != 1 {
-        bail!(
-            "not an azbook plan of schema version 1: schemaVersion {}",
-            file.schema_version
-        );
-    }
-    check_plan_place(file, account, visible)?;
-    check_plan_age(file, max_age)?;
-    check_plan_playbooks(file, playbooks)?;
-    file.changes
-        .iter()
-        .try_for_each(|change| check_plan_change(change, playbooks))
-}
-
-/// The plan's tenant is the signed-in one, and every subscription it changes is its own and
-/// visible to the signed-in identity.
-fn check_plan_place(file: &PlanFile, account: &account::Account, visible: &[String]) -> Result<()> {
-    if !file.tenant_id.eq_ignore_ascii_case(&account.tenant_id) {
-        bail!(
-            "the plan was made for tenant {}, but az is signed in to tenant {}: sign in to the plan's tenant (az login --tenant {})",
-            file.tenant_id,
-            account.tenant_id,
-            file.tenant_id
-        );
-    }
-    for sub in file
-        .subscriptions
-        .iter()
-        .chain(file.changes.iter().map(|c| &c.subscription))
-    {
-        if !file
-            .subscriptions
-            .iter()
-            .any(|s| s.eq_ignore_ascii_case(sub))
-        {
-            bail!(
-                "the plan changes subscription {sub}, which it does not name as its own: the file was edited"
-            );
-        }
-        if !visible.iter().any(|s| s.eq_ignore_ascii_case(sub)) {
-            bail!(
-                "the plan is for subscription {sub}, which the signed-in identity ({}) cannot see",
-                account.user
-            );
-        }
-    }
-    Ok(())
-}
-
-fn check_plan_age(file: &PlanFile, max_age: Duration) -> Result<()> {
-    let created = timefmt::parse_rfc3339(&file.created_at)
-        .with_context(|| format!("the plan's createdAt {:?} is not a time", file.created_at))?;
-    let age = SystemTime::now()
-        .duration_since(created)
-        .unwrap_or(Duration::ZERO);
-    if age > max_age {
-        bail!(
-            "the plan was made {} ago, longer than --max-age ({}): make a new plan (azbook plan --out FILE)",
-            human_duration(age),
-            human_duration(max_age)
-        );
-    }
-    Ok(())
-}
-
-/// Every playbook the plan names is here, unchanged since the plan was made.
-fn check_plan_playbooks(file: &PlanFile, playbooks: &[Playbook]) -> Result<()> {
-    for wanted in &file.playbooks {
-        let Some(p) = playbooks.iter().find(|p| p.id == wanted.id) else {
-            bail!(
-                "the plan uses playbook {}, which is not available",
-                wanted.id
-            );
-        };
-        if p.sha256() != wanted.sha256 {
-            bail!(
-                "playbook {} has changed since the plan was made (sha256 {} then, {} now): make a new plan",
-                p.id,
-                wanted.sha256,
-                p.sha256()
-            );
-        }
-    }
-    Ok(())
-}
-
-/// A plan file is input, not a script: its commands must be what the playbook derives.
-fn check_plan_change(change: &Change, playbooks: &[Playbook]) -> Result<()> {
-    let Some(p) = playbooks.iter().find(|p| p.id == change.playbook) else {
-        bail!(
-            "the plan changes {} with playbook {}, which the plan does not name",
-            change.resource,
-            change.playbook
-        );
-    };
-    let derived = plan::derive(
-        p,
-        &change.resource,
-        &change.subscription,
-        &change.context,
-        &change.before,
-    )
-    .map_err(|e| anyhow::anyhow!("cannot derive the change for {}: {e}", change.resource))?;
-    if derived.steps != change.steps || derived.backout != change.backout {
-        bail!(
-            "the plan's commands for {} are not what playbook {} derives from the plan's own recorded state: the file was edited. A plan file is input, not a script: make a new plan",
-            change.resource,
-            p.id
-        );
-    }
-    Ok(())
-}
-
-pub fn human_duration(d: Duration) -> String {
-    let s = d.as_secs();
-    match s {
-        0..=119 => format!("{s}s"),
-        120..=7199 => format!("{}m", s / 60),
-        7200..=172_799 => format!("{}h", s / 3600),
-        _ => format!("{}d", s / 86_400),
-    }
-}
-
-/// The playbooks a saved plan names: built-in by id, others from the file they were loaded from.
-fn plan_playbooks(file: &PlanFile) -> Result<Vec<Playbook>> {
-    let builtins = playbook::builtin();
-    let mut out = Vec::new();
-    for wanted in &file.playbooks {
-        let value = if builtins.iter().any(|b| b.id == wanted.id) {
-            wanted.id.clone()
-        } else {
-            wanted.origin.clone()
-        };
-        out.extend(playbook::select(&[value])?);
-    }
-    Ok(out)
-}
-
-/// The largest plan file azbook reads: far beyond any real plan, small enough to refuse junk.
-const MAX_PLAN_BYTES: u64 = 64 * 1024 * 1024;
-
-fn read_plan_file(path: &PathBuf) -> Result<PlanFile> {
-    let size = std::fs::metadata(path)
-        .with_context(|| format!("cannot read the plan file {}", path.display()))?
-        .len();
-    if size > MAX_PLAN_BYTES {
-        bail!(
-            "the plan file {} is {size} bytes; azbook reads at most {MAX_PLAN_BYTES}",
-            path.display()
-        );
-    }
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read the plan file {}", path.display()))?;
-    serde_json::from_str(&text)
-        .with_context(|| format!("{} is not an azbook plan file", path.display()))
 }
 
 /// `azbook apply`: plan (or load a saved plan), confirm, then change with a change log.
@@ -493,15 +327,15 @@ struct Prepared<'b> {
 fn from_plan_file<'b>(
     global: &Global,
     options: &ApplyOptions,
-    path: &PathBuf,
+    path: &Path,
     bar: &'b Bar,
     err: &mut dyn Write,
 ) -> Result<Prepared<'b>> {
-    let file = read_plan_file(path)?;
-    let playbooks = plan_playbooks(&file)?;
+    let file = plan_file::read(path)?;
+    let playbooks = plan_file::playbooks(&file)?;
     let az = crate::az::Az::new(global.az.clone(), Some(bar));
     let (account, visible) = super::signed_in_with_visible_subscriptions(&az)?;
-    check_plan_file(&file, &account, &visible, &playbooks, options.max_age)?;
+    plan_file::check(&file, &account, &visible, &playbooks, options.max_age)?;
     if !global.quiet {
         let scope = super::scope_line(
             RunCommand::Apply,
@@ -752,6 +586,5 @@ mod tests {
         assert_eq!(parse_duration("2d").unwrap(), Duration::from_secs(172_800));
         assert!(parse_duration("1w").is_err());
         assert!(parse_duration("h").is_err());
-        assert_eq!(human_duration(Duration::from_secs(3 * 86_400)), "3d");
     }
 }

@@ -7,6 +7,7 @@ mod change;
 mod evidence;
 mod history;
 mod output;
+mod plan_file;
 
 pub use audit::{TestOptions, list, merge_reports, test};
 pub use backout::{BackoutOptions, backout};

@@ -537,6 +537,21 @@ fn an_edited_or_stale_plan_is_refused() {
         &|p| p["playbooks"][0]["sha256"] = json!("00"),
         "changed since the plan",
     );
+    refused(
+        &|p| {
+            let other = storage_id(SUB_A, "rg-data", "stmmk");
+            p["changes"][0]["resource"] = json!(other);
+        },
+        "its `resource` is not what playbook storage-account-mmk derives",
+    );
+    refused(
+        &|p| p["changes"][0]["after"]["encryption"]["keySource"] = json!("Microsoft.Keyvault"),
+        "its `after` is not what playbook",
+    );
+    refused(
+        &|p| p["createdAt"] = json!("2099-01-01T00:00:00Z"),
+        "from now",
+    );
     assert!(sim.mutating_calls().is_empty());
     // The untouched plan applies.
     sim.azbook()
@@ -544,6 +559,47 @@ fn an_edited_or_stale_plan_is_refused() {
         .arg(&path)
         .assert()
         .code(0);
+}
+
+/// A change copied in from a plan made for another scope is refused with the whole plan.
+#[test]
+fn a_change_from_another_plan_is_refused() {
+    let sim = Sim::new(&edge_world());
+    let plan_for = |name: &str, args: &[&str]| -> Value {
+        let path = sim.dir.path().join(name);
+        sim.azbook()
+            .args(["plan", "--playbook", "storage-account-mmk", "--out"])
+            .arg(&path)
+            .args(args)
+            .assert()
+            .code(0);
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap()
+    };
+    let mut narrow = plan_for("narrow.json", &["--name", "stcmkp*"]);
+    let wide = plan_for("wide.json", &[]);
+    let stray = wide["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["resource"].as_str().unwrap().ends_with("/stdash"))
+        .unwrap()
+        .clone();
+    narrow["changes"].as_array_mut().unwrap().push(stray);
+    let edited = sim.dir.path().join("edited.json");
+    std::fs::write(&edited, serde_json::to_vec(&narrow).unwrap()).unwrap();
+    let out = sim
+        .azbook()
+        .args(["apply", "--yes"])
+        .arg(&edited)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("which its own scope leaves out (name stcmkp*)"),
+        "{stderr}"
+    );
+    assert!(sim.mutating_calls().is_empty());
 }
 
 #[test]
