@@ -10,8 +10,10 @@
 use crate::az::{Az, AzError, CallKind, ErrorKind};
 use crate::evaluate::{Progress, read_back, read_state};
 use crate::fieldpath::FieldPath;
-use crate::journal::{Intent, Journal, Note, Record, StepOutcome, StepStatus};
-use crate::model::{Change, ChangeStatus};
+use crate::journal::{
+    Intent, Journal, Note, Record, RunEnd, RunEndStatus, StepOutcome, StepStatus,
+};
+use crate::model::{Change, ChangeReport, ChangeStatus};
 use crate::playbook::Playbook;
 use crate::scheduler;
 use serde_json::Value;
@@ -145,6 +147,23 @@ impl<'a> Runner<'a> {
             self.stop.set(reason.clone());
             reason
         })
+    }
+
+    /// Closes the run's change log with how it ended and its summary: `stopped` when it
+    /// stopped starting new changes, else incomplete when some change failed or drifted.
+    pub fn end(&self, report: &ChangeReport, stopped: bool) -> anyhow::Result<()> {
+        let Some(journal) = self.journal else {
+            return Ok(());
+        };
+        let status = match (stopped, report.has_failures()) {
+            (true, _) => RunEndStatus::Stopped,
+            (false, true) => RunEndStatus::Incomplete,
+            (false, false) => RunEndStatus::Finished,
+        };
+        let summary = report.summary;
+        let record = Record::RunEnd(RunEnd { status, summary });
+        journal.lock().expect("journal lock").append(record)?;
+        Ok(())
     }
 
     /// A decision worth keeping in the change log (drift, a warning, a manual step).

@@ -32,7 +32,11 @@ Stages, each a function below, in this order:
              plan, test (only the manual step left), a protector key removed from its server,
              backout, test. Every step's report must equal the CLI face's; the world must be
              restored on every field the control touches, and equal to the start but for the
-             reviewed differences (allow-list scope `runbook-world`).
+             reviewed differences (allow-list scope `runbook-world`);
+  drift      drift judged on every field backout writes, through the real az: a customer key put
+             back from another vault or at another version between apply and backout is
+             `drifted` (exit 3) and left as it is; a saved plan applied after auto-rotation moved
+             is backed out to the state just before the apply.
 
 --stages runs setup and the named stages only (for work on the suite; a full run is the default).
 """
@@ -984,6 +988,89 @@ class Suite:
                                           or "nothing"))
         self.notes.append(f"runbook timings through the real az (s): {took}")
 
+    def drift(self):
+        """Drift judged on every field backout writes, with azbook driving the real az against
+        the ARM face: a storage account whose customer key is put back by someone else between
+        apply and backout, from another vault or pinned to another version, is `drifted` (exit 3)
+        and left as it is; a SQL server whose auto-rotation moves between `plan --out` and
+        `apply FILE` ends, after backout, exactly as it was just before the apply."""
+        az = self.az_wrapper()
+        jobs = ["--jobs", str(self.args.jobs)]
+
+        def azbook(args, expect, cwd):
+            rc, out, err = self.azbook(az, self.arm_world, jobs + args, cwd=cwd)
+            if rc != expect:
+                raise Failure(f"drift: `azbook {' '.join(args)}` through the real az exits {rc}, expected "
+                              f"{expect}:\n{err[-2500:]}{self.troubles(out)}")
+            return json.loads(out)
+
+        def pinned(world):
+            for a in world["storageAccounts"]:
+                kv = (a.get("encryption") or {}).get("keyVaultProperties") or {}
+                if str((a.get("encryption") or {}).get("keySource", "")).lower() == "microsoft.keyvault" \
+                        and kv.get("keyVersion") and a["subscription"] != RETIRED["id"]:
+                    return a
+            raise Failure("drift: the conformance world has no storage account on a pinned customer key")
+
+        for label, field in (("another vault", "encryption.keyVaultProperties.keyVaultUri"),
+                             ("another version", "encryption.keyVaultProperties.keyVersion")):
+            self.load(self.arm_world, self.world)
+            cwd = self.fresh_dir("drift")
+            account = pinned(self.dump(self.arm_world))
+            name = account["name"]
+            applied = azbook(["apply", "--yes", "--all-subscriptions", "--playbook", "storage-account-mmk",
+                              "--name", name, "--output", "json"], 0, cwd)
+            if [c["status"] for c in applied["changes"]] != ["done"]:
+                self.fail("drift", f"apply of {name}: {[c['status'] for c in applied['changes']]}, expected done")
+            world = self.dump(self.arm_world)
+            kv = json.loads(json.dumps(account["encryption"]))
+            if label == "another vault":
+                kv["keyVaultProperties"]["keyVaultUri"] = "https://kv-put-back-elsewhere.vault.azure.net/"
+            else:
+                kv["keyVaultProperties"]["keyVersion"] = "ffffffffffffffffffffffffffffffff"
+            next(a for a in world["storageAccounts"] if a["name"] == name)["encryption"] = kv
+            self.load(self.arm_world, world)
+            found = self.dump(self.arm_world)
+            calls_before = len(self.arm_calls())
+            backed = azbook(["backout", "--yes", "--output", "json"], 3, cwd)
+            change = backed["changes"][0]
+            fields = [d["field"] for d in change.get("differences") or []]
+            if change["status"] != "drifted" or field not in fields:
+                self.fail("drift", f"backout of {name} after its key was put back from {label}: {change['status']}"
+                          f" naming {fields}, expected drifted naming {field}")
+            if any(c.get("mutating") for c in self.arm_calls()[calls_before:]):
+                self.fail("drift", f"backout changed {name}, which had drifted ({label})")
+            for path, then, now in compare.differences(found, self.dump(self.arm_world)):
+                self.fail("drift", f"a drifted target was not left as it was ({label}): {path}: "
+                          f"{json.dumps(then)} then, {json.dumps(now)} now")
+
+        # Auto-rotation moves between plan --out and apply FILE (the service may change it).
+        self.load(self.arm_world, self.world)
+        cwd = self.fresh_dir("drift-plan")
+        azbook(["plan", "--all-subscriptions", "--playbook", "sql-server-tde-protector-mmk", "--name",
+                ROTATE_SERVER, "--out", "plan.json", "--output", "json"], 0, cwd)
+        world = self.dump(self.arm_world)
+        server = next(s for s in world["sqlServers"] if s["name"] == ROTATE_SERVER)
+        server["protector"]["autoRotationEnabled"] = False
+        for key in server["keys"]:
+            key["autoRotationEnabled"] = False
+        self.load(self.arm_world, world)
+        just_before = self.dump(self.arm_world)
+        applied = azbook(["apply", "plan.json", "--yes", "--output", "json"], 0, cwd)
+        if [c["status"] for c in applied["changes"]] != ["done"]:
+            self.fail("drift", f"apply of the saved plan after auto-rotation moved: "
+                      f"{[c['status'] for c in applied['changes']]}, expected done")
+        azbook(["backout", "--yes", "--output", "json"], 0, cwd)
+        bad, _ = self.allow.split("runbook-world", None,
+                                  compare.differences(just_before, self.dump(self.arm_world)))
+        for path, then, now in bad:
+            self.fail("drift", f"after apply FILE and backout, {ROTATE_SERVER} is not as just before the "
+                      f"apply at {path}: {json.dumps(then)} then, {json.dumps(now)} now")
+        self.notes.append("drift: through the real az, a customer key put back from another vault or at another "
+                          "version between apply and backout was drifted (exit 3) and left as it was; a saved "
+                          f"plan applied after {ROTATE_SERVER}'s auto-rotation moved was backed out to the state "
+                          "just before the apply")
+
     @staticmethod
     def troubles(out):
         """The results or changes of an azbook JSON report that went wrong, with their messages."""
@@ -1002,7 +1089,7 @@ class Suite:
 
     # ----------------------------------------------------------------------------------------
 
-    STAGES = ("plan", "reads", "mutations", "argcheck", "protector", "faults", "runbook")
+    STAGES = ("plan", "reads", "mutations", "argcheck", "protector", "faults", "runbook", "drift")
 
     def run(self):
         self.timed("setup", self.setup)

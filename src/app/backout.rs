@@ -7,9 +7,7 @@ use crate::account::Account;
 use crate::az::Az;
 use crate::backout::{self, Changed, changed_targets};
 use crate::exit::{self, Failure};
-use crate::journal::{
-    Journal, Record, RunEnd, RunEndStatus, RunKind, RunLog, RunStart, StateDir, StateLock,
-};
+use crate::journal::{Journal, RunKind, RunLog, RunStart, StateDir, StateLock};
 use crate::model::{ChangeReport, RunCommand};
 use crate::playbook::{self, Playbook};
 use crate::progress::Bar;
@@ -86,10 +84,7 @@ pub fn backout(
         .map(|j| j.lock().expect("journal lock").run_id().to_string());
     let report = ChangeReport::new(own_run.clone(), changes, Vec::new());
     let incomplete = stopped.is_some() || report.has_failures();
-    let logged = match &journal {
-        Some(journal) => end_run(journal, &report, incomplete, stopped.is_some()),
-        None => Ok(()),
-    };
+    let logged = runner.end(&report, stopped.is_some());
     drop(lock);
     let printed = report_backout(
         global,
@@ -329,25 +324,4 @@ fn open_backout_run(
         .map(|p| (p.id.clone(), p.source.clone()))
         .collect();
     lock.create_run(run_start, &sources)
-}
-
-fn end_run(
-    journal: &Mutex<Journal>,
-    report: &ChangeReport,
-    incomplete: bool,
-    stopped: bool,
-) -> Result<()> {
-    let status = match (stopped, incomplete) {
-        (true, _) => RunEndStatus::Stopped,
-        (false, true) => RunEndStatus::Incomplete,
-        (false, false) => RunEndStatus::Finished,
-    };
-    journal
-        .lock()
-        .expect("journal lock")
-        .append(Record::RunEnd(RunEnd {
-            status,
-            summary: report.summary,
-        }))?;
-    Ok(())
 }

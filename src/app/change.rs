@@ -7,9 +7,7 @@ use crate::apply;
 use crate::evaluate::KeepTargets;
 use crate::exit::{self, Failure};
 use crate::fsutil::write_atomic;
-use crate::journal::{
-    Journal, PlaybookRef, Record, RunEnd, RunEndStatus, RunKind, RunStart, StateDir, StateLock,
-};
+use crate::journal::{Journal, PlaybookRef, RunKind, RunStart, StateDir, StateLock};
 use crate::model::{
     Change, ChangeReport, ChangeStatus, ReportContext, RunCommand, Status, TestResult,
 };
@@ -208,7 +206,7 @@ pub fn apply(
     let failed = stopped.is_some() || report.has_failures();
     // The log ends properly even when the run stopped early, so that it reads as a whole story.
     let ending = Ending {
-        logged: end_run(&journal, &report, stopped.is_some(), failed),
+        logged: runner.end(&report, stopped.is_some()),
         stopped,
     };
     drop(lock);
@@ -517,27 +515,6 @@ fn open_apply_run(
         writeln!(err, "change log: {}", journal.dir().display())?;
     }
     Ok(journal)
-}
-
-fn end_run(
-    journal: &Mutex<Journal>,
-    report: &ChangeReport,
-    stopped: bool,
-    failed: bool,
-) -> Result<()> {
-    let status = match (stopped, failed) {
-        (true, _) => RunEndStatus::Stopped,
-        (false, true) => RunEndStatus::Incomplete,
-        (false, false) => RunEndStatus::Finished,
-    };
-    journal
-        .lock()
-        .expect("journal lock")
-        .append(Record::RunEnd(RunEnd {
-            status,
-            summary: report.summary,
-        }))?;
-    Ok(())
 }
 
 /// Parses `--max-age`: `90s`, `30m`, `24h`, `2d`, or plain seconds.

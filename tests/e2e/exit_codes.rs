@@ -100,17 +100,7 @@ fn a_report_that_fails_after_the_changes_exits_3_and_says_what_is_in_place() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while !sim.calls().iter().any(|c| {
-        c.join(" ")
-            .starts_with("storage account update --name=stcmkpinned")
-    }) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the slow change never started"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
+    sim.wait_for_call("storage account update --name=stcmkpinned");
     std::fs::remove_dir(&reports).unwrap();
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);

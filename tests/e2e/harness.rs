@@ -216,6 +216,19 @@ impl Sim {
             .collect()
     }
 
+    /// Waits (up to 30 s) until azsim has logged a call whose argv starts with `prefix`: a
+    /// background azbook has reached that step.
+    pub fn wait_for_call(&self, prefix: &str) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !self.calls().iter().any(|c| c.join(" ").starts_with(prefix)) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no call `{prefix}...` within 30 s"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+
     pub fn calls_starting(&self, words: &[&str]) -> Vec<Vec<String>> {
         self.calls()
             .into_iter()

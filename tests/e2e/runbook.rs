@@ -1036,17 +1036,7 @@ fn az_left_running_by_a_killed_apply_holds_the_lock_until_it_ends() {
         .stderr(std::process::Stdio::null())
         .process_group(0);
     let child = apply.spawn().unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while !sim.calls().iter().any(|c| {
-        c.join(" ")
-            .starts_with("storage account update --name=stcmkpinned")
-    }) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the slow change never started"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
+    sim.wait_for_call("storage account update --name=stcmkpinned");
     // Kill azbook as a terminal or a CI runner would: its whole process group.
     unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
     let mut child = child;
@@ -1060,6 +1050,7 @@ fn az_left_running_by_a_killed_apply_holds_the_lock_until_it_ends() {
         "{stderr}"
     );
     // Once it has ended, backout restores everything, the late change included.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let restored = loop {
         let out = sim.azbook().args(["backout", "--yes"]).output().unwrap();
         if out.status.code() != Some(2) {
