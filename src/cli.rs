@@ -275,7 +275,9 @@ Exit codes: 0 done, 2 nothing ran (declined, lock held, too many changes, refuse
 const BACKOUT_EXAMPLES: &str = "\
 Examples:
   azbook backout --dry-run                      what backing out the latest apply would do
-  azbook backout --yes                          back out the latest apply run
+  azbook backout --yes                          back out the latest apply run with changes
+                                                not yet backed out (older ones are named)
+  azbook backout --all-unreverted --yes         back out every such run, newest first
   azbook backout 20261129T080102Z-apply-3f2a --yes
   azbook backout --force --yes                  also restore targets that drifted since
 
@@ -344,8 +346,13 @@ struct ApplyArgs {
 
 #[derive(Args, Debug)]
 struct BackoutArgs {
-    /// The apply run to back out [default: the latest]
+    /// The apply run to back out [default: the latest apply run whose changes are not yet
+    /// backed out; older such runs are named]
     run: Option<String>,
+    /// Back out every apply run whose changes are not yet backed out, newest first (a change
+    /// window of several runs); each gets its own report and backout run
+    #[arg(long, conflicts_with_all = ["run", "report"])]
+    all_unreverted: bool,
     /// Do not ask for confirmation (required when stdin is not a terminal)
     #[arg(long, short)]
     yes: bool,
@@ -529,6 +536,7 @@ impl BackoutArgs {
     fn into_options(self) -> BackoutOptions {
         BackoutOptions {
             run: self.run,
+            all_unreverted: self.all_unreverted,
             yes: self.yes,
             dry_run: self.dry_run,
             force: self.force,

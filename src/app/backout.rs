@@ -19,8 +19,11 @@ use std::io::Write;
 use std::sync::Mutex;
 
 pub struct BackoutOptions {
-    /// The run to revert; None: the latest apply run.
+    /// The run to revert; None: the latest apply run that changed something and is not yet
+    /// reverted (or every such run, with `all_unreverted`).
     pub run: Option<String>,
+    /// Back out every apply run whose changes may still be in place, newest first.
+    pub all_unreverted: bool,
     pub yes: bool,
     pub dry_run: bool,
     /// Restore targets whose state drifted since the change, and read a tampered log.
@@ -38,7 +41,56 @@ pub fn backout(
 ) -> Result<i32> {
     output::check_report_files(&options.reports)?;
     let state = StateDir::new(&global.state_dir);
-    let (run_id, log) = read_apply_run(&state, options, err)?;
+    let runs = match &options.run {
+        Some(id) => vec![id.clone()],
+        None => change_window(&state, options.all_unreverted, err)?,
+    };
+    let mut code = exit::OK;
+    for run_id in runs {
+        match backout_run(global, options, &state, run_id, prompt, out, err)? {
+            exit::NOTHING_RAN => return Ok(exit::NOTHING_RAN),
+            ran => code = code.max(ran),
+        }
+    }
+    Ok(code)
+}
+
+/// The apply runs a backout without a run id undoes: the newest whose changes may still be in
+/// place, or (`all`) every such run, newest first. Older ones left behind are named, so that a
+/// change window's earlier runs are not forgotten.
+fn change_window(state: &StateDir, all: bool, err: &mut dyn Write) -> Result<Vec<String>> {
+    let unreverted = state.unreverted()?;
+    if unreverted.is_empty() {
+        bail!(
+            "no apply run in {} has changes that are not yet backed out (azbook runs lists them; --state-dir chooses another state directory)",
+            state.root().display()
+        );
+    }
+    let ids: Vec<String> = unreverted.into_iter().map(|r| r.id).collect();
+    if all {
+        return Ok(ids);
+    }
+    if ids.len() > 1 {
+        writeln!(
+            err,
+            "warning: older apply runs have changes that are not backed out either: {}; `azbook backout --all-unreverted` backs out every one, newest first",
+            ids[1..].join(", ")
+        )?;
+    }
+    Ok(vec![ids[0].clone()])
+}
+
+/// Backs out one apply run.
+fn backout_run(
+    global: &Global,
+    options: &BackoutOptions,
+    state: &StateDir,
+    run_id: String,
+    prompt: &dyn Prompt,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<i32> {
+    let log = read_apply_run(state, &run_id, options.force, err)?;
     let start = log.start().expect("checked by read_apply_run").clone();
     let playbooks = recorded_playbooks(&log, &start)?;
     let bar = Bar::new(global.progress, global.verbose, "backing out");
@@ -194,21 +246,16 @@ fn report_backout(
 /// altered log is refused unless `--force`, and only apply runs are backed out.
 fn read_apply_run(
     state: &StateDir,
-    options: &BackoutOptions,
+    run_id: &str,
+    force: bool,
     err: &mut dyn Write,
-) -> Result<(String, RunLog)> {
-    let run_id = match &options.run {
-        Some(id) => id.clone(),
-        None => state.latest(RunKind::Apply)?.with_context(|| {
-            format!("there is no apply run in {} to back out (see azbook runs; --state-dir chooses another state directory)", state.root().display())
-        })?,
-    };
-    let log = state.read_run(&run_id)?;
+) -> Result<RunLog> {
+    let log = state.read_run(run_id)?;
     for warning in &log.warnings {
         writeln!(err, "warning: {warning}")?;
     }
     if let Some(tampered) = &log.tampered {
-        if !options.force {
+        if !force {
             bail!(
                 "the change log of run {run_id} was altered ({tampered}); azbook will not act on it. Check it with `azbook log {run_id}`; --force backs out from the records before the alteration"
             );
@@ -227,7 +274,7 @@ fn read_apply_run(
             start.kind
         );
     }
-    Ok((run_id, log))
+    Ok(log)
 }
 
 /// The playbooks as they were when the change was made, from the run's own copies.

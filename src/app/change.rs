@@ -254,7 +254,18 @@ fn report_apply(
     }
     if !global.quiet {
         writeln!(err, "run {run_id}: {}", report.summary_text())?;
-        writeln!(err, "to undo it: azbook backout {run_id}")?;
+        let attempted = report
+            .changes
+            .iter()
+            .any(|c| matches!(c.status, ChangeStatus::Done | ChangeStatus::Failed));
+        if attempted {
+            writeln!(err, "to undo it: azbook backout {run_id}")?;
+        } else {
+            writeln!(
+                err,
+                "run {run_id} changed nothing: there is nothing to back out"
+            )?;
+        }
     }
     if ending.logged.is_err() || printed.is_err() {
         writeln!(err, "{}", in_place(report))?;

@@ -25,6 +25,12 @@ pub struct RunSummary {
     pub done: usize,
     /// Intents whose outcome is `failed`.
     pub failed: usize,
+    /// Changes that may be in place: outcome `done`; `failed` after az succeeded (the state
+    /// read back was not the expected one, or could not be read), or read back as changed
+    /// though az failed (it died after Azure made the change); or no outcome at all (the run
+    /// stopped before az answered: only the live state can tell). An apply run with none
+    /// changed nothing.
+    pub changed: usize,
     pub reverts: Option<String>,
     /// Backout runs that name this run in `reverts`, oldest first.
     pub reverted_by: Vec<String>,
@@ -62,6 +68,19 @@ impl RunSummary {
             changes: changes.len(),
             done: count(StepStatus::Done),
             failed: count(StepStatus::Failed),
+            changed: changes
+                .iter()
+                .filter(|(_, intent, outcome)| match outcome {
+                    None => true,
+                    Some(o) => {
+                        o.status == StepStatus::Done
+                            || o.exit_code == Some(0)
+                            || o.after
+                                .as_ref()
+                                .is_some_and(|after| *after != intent.before)
+                    }
+                })
+                .count(),
             reverts: start.and_then(|s| s.reverts.clone()),
             reverted_by: Vec::new(),
             status: log.status(),
@@ -80,6 +99,7 @@ impl RunSummary {
             changes: 0,
             done: 0,
             failed: 0,
+            changed: 0,
             reverts: None,
             reverted_by: Vec::new(),
             status: RunStatus::Unreadable,
@@ -131,20 +151,23 @@ impl StateDir {
         })
     }
 
-    /// The newest run of this kind, if any.
-    /// Runs whose log has no readable `run-start` never started (killed between creating the
-    /// directory and its first record, which changes nothing): they are passed over.
-    pub fn latest(&self, kind: RunKind) -> Result<Option<String>> {
-        Ok(self
-            .run_ids()?
-            .into_iter()
-            .rev()
-            .filter(|id| parse_run_id(id).is_some_and(|(_, k)| k == kind))
-            .find(|id| {
-                self.read_run(id)
-                    .map(|log| log.start().is_some())
-                    .unwrap_or(false)
-            }))
+    /// The apply runs whose changes may still be in place, newest first: runs that changed
+    /// something (`RunSummary::changed`) and that no backout run has reverted to the end (one
+    /// that ended `finished`). What a change window's `azbook backout` undoes.
+    pub fn unreverted(&self) -> Result<Vec<RunSummary>> {
+        let runs = self.runs()?;
+        let finished_backout = |id: &String| {
+            runs.iter()
+                .any(|r| &r.id == id && r.status == RunStatus::Finished)
+        };
+        let mut unreverted: Vec<RunSummary> = runs
+            .iter()
+            .filter(|r| r.kind == Some(RunKind::Apply) && r.changed > 0)
+            .filter(|r| !r.reverted_by.iter().any(finished_backout))
+            .cloned()
+            .collect();
+        unreverted.reverse();
+        Ok(unreverted)
     }
 
     /// The run directories' names, oldest first. Anything else in `runs/` (a temp file, a
@@ -328,7 +351,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let state = StateDir::new(dir.path().join("state"));
         assert!(state.runs().unwrap().is_empty(), "no state directory yet");
-        assert_eq!(state.latest(RunKind::Apply).unwrap(), None);
+        assert!(state.unreverted().unwrap().is_empty());
 
         let first = finished_apply(&state);
         let backout = backout_of(&state, &first);
@@ -369,8 +392,65 @@ mod tests {
         assert_eq!(runs[4].ended, None);
         assert_eq!((runs[4].changes, runs[4].done), (1, 0));
 
-        assert_eq!(state.latest(RunKind::Apply).unwrap(), Some(crashed));
-        assert_eq!(state.latest(RunKind::Backout).unwrap(), Some(again));
+        // The first is reverted to the end; the second and the crashed one (an intent with no
+        // outcome may have landed) are not: newest first.
+        let unreverted: Vec<String> = state
+            .unreverted()
+            .unwrap()
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(unreverted, [crashed, second]);
+    }
+
+    #[test]
+    fn an_apply_that_changed_nothing_is_never_unreverted() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::new(dir.path());
+        // az failed and nothing read back as changed.
+        let failed = {
+            let lock = state.lock().unwrap();
+            let mut journal = lock
+                .create_run(start_of(RunKind::Apply, None), &sources())
+                .unwrap();
+            let seq = journal.append(Record::Intent(intent())).unwrap();
+            let mut outcome = outcome(seq, StepStatus::Failed);
+            outcome.after = None;
+            journal.append(Record::Outcome(outcome)).unwrap();
+            journal.run_id().to_string()
+        };
+        let nothing = {
+            let lock = state.lock().unwrap();
+            let mut journal = lock
+                .create_run(start_of(RunKind::Apply, None), &sources())
+                .unwrap();
+            journal.append(note("drifted, not changed")).unwrap();
+            journal.append(run_end(0)).unwrap();
+            journal.run_id().to_string()
+        };
+        let runs = state.runs().unwrap();
+        assert!(runs.iter().all(|r| r.changed == 0), "{runs:?}");
+        assert!(state.unreverted().unwrap().is_empty(), "{failed} {nothing}");
+        // A change whose az failed but that read back as changed is in place.
+        let landed = {
+            let lock = state.lock().unwrap();
+            let mut journal = lock
+                .create_run(start_of(RunKind::Apply, None), &sources())
+                .unwrap();
+            let seq = journal.append(Record::Intent(intent())).unwrap();
+            let mut outcome = outcome(seq, StepStatus::Failed);
+            outcome.after =
+                Some(serde_json::json!({"encryption": {"keySource": "Microsoft.Storage"}}));
+            journal.append(Record::Outcome(outcome)).unwrap();
+            journal.run_id().to_string()
+        };
+        let unreverted: Vec<String> = state
+            .unreverted()
+            .unwrap()
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(unreverted, [landed]);
     }
 
     #[test]

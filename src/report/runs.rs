@@ -468,6 +468,7 @@ mod tests {
             changes: 3,
             done: 2,
             failed: 1,
+            changed: 2,
             reverts: None,
             reverted_by: vec![],
             status: RunStatus::Finished,

@@ -5,6 +5,7 @@
 
 mod harness;
 
+mod change_window;
 mod cli_help;
 mod drift;
 mod exit_codes;
