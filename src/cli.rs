@@ -419,6 +419,8 @@ pub struct Terminal {
     /// `NO_COLOR` is set (https://no-color.org).
     pub no_color: bool,
     pub cpus: usize,
+    /// Ctrl-C and SIGTERM, counted from the start.
+    pub interrupt: crate::interrupt::Interrupt,
 }
 
 fn seconds(value: f64, flag: &str) -> Result<Duration> {
@@ -475,6 +477,8 @@ impl GlobalArgs {
                     delay: seconds(self.retry_delay, "retry-delay")?,
                     max_delay: defaults.retry.max_delay,
                 },
+                interrupt: terminal.interrupt,
+                kill_at_signal: defaults.kill_at_signal,
             },
             jobs: self
                 .jobs

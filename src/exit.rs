@@ -12,6 +12,9 @@ pub const NONCOMPLIANT: i32 = 1;
 pub const NOTHING_RAN: i32 = 2;
 /// Some targets could not be tested or changed (az errors, drift); the others were.
 pub const INCOMPLETE: i32 = 3;
+/// Interrupted (Ctrl-C, SIGTERM): what was done is recorded and printed (128 + SIGINT, as
+/// shells report it).
+pub const INTERRUPTED: i32 = 130;
 
 /// An error that ends a run with a code other than `NOTHING_RAN`: once a change was attempted,
 /// a later failure (the change log's run-end, say) must not claim that nothing ran.

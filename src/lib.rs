@@ -14,6 +14,7 @@ pub mod exit;
 mod fieldpath;
 mod fieldtree;
 mod fsutil;
+pub mod interrupt;
 mod journal;
 mod memo;
 mod model;

@@ -12,6 +12,7 @@ fn main() {
         stderr_is_tty: std::io::stderr().is_terminal(),
         no_color: std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
         cpus: std::thread::available_parallelism().map_or(2, |n| n.get()),
+        interrupt: azbook::interrupt::Interrupt::install(),
     };
     let code = match cli.run(
         &terminal,

@@ -18,6 +18,7 @@ use crate::playbook::Playbook;
 use crate::scheduler;
 use serde_json::Value;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Why a run stopped starting new changes, once it has.
 #[derive(Default)]
@@ -42,7 +43,17 @@ pub struct Runner<'a> {
     /// None for a dry run: nothing is written and nothing is changed.
     journal: Option<&'a Mutex<Journal>>,
     stop: Stop,
+    /// The resources whose az step is running now, for an interrupt to name.
+    in_flight: Mutex<Vec<String>>,
+    /// Told, once, which changes are still running when the first interrupt arrives.
+    on_interrupt: Option<&'a Announce>,
 }
+
+/// What a run says when the first interrupt arrives, given the changes still running.
+pub type Announce = dyn Fn(&[String]) + Sync;
+
+/// Why a run stopped starting new changes after Ctrl-C or SIGTERM.
+pub const INTERRUPTED: &str = "interrupted (Ctrl-C or SIGTERM)";
 
 /// What one az step came to.
 pub struct StepResult {
@@ -58,6 +69,34 @@ impl<'a> Runner<'a> {
             az,
             journal,
             stop: Stop::default(),
+            in_flight: Mutex::new(Vec::new()),
+            on_interrupt: None,
+        }
+    }
+
+    /// Calls `announce` with the changes still running when the first interrupt arrives.
+    pub fn on_interrupt(mut self, announce: &'a Announce) -> Runner<'a> {
+        self.on_interrupt = Some(announce);
+        self
+    }
+
+    /// True when the run was interrupted: it started no change after the first signal.
+    pub fn interrupted(&self) -> bool {
+        self.az.signals() > 0
+    }
+
+    /// Watches for the first interrupt until `finished`: the run then starts no new change,
+    /// and the changes still running are named while they finish.
+    fn watch(&self, finished: &AtomicBool) {
+        while !finished.load(Ordering::SeqCst) {
+            if self.interrupted() {
+                self.stop.set(INTERRUPTED.to_string());
+                if let Some(announce) = self.on_interrupt {
+                    announce(&self.in_flight.lock().expect("in-flight lock"));
+                }
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
         }
     }
 
@@ -81,10 +120,36 @@ impl<'a> Runner<'a> {
     ) -> (Vec<Change>, Option<String>) {
         progress.found(items.len() as u64);
         let slots: Vec<Mutex<Option<Change>>> = items.iter().map(|_| Mutex::new(None)).collect();
+        let finished = AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            scope.spawn(|| self.watch(&finished));
+            self.schedule(jobs, items, &slots, progress, work, ended);
+            finished.store(true, Ordering::SeqCst);
+        });
+        let done = slots
+            .into_iter()
+            .map(|s| {
+                s.into_inner()
+                    .expect("change slot")
+                    .expect("every item ran")
+            })
+            .collect();
+        (done, self.stop.get())
+    }
+
+    fn schedule<T: Send + Clone>(
+        &self,
+        jobs: usize,
+        items: Vec<T>,
+        slots: &[Mutex<Option<Change>>],
+        progress: &dyn Progress,
+        work: &(dyn Fn(T) -> Change + Sync),
+        ended: &(dyn Fn(T, ChangeStatus, String) -> Change + Sync),
+    ) {
         scheduler::run(jobs, |spawner| {
             // The scheduler runs the newest job first: spawn in reverse so that items start in
             // order. Each job owns its item, so that what it holds is freed once it is done.
-            for (item, slot) in items.into_iter().zip(&slots).rev() {
+            for (item, slot) in items.into_iter().zip(slots).rev() {
                 spawner.spawn(move |_| {
                     let change = match self.stop.get() {
                         Some(reason) => ended(
@@ -99,15 +164,6 @@ impl<'a> Runner<'a> {
                 });
             }
         });
-        let done = slots
-            .into_iter()
-            .map(|s| {
-                s.into_inner()
-                    .expect("change slot")
-                    .expect("every item ran")
-            })
-            .collect();
-        (done, self.stop.get())
     }
 
     /// Runs `work`, turning a panic into a failed target and a stop.
@@ -156,6 +212,7 @@ impl<'a> Runner<'a> {
             return Ok(());
         };
         let status = match (stopped, report.has_failures()) {
+            _ if self.interrupted() => RunEndStatus::Interrupted,
             (true, _) => RunEndStatus::Stopped,
             (false, true) => RunEndStatus::Incomplete,
             (false, false) => RunEndStatus::Finished,
@@ -180,10 +237,19 @@ impl<'a> Runner<'a> {
     /// az runs. A failure that every later call would share (signed out, az gone) stops the run.
     pub fn start(&self, intent: Intent) -> Result<StepResult, String> {
         let argv = intent.argv.clone();
+        let resource = intent.resource.clone();
         let seq = self
             .append(Record::Intent(intent))
             .map_err(|e| format!("{e}, so nothing was changed"))?;
+        self.in_flight
+            .lock()
+            .expect("in-flight lock")
+            .push(resource.clone());
         let ran = self.az.run_full(&argv, CallKind::Change);
+        self.in_flight
+            .lock()
+            .expect("in-flight lock")
+            .retain(|r| *r != resource);
         if let Err(error) = &ran
             && stops_the_run(error)
         {
@@ -192,8 +258,12 @@ impl<'a> Runner<'a> {
         Ok(StepResult { seq, ran })
     }
 
-    /// The step's outcome, after its intent.
-    pub fn finish(&self, outcome: StepOutcome) -> Result<(), String> {
+    /// The step's outcome, after its intent. An az killed by a second interrupt may or may not
+    /// have made its change: the outcome says `unknown`, and backout reads the live state.
+    pub fn finish(&self, mut outcome: StepOutcome) -> Result<(), String> {
+        if outcome.status == StepStatus::Failed && self.az.stopped_by_signal() {
+            outcome.status = StepStatus::Unknown;
+        }
         self.append(Record::Outcome(outcome))
             .map(|_| ())
             .map_err(|e| format!("the step ran, but its outcome could not be recorded: {e}"))

@@ -106,6 +106,13 @@ pub fn test(
         )?;
     }
     super::report_usage(global, err)?;
+    if az.stopped_by_signal() {
+        writeln!(
+            err,
+            "interrupted: the results above are those read before the signal; the rest say `interrupted`"
+        )?;
+        return Ok(exit::INTERRUPTED);
+    }
     Ok(if s.error > 0 {
         exit::INCOMPLETE
     } else if s.noncompliant > 0 {

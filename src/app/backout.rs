@@ -40,6 +40,13 @@ pub fn backout(
     err: &mut dyn Write,
 ) -> Result<i32> {
     output::check_report_files(&options.reports)?;
+    let changing;
+    let global = if options.dry_run {
+        global
+    } else {
+        changing = super::changing(global);
+        &changing
+    };
     let state = StateDir::new(&global.state_dir);
     let runs = match &options.run {
         Some(id) => vec![id.clone()],
@@ -49,6 +56,7 @@ pub fn backout(
     for run_id in runs {
         match backout_run(global, options, &state, run_id, prompt, out, err)? {
             exit::NOTHING_RAN => return Ok(exit::NOTHING_RAN),
+            exit::INTERRUPTED => return Ok(exit::INTERRUPTED),
             ran => code = code.max(ran),
         }
     }
@@ -106,7 +114,7 @@ fn backout_run(
     if !options.dry_run
         && !options.yes
         && !targets.is_empty()
-        && !confirmed(prompt, &run_id, targets.len())?
+        && !confirmed(prompt, global.az.interrupt, &run_id, targets.len())?
     {
         writeln!(err, "nothing changed")?;
         return Ok(exit::NOTHING_RAN);
@@ -128,7 +136,7 @@ fn backout_run(
             &playbooks,
         )?))
     };
-    let runner = Runner::new(&az, journal.as_ref());
+    let runner = Runner::new(&az, journal.as_ref()).on_interrupt(&super::announce_interrupt);
     let (changes, stopped) = backout::execute(&runner, work, global.jobs, options.force, &bar);
     bar.finish();
     let own_run = journal
@@ -149,7 +157,9 @@ fn backout_run(
     );
     after_changes(&report, &run_id, logged, printed, err)?;
     super::report_usage(global, err)?;
-    Ok(if incomplete {
+    Ok(if runner.interrupted() {
+        exit::INTERRUPTED
+    } else if incomplete {
         exit::INCOMPLETE
     } else {
         exit::OK
@@ -226,7 +236,10 @@ fn report_backout(
         &ctx,
     )?;
     if let Some(reason) = stopped {
-        writeln!(err, "backout stopped starting new restores: {reason}")?;
+        writeln!(
+            err,
+            "backout stopped starting new restores: {reason}; `azbook backout {run_id}` again goes on with the rest"
+        )?;
     }
     if !global.quiet {
         if let Some(id) = &report.run {
@@ -311,12 +324,18 @@ fn signed_in_where_it_ran(az: &Az, start: &RunStart, run_id: &str) -> Result<Acc
     Ok(account)
 }
 
-fn confirmed(prompt: &dyn Prompt, run_id: &str, targets: usize) -> Result<bool> {
+fn confirmed(
+    prompt: &dyn Prompt,
+    interrupt: crate::interrupt::Interrupt,
+    run_id: &str,
+    targets: usize,
+) -> Result<bool> {
     if !prompt.interactive() {
         bail!(
             "backout changes Azure resources and needs confirmation: check with `azbook backout --dry-run`, then run again with --yes"
         );
     }
+    let _asking = interrupt.asking();
     Ok(prompt.confirm(&format!(
         "Back out run {run_id}: restore {targets} target(s)? [y/N] "
     )))

@@ -15,7 +15,7 @@ use crate::plan::{self, PlanFile, PlanKind};
 use crate::playbook::Playbook;
 use crate::progress::Bar;
 use crate::report::{self, ChangeFormat, ChangeView, ReportFile};
-use crate::runner::Runner;
+use crate::runner::{INTERRUPTED, Runner};
 use crate::timefmt;
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
@@ -100,7 +100,12 @@ pub fn plan(
     let (mut changes, errors) = plan::from_findings(findings);
     sort_changes(&mut changes, &session.playbooks);
     let report = ChangeReport::new(None, changes, errors);
-    if let Some(path) = &options.out {
+    // An interrupted plan is not the whole plan: it is shown, never saved for apply.
+    let save = options
+        .out
+        .as_ref()
+        .filter(|_| !session.az.stopped_by_signal());
+    if let Some(path) = save {
         let file = PlanFile {
             schema_version: 1,
             kind: PlanKind::AzbookPlan,
@@ -128,7 +133,7 @@ pub fn plan(
     )?;
     if !global.quiet {
         writeln!(err, "plan: {}", report::summary_line(&report.changes))?;
-        if let Some(path) = &options.out {
+        if let Some(path) = save {
             writeln!(
                 err,
                 "saved to {}; apply it with: azbook apply {}",
@@ -138,6 +143,13 @@ pub fn plan(
         }
     }
     super::report_usage(global, err)?;
+    if session.az.stopped_by_signal() {
+        writeln!(
+            err,
+            "interrupted: the plan above holds only the targets read before the signal, and was not saved"
+        )?;
+        return Ok(exit::INTERRUPTED);
+    }
     Ok(if report.errors.is_empty() {
         exit::OK
     } else {
@@ -157,6 +169,8 @@ pub fn apply(
         return apply_dry_run(global, options, out, err);
     }
     output::check_report_files(&options.reports)?;
+    // A change run: the first Ctrl-C stops new changes and waits for the running ones.
+    let global = &super::changing(global);
     // The lock first: two applies planning the same targets at once would both change them,
     // and a state directory that cannot be written must stop the run before anything changes.
     let state = StateDir::new(&global.state_dir);
@@ -191,7 +205,7 @@ pub fn apply(
     let journal = Mutex::new(open_apply_run(global, &session, &lock, scope, err)?);
     session.az.share_with_children(lock.raw_fd());
     bar.restart("applying");
-    let runner = Runner::new(&session.az, Some(&journal));
+    let runner = Runner::new(&session.az, Some(&journal)).on_interrupt(&super::announce_interrupt);
     let (done, stopped) = apply::execute(
         &runner,
         &session.playbooks,
@@ -212,7 +226,9 @@ pub fn apply(
     drop(lock);
     report_apply(global, options, &session, &report, ending, out, err)?;
     super::report_usage(global, err)?;
-    Ok(if failed || !report.errors.is_empty() {
+    Ok(if runner.interrupted() {
+        exit::INTERRUPTED
+    } else if failed || !report.errors.is_empty() {
         exit::INCOMPLETE
     } else {
         exit::OK
@@ -246,11 +262,16 @@ fn report_apply(
         global.colour,
         out,
     );
-    if let Some(reason) = &ending.stopped {
-        writeln!(
+    match ending.stopped.as_deref() {
+        Some(INTERRUPTED) => writeln!(
+            err,
+            "apply was interrupted: it started no change after the signal and recorded every one that ran.\nTo go on: `azbook apply` again does what is left; `azbook backout {run_id}` undoes what this run did."
+        )?,
+        Some(reason) => writeln!(
             err,
             "apply stopped starting new changes: {reason}\nTo go on: fix that, then run `azbook apply` again (it picks up what is left); `azbook backout {run_id}` undoes what this run did."
-        )?;
+        )?,
+        None => {}
     }
     if !global.quiet {
         writeln!(err, "run {run_id}: {}", report.summary_text())?;
@@ -483,6 +504,7 @@ fn confirmed(
     let preview = ChangeReport::new(None, changes.to_vec(), Vec::new());
     writeln!(err, "{}", report::render_plan(&preview, global.colour))?;
     let question = format!("Apply: {}? [y/N] ", report::summary_line(changes));
+    let _asking = global.az.interrupt.asking();
     Ok(prompt.confirm(&question))
 }
 

@@ -67,6 +67,31 @@ impl Global {
     }
 }
 
+/// The options of a run that changes Azure: the first Ctrl-C or SIGTERM stops it from starting
+/// new changes and lets the running ones finish and be recorded; only a second kills az.
+pub(crate) fn changing(global: &Global) -> Global {
+    let mut global = global.clone();
+    global.az.kill_at_signal = 2;
+    global
+}
+
+/// Said on stderr when the first interrupt reaches a change run.
+pub(crate) fn announce_interrupt(running: &[String]) {
+    let names: Vec<&str> = running
+        .iter()
+        .map(|r| r.rsplit('/').next().unwrap_or(r))
+        .collect();
+    if names.is_empty() {
+        eprintln!("interrupted: starting no new change");
+    } else {
+        eprintln!(
+            "interrupted: starting no new change; waiting for the {} still running ({}). Ctrl-C again kills them: backout then reads their state from Azure",
+            names.len(),
+            names.join(", ")
+        );
+    }
+}
+
 /// Asks a person to confirm; the CLI answers from the terminal, tests answer directly.
 pub trait Prompt {
     /// True only when a person is there to answer (stdin is a terminal).

@@ -90,6 +90,11 @@ impl Child {
         })
     }
 
+    /// The process id, which is also its process group's id.
+    pub fn pid(&self) -> Option<u32> {
+        self.handle.as_ref()?.pids().first().copied()
+    }
+
     pub fn stdout(&mut self) -> &mut Output {
         &mut self.output
     }

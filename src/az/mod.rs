@@ -11,6 +11,7 @@ mod classify;
 mod parse;
 
 use crate::fieldtree::FieldTree;
+use crate::interrupt::Interrupt;
 use child::Child;
 use classify::classify;
 use parse::parse_output;
@@ -18,8 +19,9 @@ use serde_json::Value;
 use std::fmt;
 use std::io;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::atomic::AtomicBool;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 #[derive(Clone, Debug)]
@@ -29,6 +31,12 @@ pub struct AzConfig {
     pub read_timeout: Duration,
     pub change_timeout: Duration,
     pub retry: RetryPolicy,
+    /// Ctrl-C and SIGTERM, as counted for this run.
+    pub interrupt: Interrupt,
+    /// From this many signals on, no az starts and every running one is killed: 1 for a read
+    /// run (it stops at once), 2 for a change run (the first signal only stops new changes,
+    /// and the running ones finish and are recorded).
+    pub kill_at_signal: usize,
 }
 
 /// Backoff for calls that az itself already retried and gave up on as throttled or transient.
@@ -48,6 +56,8 @@ impl Default for AzConfig {
             program: PathBuf::from("az"),
             read_timeout: Duration::from_secs(5 * 60),
             change_timeout: Duration::from_secs(20 * 60),
+            interrupt: Interrupt::never(),
+            kill_at_signal: 1,
             retry: RetryPolicy {
                 retries: 4,
                 delay: Duration::from_secs(10),
@@ -75,6 +85,8 @@ pub enum ErrorKind {
     BadArguments,
     MalformedOutput,
     Timeout,
+    /// Stopped by Ctrl-C or SIGTERM: never started, or killed.
+    Interrupted,
     Failed,
 }
 
@@ -118,6 +130,9 @@ impl AzError {
             ErrorKind::Timeout => {
                 "az did not answer in time and was stopped: run again, or raise --read-timeout"
             }
+            ErrorKind::Interrupted => {
+                "the run was interrupted (Ctrl-C or SIGTERM): run it again for what was not done"
+            }
             ErrorKind::Failed => "see az's message above",
         }
     }
@@ -157,10 +172,17 @@ pub struct Az<'o> {
     /// No call starts before this instant: when az gives up on throttling, every worker
     /// waits, so that the pool slows down together instead of hammering the subscription.
     throttled_until: Mutex<Instant>,
+    /// The process groups of the az processes running now, for an interrupt to kill.
+    running: Arc<Mutex<Vec<u32>>>,
+    /// Set when this runner is dropped: its interrupt watcher then ends.
+    dropped: Arc<AtomicBool>,
+    /// While this runner lives, a signal is counted instead of ending the process.
+    _active: crate::interrupt::Active,
 }
 
 impl Drop for Az<'_> {
     fn drop(&mut self) {
+        self.dropped.store(true, Ordering::SeqCst);
         let fd = self.inherited_fd.load(Ordering::SeqCst);
         if fd >= 0 {
             // SAFETY: the descriptor was opened by share_with_children and is not used after.
@@ -176,6 +198,10 @@ impl<'o> Az<'o> {
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(0x9e37_79b9_7f4a_7c15)
             | 1;
+        let config_interrupt = config.interrupt;
+        let running = Arc::new(Mutex::new(Vec::new()));
+        let dropped = Arc::new(AtomicBool::new(false));
+        watch_interrupts(&config, &running, &dropped);
         Az {
             config,
             observer,
@@ -183,7 +209,20 @@ impl<'o> Az<'o> {
             jitter_state: AtomicU64::new(seed),
             throttled_until: Mutex::new(Instant::now()),
             inherited_fd: std::sync::atomic::AtomicI32::new(-1),
+            running,
+            dropped,
+            _active: config_interrupt.active(),
         }
+    }
+
+    /// True once the run has been interrupted so far that no az may start.
+    pub fn stopped_by_signal(&self) -> bool {
+        self.config.interrupt.count() >= self.config.kill_at_signal
+    }
+
+    /// Signals received so far (Ctrl-C, SIGTERM).
+    pub fn signals(&self) -> usize {
+        self.config.interrupt.count()
     }
 
     /// Lets every az process from now on inherit `fd` (a descriptor is otherwise closed on
@@ -315,10 +354,17 @@ impl<'o> Az<'o> {
         timeout: Duration,
         keep: Option<&FieldTree>,
     ) -> Result<Value, AzError> {
+        if self.stopped_by_signal() {
+            return Err(interrupted(full));
+        }
         if let Some(observer) = self.observer {
             observer.call_started(full);
         }
         let result = self.run_process(full, timeout, keep);
+        let result = match result {
+            Err(_) if self.stopped_by_signal() => Err(interrupted(full)),
+            other => other,
+        };
         if let Some(observer) = self.observer {
             observer.call_finished();
         }
@@ -354,6 +400,14 @@ impl<'o> Az<'o> {
                     None,
                 )
             })?;
+        let pid = child.pid();
+        if let Some(pid) = pid {
+            self.running.lock().expect("running lock").push(pid);
+        }
+        let _running = Running {
+            running: &self.running,
+            pid,
+        };
         let parsed = parse_output(child.stdout(), keep);
         if let Err(e) = &parsed
             && e.io_error_kind() == Some(io::ErrorKind::TimedOut)
@@ -388,6 +442,52 @@ impl<'o> Az<'o> {
                 exit_code,
             )
         })
+    }
+}
+
+/// Takes a finished az off the list of those an interrupt kills.
+struct Running<'r> {
+    running: &'r Mutex<Vec<u32>>,
+    pid: Option<u32>,
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        if let Some(pid) = self.pid {
+            self.running
+                .lock()
+                .expect("running lock")
+                .retain(|p| *p != pid);
+        }
+    }
+}
+
+/// Kills every running az (its whole process group) once the run has been interrupted far
+/// enough, until the runner is dropped. A thread of its own, since a worker waiting on az
+/// cannot notice a signal.
+fn watch_interrupts(config: &AzConfig, running: &Arc<Mutex<Vec<u32>>>, dropped: &Arc<AtomicBool>) {
+    let (interrupt, kill_at) = (config.interrupt, config.kill_at_signal);
+    let (running, dropped) = (Arc::clone(running), Arc::clone(dropped));
+    std::thread::spawn(move || {
+        while !dropped.load(Ordering::SeqCst) {
+            if interrupt.count() >= kill_at {
+                for pid in running.lock().expect("running lock").iter() {
+                    // SAFETY: kill(2) with a negative pid signals the group made for that az.
+                    unsafe { libc::kill(-(*pid as i32), libc::SIGKILL) };
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    });
+}
+
+fn interrupted(full: &[String]) -> AzError {
+    AzError {
+        kind: ErrorKind::Interrupted,
+        code: None,
+        message: "stopped by an interrupt (Ctrl-C or SIGTERM)".into(),
+        command: display_command(full),
+        exit_code: None,
     }
 }
 

@@ -73,7 +73,7 @@ impl RunSummary {
                 .filter(|(_, intent, outcome)| match outcome {
                     None => true,
                     Some(o) => {
-                        o.status == StepStatus::Done
+                        matches!(o.status, StepStatus::Done | StepStatus::Unknown)
                             || o.exit_code == Some(0)
                             || o.after
                                 .as_ref()

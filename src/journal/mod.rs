@@ -161,6 +161,9 @@ pub enum StepStatus {
     /// az succeeded (for apply: and the state read back is the expected one).
     Done,
     Failed,
+    /// az was killed by a second interrupt: the change may or may not have been made, as
+    /// after a crash; backout reads the live state.
+    Unknown,
 }
 
 /// How a run ended, as its `run-end` record says.
@@ -173,6 +176,9 @@ pub enum RunEndStatus {
     Incomplete,
     /// The run stopped starting new changes (signed out, az gone, the log unwritable).
     Stopped,
+    /// Ctrl-C or SIGTERM: no change started after it; those running were waited for (or,
+    /// after a second signal, killed and recorded `unknown`).
+    Interrupted,
 }
 
 impl StepStatus {
@@ -180,6 +186,7 @@ impl StepStatus {
         match self {
             StepStatus::Done => "done",
             StepStatus::Failed => "failed",
+            StepStatus::Unknown => "unknown",
         }
     }
 }
@@ -190,6 +197,7 @@ impl RunEndStatus {
             RunEndStatus::Finished => "finished",
             RunEndStatus::Incomplete => "incomplete",
             RunEndStatus::Stopped => "stopped",
+            RunEndStatus::Interrupted => "interrupted",
         }
     }
 }
@@ -205,6 +213,8 @@ pub enum RunStatus {
     /// Its run-end says it stopped starting new changes (signed out, az gone, the log
     /// unwritable).
     Stopped,
+    /// Its run-end says Ctrl-C or SIGTERM stopped it.
+    Interrupted,
     /// No run-end, and no live azbook holds the state directory for it: killed or crashed.
     /// `azbook backout` resolves its unanswered intents from the live state.
     Crashed,
@@ -222,6 +232,7 @@ impl RunStatus {
             RunStatus::Finished => "finished",
             RunStatus::Incomplete => "incomplete",
             RunStatus::Stopped => "stopped",
+            RunStatus::Interrupted => "interrupted",
             RunStatus::Crashed => "crashed",
             RunStatus::Running => "running",
             RunStatus::Tampered => "tampered",

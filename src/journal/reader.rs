@@ -206,6 +206,7 @@ impl RunLog {
             Some(RunEndStatus::Finished) => RunStatus::Finished,
             Some(RunEndStatus::Incomplete) => RunStatus::Incomplete,
             Some(RunEndStatus::Stopped) => RunStatus::Stopped,
+            Some(RunEndStatus::Interrupted) => RunStatus::Interrupted,
             None => RunStatus::Crashed,
         }
     }

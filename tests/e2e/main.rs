@@ -10,6 +10,7 @@ mod cli_help;
 mod drift;
 mod exit_codes;
 mod faults;
+mod interrupt;
 mod playbook_errors;
 mod reports;
 mod runbook;
