@@ -85,7 +85,7 @@ struct GlobalArgs {
     #[arg(long, global = true, default_value_t = 1200.0, value_name = "SECONDS")]
     change_timeout: f64,
 
-    /// Waivers (TOML) [default: azbook.toml beside the state directory, if present]
+    /// Waivers (TOML) [default: ./azbook.toml, else azbook.toml in the state directory]
     #[arg(long, global = true, env = "AZBOOK_WAIVERS", value_name = "FILE")]
     waivers: Option<PathBuf>,
 
@@ -494,6 +494,7 @@ impl GlobalArgs {
             progress: terminal.stderr_is_tty && !self.quiet,
             state_dir: self.state_dir.clone(),
             waivers: self.waivers.clone(),
+            working_dir: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
             command_line: terminal.args.clone(),
         })
     }

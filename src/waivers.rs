@@ -16,6 +16,7 @@ use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
+use toml::Spanned;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Waiver {
@@ -27,20 +28,26 @@ pub struct Waiver {
     pub expires: String,
     /// The first instant the waiver no longer holds (the start of the next day, UTC).
     pub ends: SystemTime,
+    /// Where it is, for messages: `azbook.toml:12: waiver 3`, the line of its `[[waiver]]`.
+    pub at: String,
+    /// Its place in the file (1 for the first), and the line of its `playbook =`, where a
+    /// misspelt id is corrected.
+    number: usize,
+    playbook_line: usize,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct File {
     #[serde(default)]
-    waiver: Vec<RawWaiver>,
+    waiver: Vec<Spanned<RawWaiver>>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawWaiver {
     resource: String,
-    playbook: String,
+    playbook: Spanned<String>,
     reason: String,
     approver: String,
     /// A TOML date (`2027-03-31`) or the same as a string.
@@ -53,38 +60,52 @@ const CASE_INSENSITIVE: glob::MatchOptions = glob::MatchOptions {
     require_literal_leading_dot: false,
 };
 
-/// The waivers in effect now, and a warning for each one that has expired.
+/// The waivers of one file: those in effect now, and those that have expired (ignored, each
+/// with a warning).
 #[derive(Debug, Default)]
 pub struct Waivers {
+    /// The file they came from, as people read it (`./azbook.toml`); None: no waivers file.
+    pub source: Option<String>,
     pub active: Vec<Waiver>,
-    pub warnings: Vec<String>,
+    pub expired: Vec<Waiver>,
+}
+
+/// The 1-based line of a byte offset in `text`.
+fn line_of(text: &str, at: usize) -> usize {
+    text[..at.min(text.len())].matches('\n').count() + 1
 }
 
 impl Waivers {
-    pub fn load(path: &Path, now: SystemTime) -> Result<Waivers> {
+    /// Reads the waivers file at `path`; `shown` is how messages and the scope line name it.
+    pub fn load(path: &Path, shown: &str, now: SystemTime) -> Result<Waivers> {
         let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read the waivers file {}", path.display()))?;
-        Self::parse(&text, &path.display().to_string(), now)
+            .with_context(|| format!("cannot read the waivers file {shown}"))?;
+        Self::parse(&text, shown, now)
     }
 
     pub fn parse(text: &str, name: &str, now: SystemTime) -> Result<Waivers> {
         let file: File = toml::from_str(text).map_err(|e| {
-            let at = e.span().map(|s| s.start).unwrap_or(0);
-            let line = text[..at.min(text.len())].matches('\n').count() + 1;
+            let line = line_of(text, e.span().map(|s| s.start).unwrap_or(0));
             anyhow::anyhow!("{name}:{line}: {}", e.message().trim())
         })?;
-        let mut waivers = Waivers::default();
+        let mut waivers = Waivers {
+            source: Some(name.to_string()),
+            ..Waivers::default()
+        };
         for (i, raw) in file.waiver.into_iter().enumerate() {
-            let label = format!(
-                "{name}: waiver {} ({} for {})",
-                i + 1,
-                raw.resource,
-                raw.playbook
+            let at = format!(
+                "{name}:{}: waiver {}",
+                line_of(text, raw.span().start),
+                i + 1
             );
+            let raw = raw.into_inner();
+            let playbook_line = line_of(text, raw.playbook.span().start);
+            let playbook = raw.playbook.into_inner();
+            let label = format!("{at} ({} for {playbook})", raw.resource);
             for (field, value) in [
                 ("reason", &raw.reason),
                 ("approver", &raw.approver),
-                ("playbook", &raw.playbook),
+                ("playbook", &playbook),
             ] {
                 if value.trim().is_empty() {
                     bail!(
@@ -110,17 +131,17 @@ impl Waivers {
             let date = date.unwrap_or_default();
             let waiver = Waiver {
                 resource,
-                playbook: raw.playbook,
+                playbook,
                 reason: raw.reason,
                 approver: raw.approver,
                 expires: date.to_string(),
                 ends: start + Duration::from_secs(86_400),
+                at,
+                number: i + 1,
+                playbook_line,
             };
             if now >= waiver.ends {
-                waivers.warnings.push(format!(
-                    "{label} expired on {}; it is ignored",
-                    waiver.expires
-                ));
+                waivers.expired.push(waiver);
             } else {
                 waivers.active.push(waiver);
             }
@@ -128,12 +149,84 @@ impl Waivers {
         Ok(waivers)
     }
 
+    /// A warning for each expired waiver, which is ignored.
+    pub fn expiry_warnings(&self) -> Vec<String> {
+        self.expired
+            .iter()
+            .map(|w| format!("{} expired on {}; it is ignored", w.label(), w.expires))
+            .collect()
+    }
+
+    /// Refuses waivers (expired ones too) that name a playbook not in `known`, the ids that are
+    /// built in or loaded in this run: such a waiver protects nothing, so the resource it was
+    /// meant for would be changed. `*` is every playbook.
+    pub fn check_playbooks(&self, known: &[&str]) -> Result<()> {
+        let name = self.source.as_deref().unwrap_or_default();
+        let problems: Vec<String> = self
+            .active
+            .iter()
+            .chain(&self.expired)
+            .filter(|w| w.playbook != "*" && !known.contains(&w.playbook.as_str()))
+            .map(|w| {
+                let near = nearest(&w.playbook, known)
+                    .map(|n| format!(" (did you mean `{n}`?)"))
+                    .unwrap_or_default();
+                format!(
+                    "{name}:{}: waiver {} names the playbook `{}`, which is neither built in nor loaded in this run{near}; known: {}, or \"*\" for every playbook",
+                    w.playbook_line,
+                    w.number,
+                    w.playbook,
+                    known.join(", ")
+                )
+            })
+            .collect();
+        if problems.is_empty() {
+            return Ok(());
+        }
+        bail!(
+            "{}\n  hint: a waiver for an unknown playbook protects nothing; correct the id, or load the playbook with --playbook FILE",
+            problems.join("\n")
+        )
+    }
+
+    /// The active waivers that match none of `targets` (playbook id and resource id of every
+    /// target the run found, whatever its status). Only waivers this run could have used are
+    /// judged: for one of its `playbooks` (or `*`), and not naming a subscription outside
+    /// `subscriptions`.
+    pub fn unmatched<'w, 't>(
+        &'w self,
+        targets: impl IntoIterator<Item = (&'t str, &'t str)> + Clone,
+        playbooks: &[&str],
+        subscriptions: &[String],
+    ) -> Vec<&'w Waiver> {
+        self.active
+            .iter()
+            .filter(|w| w.playbook == "*" || playbooks.contains(&w.playbook.as_str()))
+            .filter(|w| !w.names_another_subscription(subscriptions))
+            .filter(|w| {
+                !targets
+                    .clone()
+                    .into_iter()
+                    .any(|(playbook, resource)| w.matches(playbook, resource))
+            })
+            .collect()
+    }
+
     /// The active waiver for this resource and playbook, if any.
     pub fn find(&self, playbook: &str, resource: &str) -> Option<&Waiver> {
-        self.active.iter().find(|w| {
-            (w.playbook == "*" || w.playbook == playbook)
-                && w.resource.matches_with(resource, CASE_INSENSITIVE)
-        })
+        self.active.iter().find(|w| w.matches(playbook, resource))
+    }
+
+    /// For the scope line: which file, and how many of its waivers hold.
+    pub fn describe_source(&self) -> String {
+        match &self.source {
+            Some(source) => format!(
+                "waivers: {source} ({} active, {} expired)",
+                self.active.len(),
+                self.expired.len()
+            ),
+            None => "no waivers file".to_string(),
+        }
     }
 }
 
@@ -144,6 +237,61 @@ impl Waiver {
             self.reason, self.approver, self.expires
         )
     }
+
+    /// `azbook.toml:12: waiver 3 (*/servers/sql-akv for *)`
+    pub fn label(&self) -> String {
+        format!(
+            "{} ({} for {})",
+            self.at,
+            self.resource.as_str(),
+            self.playbook
+        )
+    }
+
+    fn matches(&self, playbook: &str, resource: &str) -> bool {
+        (self.playbook == "*" || self.playbook == playbook)
+            && self.resource.matches_with(resource, CASE_INSENSITIVE)
+    }
+
+    /// True when the pattern names, literally, a subscription not in `subscriptions`: it is
+    /// for another run, not a mistake this run can see.
+    fn names_another_subscription(&self, subscriptions: &[String]) -> bool {
+        let pattern = self.resource.as_str();
+        let Some(rest) = pattern
+            .get(..15)
+            .filter(|p| p.eq_ignore_ascii_case("/subscriptions/"))
+            .map(|_| &pattern[15..])
+        else {
+            return false;
+        };
+        let sub = rest.split('/').next().unwrap_or_default();
+        !sub.contains(['*', '?', '[']) && !subscriptions.iter().any(|s| s.eq_ignore_ascii_case(sub))
+    }
+}
+
+/// The known id nearest to a misspelt one, if it is near enough to be a likely typo.
+fn nearest<'a>(name: &str, known: &[&'a str]) -> Option<&'a str> {
+    let name = name.to_lowercase();
+    known
+        .iter()
+        .map(|k| (edit_distance(&name, &k.to_lowercase()), *k))
+        .filter(|(d, k)| *d <= 2.max(k.len() / 4))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut row = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            row.push((prev[j] + cost).min(prev[j + 1] + 1).min(row[j] + 1));
+        }
+        prev = row;
+    }
+    prev[b.len()]
 }
 
 #[cfg(test)]
@@ -174,11 +322,12 @@ expires = 2026-01-31
     fn active_waivers_match_case_insensitively_and_expired_ones_warn() {
         let w = Waivers::parse(TEXT, "azbook.toml", at("2026-11-29T08:00:00Z")).unwrap();
         assert_eq!(w.active.len(), 1);
-        assert_eq!(w.warnings.len(), 1);
+        let warnings = w.expiry_warnings();
+        assert_eq!(warnings.len(), 1);
         assert!(
-            w.warnings[0].contains("waiver 2") && w.warnings[0].contains("expired on 2026-01-31"),
-            "{:?}",
-            w.warnings
+            warnings[0].starts_with("azbook.toml:9: waiver 2 (*/servers/sql-old for *)")
+                && warnings[0].contains("expired on 2026-01-31"),
+            "{warnings:?}"
         );
         let id = "/subscriptions/S/resourcegroups/RG-HSM/providers/Microsoft.Storage/storageAccounts/st1";
         assert!(w.find("storage-account-mmk", id).is_some());
@@ -198,7 +347,7 @@ expires = 2026-01-31
         assert_eq!(last_second.active.len(), 1);
         let next_day = Waivers::parse(TEXT, "w", at("2027-04-01T00:00:00Z")).unwrap();
         assert!(next_day.active.is_empty());
-        assert_eq!(next_day.warnings.len(), 2);
+        assert_eq!(next_day.expiry_warnings().len(), 2);
     }
 
     #[test]
@@ -223,6 +372,111 @@ expires = 2026-01-31
                 .unwrap_err()
                 .to_string()
                 .contains("date")
+        );
+    }
+
+    const BUILTIN: [&str; 3] = [
+        "storage-account-mmk",
+        "sql-server-tde-protector-mmk",
+        "sql-database-tde-mmk",
+    ];
+
+    #[test]
+    fn a_waiver_for_an_unknown_playbook_is_refused_at_its_line_with_the_nearest_id() {
+        let misspelt = TEXT.replace("\"storage-account-mmk\"", "\"storage-acount-mmk\"");
+        let w = Waivers::parse(&misspelt, "azbook.toml", at("2026-11-29T08:00:00Z")).unwrap();
+        let e = w.check_playbooks(&BUILTIN).unwrap_err().to_string();
+        assert!(
+            e.starts_with("azbook.toml:4: waiver 1 names the playbook `storage-acount-mmk`"),
+            "{e}"
+        );
+        assert!(e.contains("did you mean `storage-account-mmk`?"), "{e}");
+        // `*` is every playbook, and a known id (built in or loaded) is accepted.
+        let w = Waivers::parse(TEXT, "w", at("2026-11-29T08:00:00Z")).unwrap();
+        w.check_playbooks(&BUILTIN).unwrap();
+        // An expired waiver is checked too: a typo is a typo.
+        let expired = TEXT.replace("playbook = \"*\"", "playbook = \"sql-db-tde\"");
+        let w = Waivers::parse(&expired, "w", at("2026-11-29T08:00:00Z")).unwrap();
+        let e = w.check_playbooks(&BUILTIN).unwrap_err().to_string();
+        assert!(
+            e.contains("w:11: waiver 2 names the playbook `sql-db-tde`"),
+            "{e}"
+        );
+        assert!(!e.contains("did you mean"), "nothing is near enough: {e}");
+        // An id only a `--playbook FILE` loads is known when that file is loaded.
+        let custom = TEXT.replace("\"storage-account-mmk\"", "\"keyvault-purge-protection\"");
+        let w = Waivers::parse(&custom, "w", at("2026-11-29T08:00:00Z")).unwrap();
+        assert!(w.check_playbooks(&BUILTIN).is_err());
+        let mut loaded = BUILTIN.to_vec();
+        loaded.push("keyvault-purge-protection");
+        w.check_playbooks(&loaded).unwrap();
+    }
+
+    #[test]
+    fn an_active_waiver_that_matches_no_target_of_the_run_is_reported() {
+        let text = format!(
+            "{TEXT}{}",
+            r#"
+[[waiver]]
+resource = "/subscriptions/S/resourceGroups/rg-gone/*"
+playbook = "*"
+reason = "r"
+approver = "a"
+expires = 2099-01-01
+
+[[waiver]]
+resource = "/subscriptions/OTHER/resourceGroups/rg-x/*"
+playbook = "storage-account-mmk"
+reason = "another subscription's"
+approver = "a"
+expires = 2099-01-01
+"#
+        );
+        let w = Waivers::parse(&text, "w", at("2026-11-29T08:00:00Z")).unwrap();
+        let storage = "/subscriptions/S/resourceGroups/RG-HSM/providers/Microsoft.Storage/storageAccounts/st1";
+        let subs = vec!["s".to_string()];
+        let unmatched = |targets: &[(&str, &str)], playbooks: &[&str]| -> Vec<String> {
+            w.unmatched(targets.iter().copied(), playbooks, &subs)
+                .iter()
+                .map(|w| w.at.clone())
+                .collect()
+        };
+        // A compliant target counts as much as a noncompliant one: only ids are compared.
+        assert_eq!(
+            unmatched(&[("storage-account-mmk", storage)], &BUILTIN),
+            ["w:16: waiver 3"],
+            "the expired waiver 2 is not judged, nor waiver 4 for a subscription outside the run"
+        );
+        // The storage waiver matches nothing when its playbook found only other accounts.
+        let other = storage.replace("RG-HSM", "rg-data");
+        assert_eq!(
+            unmatched(&[("storage-account-mmk", &other)], &BUILTIN),
+            ["w:2: waiver 1", "w:16: waiver 3"]
+        );
+        // A waiver for a playbook this run does not use is not judged.
+        assert_eq!(
+            unmatched(&[], &["sql-server-tde-protector-mmk"]),
+            ["w:16: waiver 3"]
+        );
+        // Waiver 4 is judged once its subscription is in the run.
+        let both = vec!["S".to_string(), "other".to_string()];
+        assert_eq!(
+            w.unmatched([("storage-account-mmk", storage)], &BUILTIN, &both)
+                .len(),
+            2
+        );
+    }
+
+    #[test]
+    fn the_scope_line_names_the_file_or_says_there_is_none() {
+        assert_eq!(Waivers::default().describe_source(), "no waivers file");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("azbook.toml");
+        std::fs::write(&path, TEXT).unwrap();
+        let w = Waivers::load(&path, "./azbook.toml", at("2026-11-29T08:00:00Z")).unwrap();
+        assert_eq!(
+            w.describe_source(),
+            "waivers: ./azbook.toml (1 active, 1 expired)"
         );
     }
 }

@@ -363,6 +363,8 @@ fn from_plan_file<'b>(
 ) -> Result<Prepared<'b>> {
     let file = plan_file::read(path)?;
     let playbooks = plan_file::playbooks(&file)?;
+    // Before any az call: a waiver for an unknown playbook stops the run here.
+    let waivers = global.waivers(&playbooks)?;
     let az = crate::az::Az::new(global.az.clone(), Some(bar));
     let (account, visible) = super::signed_in_with_visible_subscriptions(&az)?;
     plan_file::check(&file, &account, &visible, &playbooks, options.max_age)?;
@@ -373,6 +375,7 @@ fn from_plan_file<'b>(
             &file.subscriptions,
             &account,
             &Selection::default(),
+            &waivers,
         );
         writeln!(
             err,
@@ -382,9 +385,12 @@ fn from_plan_file<'b>(
             file.user
         )?;
     }
+    for warning in waivers.expiry_warnings() {
+        writeln!(err, "warning: {warning}")?;
+    }
     let scope = json!({"planFile": path.display().to_string(), "planCreatedAt": file.created_at, "planScope": file.scope});
     let session = super::Session {
-        waivers: global.waivers(err)?,
+        waivers,
         az,
         account,
         subscriptions: file.subscriptions.clone(),

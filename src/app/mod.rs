@@ -41,28 +41,58 @@ pub struct Global {
     pub state_dir: PathBuf,
     /// The command line, recorded in every change log.
     pub command_line: Vec<String>,
-    /// `--waivers FILE`; None: `azbook.toml` beside the state directory, if it exists.
+    /// `--waivers FILE` (or `AZBOOK_WAIVERS`); None: see [`Global::waivers_file`].
     pub waivers: Option<PathBuf>,
+    /// The working directory: where `azbook.toml` is looked for first, and what relative
+    /// `--waivers` and `--state-dir` paths start from when waivers are looked for.
+    pub working_dir: PathBuf,
 }
 
 impl Global {
-    /// The waivers in effect: from `--waivers`, else from `azbook.toml` beside the state
-    /// directory when there is one. Expired waivers are ignored with a warning.
-    pub fn waivers(&self, err: &mut dyn Write) -> Result<Waivers> {
-        let default = self
-            .state_dir
-            .parent()
-            .map(|p| p.join("azbook.toml"))
-            .unwrap_or_else(|| PathBuf::from("azbook.toml"));
-        let path = match &self.waivers {
-            Some(path) => path.clone(),
-            None if default.is_file() => default,
-            None => return Ok(Waivers::default()),
-        };
-        let waivers = Waivers::load(&path, std::time::SystemTime::now())?;
-        for warning in &waivers.warnings {
-            writeln!(err, "warning: {warning}")?;
+    /// The waivers file of this run, and how messages name it. The rule, first found wins:
+    /// `--waivers FILE` (or `AZBOOK_WAIVERS`), which must exist; `azbook.toml` in the working
+    /// directory; `azbook.toml` in the state directory; else none.
+    pub fn waivers_file(&self) -> Result<Option<(PathBuf, String)>> {
+        // Anything at the path counts (a directory or a dangling link too), so that a file
+        // that is there but unreadable stops the run instead of being passed over.
+        let present = |path: &PathBuf| std::fs::symlink_metadata(path).is_ok();
+        if let Some(given) = &self.waivers {
+            let path = self.working_dir.join(given);
+            if !present(&path) {
+                anyhow::bail!(
+                    "the waivers file {} (--waivers or AZBOOK_WAIVERS) does not exist",
+                    given.display()
+                );
+            }
+            return Ok(Some((path, given.display().to_string())));
         }
+        let here = self.working_dir.join("azbook.toml");
+        if present(&here) {
+            return Ok(Some((here, "./azbook.toml".to_string())));
+        }
+        let in_state = self.working_dir.join(&self.state_dir).join("azbook.toml");
+        if present(&in_state) {
+            let shown = self.state_dir.join("azbook.toml").display().to_string();
+            return Ok(Some((in_state, shown)));
+        }
+        Ok(None)
+    }
+
+    /// The waivers of this run (see [`Global::waivers_file`]), refused when one names a
+    /// playbook that is neither built in nor among `playbooks`, the ones loaded in the run.
+    pub fn waivers(&self, playbooks: &[Playbook]) -> Result<Waivers> {
+        let Some((path, shown)) = self.waivers_file()? else {
+            return Ok(Waivers::default());
+        };
+        let waivers = Waivers::load(&path, &shown, std::time::SystemTime::now())?;
+        let builtin = playbook::builtin();
+        let mut known: Vec<&str> = builtin.iter().map(|p| p.id.as_str()).collect();
+        for p in playbooks {
+            if !known.contains(&p.id.as_str()) {
+                known.push(&p.id);
+            }
+        }
+        waivers.check_playbooks(&known)?;
         Ok(waivers)
     }
 }
@@ -184,6 +214,7 @@ pub(crate) fn scope_line(
     subscriptions: &[String],
     account: &account::Account,
     selection: &Selection,
+    waivers: &Waivers,
 ) -> String {
     let ids: Vec<&str> = playbooks.iter().map(|p| p.id.as_str()).collect();
     let subs = if subscriptions.len() == 1 && subscriptions[0] == account.subscription_id {
@@ -201,11 +232,12 @@ pub(crate) fn scope_line(
         format!("; {}", filters.join(", "))
     };
     format!(
-        "azbook {}: {} in {subs}, signed in as {} (tenant {}){filters}",
+        "azbook {}: {} in {subs}, signed in as {} (tenant {}){filters}; {}",
         command.as_str(),
         ids.join(", "),
         account.user,
-        account.tenant_id
+        account.tenant_id,
+        waivers.describe_source()
     )
 }
 
@@ -227,7 +259,7 @@ pub(crate) fn start_session<'b>(
     err: &mut dyn Write,
 ) -> Result<Session<'b>> {
     let playbooks = playbook::select(&selection.playbooks)?;
-    let waivers = global.waivers(err)?;
+    let waivers = global.waivers(&playbooks)?;
     let az = Az::new(global.az.clone(), Some(bar));
     let (account, listed) = account::account_and_subscriptions(&az, selection.all_subscriptions);
     let account = account.map_err(fatal)?;
@@ -236,8 +268,18 @@ pub(crate) fn start_session<'b>(
         writeln!(
             err,
             "{}",
-            scope_line(command, &playbooks, &subscriptions, &account, selection)
+            scope_line(
+                command,
+                &playbooks,
+                &subscriptions,
+                &account,
+                selection,
+                &waivers
+            )
         )?;
+    }
+    for warning in waivers.expiry_warnings() {
+        writeln!(err, "warning: {warning}")?;
     }
     Ok(Session {
         az,
@@ -295,7 +337,53 @@ impl Session<'_> {
                 outcome.assessment.message = w.describe();
             }
         }
+        // `assess` is given no `err` (its callers keep theirs), so these go to stderr directly,
+        // once the bar is gone.
+        for warning in self.unmatched_waivers(&outcomes, selection) {
+            let _ = writeln!(std::io::stderr(), "warning: {warning}");
+        }
         Ok(outcomes)
+    }
+
+    /// A warning for each active waiver that matches no target this run found (compliant,
+    /// noncompliant, error or skipped), among the waivers it could have used.
+    fn unmatched_waivers(&self, outcomes: &[Finding], selection: &Selection) -> Vec<String> {
+        let ids: Vec<&str> = self.playbooks.iter().map(|p| p.id.as_str()).collect();
+        let targets = outcomes
+            .iter()
+            .map(|o| (o.playbook.id.as_str(), o.resource.as_str()));
+        let narrowed = scope_items(selection);
+        self.waivers
+            .unmatched(targets, &ids, &self.subscriptions)
+            .into_iter()
+            .map(|w| {
+                let errors = outcomes
+                    .iter()
+                    .filter(|o| o.assessment.status == Status::Error)
+                    .filter(|o| w.playbook == "*" || w.playbook == o.playbook.id)
+                    .count();
+                let mut why = Vec::new();
+                if !narrowed.is_empty() {
+                    why.push(format!("this run is narrowed to {}", narrowed.join(", ")));
+                }
+                if errors > 0 {
+                    why.push(format!(
+                        "{errors} result(s) of its playbook are errors, so a target may not have been seen"
+                    ));
+                }
+                let why = if why.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", why.join("; "))
+                };
+                format!(
+                    "{} matches no target of this run{why}: check its resource pattern `{}` and playbook `{}`",
+                    w.at,
+                    w.resource.as_str(),
+                    w.playbook
+                )
+            })
+            .collect()
     }
 }
 
@@ -307,4 +395,140 @@ pub(crate) fn report_usage(global: &Global, err: &mut dyn Write) -> Result<()> {
         writeln!(err, "{}", usage.describe())?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const WAIVER: &str = r#"
+[[waiver]]
+resource = "*/storageAccounts/st1"
+playbook = "storage-account-mmk"
+reason = "r"
+approver = "a"
+expires = 2099-01-01
+"#;
+
+    fn global(dir: &std::path::Path, waivers: Option<&str>, state_dir: &str) -> Global {
+        Global {
+            az: AzConfig::default(),
+            jobs: 1,
+            quiet: false,
+            verbose: false,
+            colour: false,
+            progress: false,
+            state_dir: PathBuf::from(state_dir),
+            command_line: Vec::new(),
+            waivers: waivers.map(PathBuf::from),
+            working_dir: dir.to_path_buf(),
+        }
+    }
+
+    fn shown(global: &Global) -> Option<String> {
+        global.waivers_file().unwrap().map(|(_, shown)| shown)
+    }
+
+    #[test]
+    fn the_waivers_file_is_given_else_in_the_working_directory_else_in_the_state_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("state")).unwrap();
+        assert_eq!(shown(&global(root, None, "state")), None);
+        // Beside the state directory is not a place waivers are looked for.
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(outside.path().join("state")).unwrap();
+        std::fs::write(outside.path().join("azbook.toml"), WAIVER).unwrap();
+        let state = outside.path().join("state");
+        assert_eq!(
+            shown(&global(root, None, state.to_str().unwrap())),
+            None,
+            "azbook.toml beside the state directory is not read"
+        );
+        // Third: in the state directory (a relative one starts from the working directory).
+        std::fs::write(root.join("state/azbook.toml"), WAIVER).unwrap();
+        assert_eq!(
+            shown(&global(root, None, "state")).as_deref(),
+            Some("state/azbook.toml")
+        );
+        // Second: the working directory wins over the state directory.
+        std::fs::write(root.join("azbook.toml"), WAIVER).unwrap();
+        let g = global(root, None, "state");
+        assert_eq!(shown(&g).as_deref(), Some("./azbook.toml"));
+        assert_eq!(
+            g.waivers_file().unwrap().unwrap().0,
+            root.join("azbook.toml")
+        );
+        // First: the file named, relative to the working directory.
+        std::fs::write(root.join("mine.toml"), WAIVER).unwrap();
+        let g = global(root, Some("mine.toml"), "state");
+        assert_eq!(shown(&g).as_deref(), Some("mine.toml"));
+        assert_eq!(g.waivers_file().unwrap().unwrap().0, root.join("mine.toml"));
+        // A named file that does not exist is an error, not no waivers.
+        let e = global(root, Some("missing.toml"), "state")
+            .waivers_file()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("missing.toml") && e.contains("does not exist"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn waivers_for_unknown_playbooks_stop_the_run_but_those_for_loaded_ones_do_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = WAIVER.replace("storage-account-mmk", "custom-control");
+        std::fs::write(dir.path().join("azbook.toml"), &text).unwrap();
+        let g = global(dir.path(), None, ".azbook");
+        let builtin = playbook::builtin();
+        let e = g.waivers(&builtin).unwrap_err().to_string();
+        assert!(
+            e.contains("./azbook.toml:4: waiver 1 names the playbook `custom-control`"),
+            "{e}"
+        );
+        let source = builtin
+            .iter()
+            .find(|p| p.id == "storage-account-mmk")
+            .unwrap()
+            .source
+            .replacen("id = \"storage-account-mmk\"", "id = \"custom-control\"", 1);
+        let custom = playbook::parse("custom.toml", &source, "custom.toml").unwrap();
+        assert_eq!(custom.id, "custom-control");
+        let w = g.waivers(&[custom]).unwrap();
+        assert_eq!(w.active.len(), 1);
+    }
+
+    #[test]
+    fn the_scope_line_says_which_waivers_file_is_in_use() {
+        let account = account::Account {
+            tenant_id: "T".into(),
+            subscription_id: "S".into(),
+            subscription_name: "Production".into(),
+            user: "ops@contoso.com".into(),
+        };
+        let playbooks = playbook::builtin();
+        let line = |waivers: &Waivers| {
+            scope_line(
+                RunCommand::Test,
+                &playbooks[..1],
+                &["S".to_string()],
+                &account,
+                &Selection::default(),
+                waivers,
+            )
+        };
+        assert!(
+            line(&Waivers::default()).ends_with("(tenant T); no waivers file"),
+            "{}",
+            line(&Waivers::default())
+        );
+        let waivers =
+            Waivers::parse(WAIVER, "./azbook.toml", std::time::SystemTime::now()).unwrap();
+        assert!(
+            line(&waivers).ends_with("(tenant T); waivers: ./azbook.toml (1 active, 0 expired)"),
+            "{}",
+            line(&waivers)
+        );
+    }
 }
