@@ -1,10 +1,14 @@
 //! The test report as CSV (RFC 4180), for spreadsheets and the tools auditors already use.
 //!
 //! Values are written exactly (no formula-guard prefix): the file must read back to the same
-//! results, and a prefix would change resource names and messages.
+//! results, and a prefix would change resource names and messages. The one exception is what a
+//! person must never be shown raw, as in every format for people: control characters other than
+//! line breaks and bidirectional controls are written escaped (`\u{1b}`, `\u{202e}`), since
+//! a CSV is as often printed to a terminal or opened in an editor as read by a program. The JSON
+//! report is the one that keeps them.
 
-use super::TestRenderer;
 use super::table::short_resource;
+use super::{TestRenderer, printable};
 use crate::model::{ReportContext, TestReport, TestResult};
 use std::io::{self, Write};
 
@@ -59,10 +63,11 @@ fn record<S: AsRef<str>>(fields: &[S]) -> String {
 
 /// A field quoted only when it must be: it holds a comma, a quote or a line break.
 fn field(value: &str) -> String {
+    let value = printable(value);
     if value.contains([',', '"', '\r', '\n']) {
         format!("\"{}\"", value.replace('"', "\"\""))
     } else {
-        value.to_string()
+        value
     }
 }
 
@@ -256,5 +261,27 @@ mod tests {
             text.lines().nth(1).unwrap(),
             "other,,/subscriptions/s/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/st,s,rg,st,compliant,ok,{}"
         );
+    }
+
+    #[test]
+    fn control_and_bidirectional_characters_are_shown_escaped() {
+        let r = result(
+            "/subscriptions/s/resourceGroups/rg-\u{1b}[31m/providers/Microsoft.Storage/storageAccounts/st\u{202e}",
+            Status::Error,
+            "az said\r\n\u{9b}2J\tdone\rover",
+            Evidence(vec![("tags.owner".into(), json!("a\u{2066}b\u{85}"))]),
+        );
+        let text = render_test_csv(&TestReport::new(vec![r], &[]), &ctx());
+        let records = parse(&text);
+        assert_eq!(
+            records[1][2],
+            r"/subscriptions/s/resourceGroups/rg-\u{1b}[31m/providers/Microsoft.Storage/storageAccounts/st\u{202e}"
+        );
+        assert_eq!(records[1][4..6], [r"rg-\u{1b}[31m", r"st\u{202e}"]);
+        assert_eq!(
+            records[1][7], "az said\r\n\\u{9b}2J\\tdone\\rover",
+            "line breaks kept in the quoted field, a lone CR shown"
+        );
+        assert_eq!(records[1][8], r#"{"tags.owner":"a\u{2066}b\u{85}"}"#);
     }
 }

@@ -3,11 +3,12 @@
 //!
 //! The layout follows the Ant JUnit schema those systems read: `<testsuites>` holding one
 //! `<testsuite>` per playbook, each with its `<properties>` first, then one `<testcase>` per
-//! result. Every value comes from Azure or a playbook, so all of it is escaped, and characters
-//! XML 1.0 cannot carry at all (most C0 controls) are dropped rather than making the file
-//! unreadable.
+//! result. Every value comes from Azure or a playbook, so all of it is escaped: control and
+//! bidirectional characters are shown as `\u{1b}`, `\u{202e}` (as in every format for people,
+//! and XML 1.0 cannot carry most C0 controls at all), then markup is escaped; the two
+//! noncharacters XML refuses besides (U+FFFE, U+FFFF) are dropped.
 
-use super::TestRenderer;
+use super::{TestRenderer, printable};
 use crate::model::{
     Evidence, ReportContext, RunCommand, Status, Summary, TestReport, TestResult, playbook_ids,
 };
@@ -186,8 +187,10 @@ fn allowed(c: char) -> bool {
     matches!(c, '\t' | '\n' | '\r') || (c >= ' ' && c != '\u{FFFE}' && c != '\u{FFFF}')
 }
 
-/// Element text: markup escaped; CR as a reference, since parsers turn a literal CR into LF.
+/// Element text: control characters shown, markup escaped; the CR of a CR LF line break as a
+/// reference, since parsers turn a literal CR into LF.
 fn text(value: &str) -> String {
+    let value = printable(value);
     let mut out = String::with_capacity(value.len());
     for c in value.chars().filter(|c| allowed(*c)) {
         match c {
@@ -198,13 +201,13 @@ fn text(value: &str) -> String {
     out
 }
 
-/// An attribute value: as text, and line breaks and tabs as references, since parsers turn
-/// literal ones in attributes into spaces.
+/// An attribute value: as text, and line breaks as references, since parsers turn literal ones
+/// in attributes into spaces.
 fn attr(value: &str) -> String {
+    let value = printable(value);
     let mut out = String::with_capacity(value.len());
     for c in value.chars().filter(|c| allowed(*c)) {
         match c {
-            '\t' => out.push_str("&#9;"),
             '\n' => out.push_str("&#10;"),
             '\r' => out.push_str("&#13;"),
             c => push_escaped(&mut out, c),
@@ -244,8 +247,14 @@ mod tests {
     use roxmltree::{Document, Node};
     use serde_json::json;
 
-    const HOSTILE: &str = "a <b> & \"c\" 'd' ]]> \u{0}\u{1b}[31m\u{8}\u{FFFE} tab\there\r\nnext";
-    const CLEAN: &str = "a <b> & \"c\" 'd' ]]> [31m tab\there\r\nnext";
+    const HOSTILE: &str =
+        "a <b> & \"c\" 'd' ]]> \u{0}\u{1b}[31m\u{8}\u{9b}\u{202e}\u{FFFE} tab\there\r\nnext";
+    /// Control and bidirectional characters shown escaped, the noncharacter dropped, the line
+    /// break kept.
+    const CLEAN: &str = concat!(
+        r#"a <b> & "c" 'd' ]]> \u{0}\u{1b}[31m\u{8}\u{9b}\u{202e} tab\there"#,
+        "\r\nnext"
+    );
 
     fn result(playbook: &str, resource: &str, status: Status, message: &str) -> TestResult {
         TestResult {

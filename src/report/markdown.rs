@@ -4,12 +4,16 @@
 //! Every value comes from Azure, a playbook or the command line, so none may turn into markup:
 //! values in prose and table cells are escaped ([`esc`]), values that must be read exactly
 //! (expressions, field values, ids) are code spans, and commands are fenced code blocks, each
-//! argv quoted for a POSIX shell so that it can be pasted as it stands.
+//! argv quoted for a POSIX shell so that it can be pasted as it stands. In all of them control
+//! and bidirectional characters are shown escaped (`\u{1b}`, `\u{202e}`), as in every format
+//! for people, so that neither a terminal showing the file nor an editor obeys them.
 
 use super::csv::ArmParts;
 use super::table::short_resource;
-use super::{ChangeRenderer, ChangeView, TestRenderer, state_changes, summary_line};
-use crate::az::display_command;
+use super::{
+    ChangeRenderer, ChangeView, TestRenderer, command_line, one_line, printable, state_changes,
+    summary_line,
+};
 use crate::model::{
     Change, ChangeReport, Evidence, PlaybookDoc, ReportContext, RunCommand, Status, StepKind,
     Summary, TestReport, TestResult, playbook_ids,
@@ -398,7 +402,7 @@ fn steps(c: &Change) -> String {
             let _ = writeln!(out, "Warning: {}\n", esc(w));
         }
         match step.kind {
-            StepKind::Az => out.push_str(&fence(&display_command(&step.argv), "sh")),
+            StepKind::Az => out.push_str(&fence(&command_line(&step.argv), "sh")),
             StepKind::Manual => {
                 out.push_str(&fence(step.instructions.as_deref().unwrap_or(""), "text"))
             }
@@ -436,7 +440,7 @@ fn backout(
             out.push_str("None: azbook cannot undo this change.\n");
         }
         for argv in &c.backout {
-            out.push_str(&fence(&display_command(argv), "sh"));
+            out.push_str(&fence(&command_line(argv), "sh"));
         }
     }
     if !any {
@@ -569,7 +573,7 @@ fn verification(
             .map(|s| format!("--subscription={s}")),
     );
     argv.extend(ctx.playbooks.iter().map(|p| format!("--playbook={}", p.id)));
-    out.push_str(&fence(&display_command(&argv), "sh"));
+    out.push_str(&fence(&command_line(&argv), "sh"));
     if !ctx.scope.is_empty() {
         let _ = writeln!(
             out,
@@ -586,13 +590,13 @@ fn change_log(cmd: &str, run: Option<&String>) -> String {
     };
     let mut out = format!("Run {}. To see it:\n\n", code(id));
     out.push_str(&fence(
-        &display_command(&["azbook".into(), "log".into(), id.clone()]),
+        &command_line(&["azbook".into(), "log".into(), id.clone()]),
         "sh",
     ));
     if cmd == "apply" {
         out.push_str("\nTo undo it:\n\n");
         out.push_str(&fence(
-            &display_command(&["azbook".into(), "backout".into(), id.clone()]),
+            &command_line(&["azbook".into(), "backout".into(), id.clone()]),
             "sh",
         ));
     }
@@ -671,15 +675,15 @@ fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
-/// Inline text that Markdown cannot read as markup: every character GFM (and GitHub's `$` math)
-/// gives a meaning is backslash-escaped, line breaks become spaces (a break would end a table
-/// row or start a block), and other control characters are dropped.
+/// Inline text that Markdown cannot read as markup: line breaks become spaces (a break would end
+/// a table row or start a block), control and bidirectional characters are shown escaped
+/// ([`one_line`]), and every character GFM (and GitHub's `$` math) gives a meaning is
+/// backslash-escaped, the backslash of those escapes included, so that `\u{1b}` reads as such.
 fn esc(value: &str) -> String {
+    let value = one_line(value);
     let mut out = String::with_capacity(value.len());
     for c in value.chars() {
         match c {
-            '\n' | '\r' | '\t' => out.push(' '),
-            c if c.is_control() => {}
             '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '|' | '~' | '&' | '!' | '#' | '$' => {
                 out.push('\\');
                 out.push(c);
@@ -688,18 +692,6 @@ fn esc(value: &str) -> String {
         }
     }
     out
-}
-
-/// Text on one line without control characters, as code spans and table cells need it.
-fn one_line(value: &str) -> String {
-    value
-        .chars()
-        .filter_map(|c| match c {
-            '\n' | '\r' | '\t' => Some(' '),
-            c if c.is_control() => None,
-            c => Some(c),
-        })
-        .collect()
 }
 
 fn longest_backtick_run(text: &str) -> usize {
@@ -728,13 +720,11 @@ fn cell_code(value: &str) -> String {
     code(value).replace('|', "\\|")
 }
 
-/// A fenced block that shows `content` exactly: its fence is longer than any run of backticks
-/// inside, so no line of the content can close it.
+/// A fenced block that shows `content` exactly (control and bidirectional characters escaped,
+/// lines ending in LF): its fence is longer than any run of backticks inside, so no line of the
+/// content can close it.
 fn fence(content: &str, info: &str) -> String {
-    let text: String = content
-        .chars()
-        .filter(|c| !c.is_control() || matches!(c, '\n' | '\t'))
-        .collect();
+    let text = printable(&content.replace("\r\n", "\n"));
     let text = text.trim_end_matches('\n');
     let ticks = "`".repeat((longest_backtick_run(text) + 1).max(3));
     format!("{ticks}{info}\n{text}\n{ticks}\n")
@@ -1113,9 +1103,9 @@ mod tests {
                 c.steps
                     .iter()
                     .filter(|s| s.kind == StepKind::Az)
-                    .map(|s| display_command(&s.argv)),
+                    .map(|s| command_line(&s.argv)),
             );
-            commands.extend(c.backout.iter().map(|a| display_command(a)));
+            commands.extend(c.backout.iter().map(|a| command_line(a)));
         }
         commands.push("azbook test --subscription=s1 --playbook=storage-account-mmk --playbook=sql-database-tde-mmk".into());
         assert_eq!(commands.len(), 4);
@@ -1226,6 +1216,63 @@ mod tests {
         assert_eq!(code(""), "(empty)");
         assert_eq!(fence("x\n````\ny", "sh"), "`````sh\nx\n````\ny\n`````\n");
         assert_eq!(cell_code("a|b"), "`a\\|b`");
-        assert_eq!(esc("a\u{1b}[1m\r\n#b"), "a\\[1m  \\#b");
+        assert_eq!(esc("a\u{1b}[1m\r\n#b"), r"a\\u{1b}\[1m \#b");
+    }
+
+    #[test]
+    fn control_and_bidirectional_characters_are_shown_escaped() {
+        let mut r = result(
+            "custom",
+            "st\u{202e}1",
+            Status::Error,
+            "az said \u{1b}[2J\u{9b}",
+        );
+        r.evidence = Evidence(vec![("tags.owner".into(), json!("a\u{2067}b"))]);
+        let report = TestReport::new(vec![r], &["custom"]);
+        let mut ctx = ctx(RunCommand::Test);
+        ctx.user = "ops\u{1b}[8m@example.com".into();
+        let text = render_test_markdown(&report, &ctx);
+        assert!(has_line(
+            &text,
+            r"| error | rg\_1/st\\u{202e}1 | az said \\u{1b}\[2J\\u{9b} |"
+        ));
+        assert!(has_line(
+            &text,
+            r"- **Signed-in identity:** ops\\u{1b}\[8m@example.com"
+        ));
+        assert!(has_line(&text, r#"- `tags.owner`: `"a\u{2067}b"`"#));
+        assert!(
+            !text.contains(|c: char| c.is_control() && c != '\n'
+                || c == '\u{202e}'
+                || c == '\u{2067}'),
+            "{text:?}"
+        );
+
+        let mut report = changes(ChangeStatus::Pending);
+        report.changes[0].steps[0].argv[5] = "--resource-group=rg\u{202e}".into();
+        report.changes[2].steps[0].instructions =
+            Some("Move\u{1b}[1A it\r\nthen \u{2066}check".into());
+        let text = render_change_markdown(&report, &ctx);
+        let blocks = fences(&text);
+        assert!(
+            blocks
+                .iter()
+                .any(|b| b.contains(r"$'--resource-group=rg\u202e'")),
+            "{blocks:?}"
+        );
+        assert!(
+            blocks.contains(
+                &r"Move\u{1b}[1A it
+then \u{2066}check"
+                    .to_string()
+            ),
+            "{blocks:?}"
+        );
+        assert!(
+            !text.contains(|c: char| c.is_control() && c != '\n'
+                || c == '\u{202e}'
+                || c == '\u{2066}'),
+            "{text:?}"
+        );
     }
 }

@@ -2,6 +2,11 @@
 //! `crate::model` into text. A renderer never decides anything about Azure and never writes a
 //! file; which formats a command accepts is said by the format types here, so that clap refuses
 //! a format that does not fit a command before anything runs.
+//!
+//! Text that came from Azure or from a file (names, ids, messages, evidence, tags, user names,
+//! argvs, playbook titles) reaches a person only through [`printable`], [`one_line`] or
+//! [`command_line`], so that no value can move the cursor, recolour the terminal or reorder what
+//! is read. JSON is the exception: it is data for programs, written exactly.
 
 mod csv;
 mod json;
@@ -13,8 +18,10 @@ mod table;
 pub use runs::{render_run_log, render_runs_table};
 pub use table::{render_plan, render_playbook_list};
 
+use crate::az::display_command;
 use crate::model::{Change, ChangeReport, ReportContext, TestReport};
 use serde_json::Value;
+use std::fmt::Write as _;
 use std::io::{self, Write};
 use std::path::PathBuf;
 
@@ -239,6 +246,107 @@ pub fn summary_line(changes: &[Change]) -> String {
     line
 }
 
+/// The bidirectional controls (Unicode's Bidi_Control property): marks, embeddings,
+/// overrides and isolates. Invisible, they make a terminal or an editor show text in another
+/// order than it is stored: `"abc\u{202e}fdp.exe"` reads as `abcexe.pdf`.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// A character that must not reach a person's terminal or editor as it is: the C0 controls
+/// (U+0000 to U+001F: escape, carriage return, backspace, tab ...), DEL, the C1 controls
+/// (U+0080 to U+009F, among them the one-byte CSI) and the bidirectional controls.
+fn unsafe_char(c: char) -> bool {
+    c.is_control() || is_bidi_control(c)
+}
+
+/// What a line break in the text becomes.
+#[derive(Clone, Copy, PartialEq)]
+enum Breaks {
+    /// Kept, for a format that lays out lines of its own (a log field, a CSV or XML value).
+    Keep,
+    /// A space, for a table cell or anything else that must stay on one line.
+    Space,
+}
+
+fn escape(text: &str, breaks: Breaks) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        // A line break is LF, or CR LF; a CR alone returns to the start of the line, where the
+        // text after it would overwrite what was shown.
+        let crlf = c == '\r' && chars.peek() == Some(&'\n');
+        if c == '\n' || crlf {
+            if breaks == Breaks::Keep {
+                out.push(c);
+            } else {
+                if crlf {
+                    chars.next();
+                }
+                out.push(' ');
+            }
+        } else if unsafe_char(c) {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Text from Azure or a file made safe to show: every control character and bidirectional
+/// control is written visibly the way Rust's `escape_default` does (`\u{1b}`, `\u{202e}`, `\t`,
+/// `\r`), except line breaks (LF, CR LF), which are kept. Every other character, whatever its
+/// script, is left as it is.
+pub(crate) fn printable(text: &str) -> String {
+    escape(text, Breaks::Keep)
+}
+
+/// As [`printable`], on one line: each line break becomes a space.
+pub(crate) fn one_line(text: &str) -> String {
+    escape(text, Breaks::Space)
+}
+
+/// An argv as a POSIX shell reads it ([`display_command`], which already writes control
+/// characters as `$'\x1b'`), with a word that holds a bidirectional control also written in
+/// ANSI-C quotes (`$'\u202e'`): still pasteable, as bash, zsh and ksh read it back as the same
+/// argument, and never shown raw.
+pub(crate) fn command_line(argv: &[String]) -> String {
+    argv.iter()
+        .map(|word| {
+            if word.chars().any(is_bidi_control) {
+                ansi_c_quoted(word)
+            } else {
+                display_command(std::slice::from_ref(word))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// `$'...'` with every character a person could not see or that would end the quotes escaped.
+fn ansi_c_quoted(word: &str) -> String {
+    let mut out = String::from("$'");
+    for c in word.chars() {
+        match c {
+            '\n' => out.push_str(r"\n"),
+            '\t' => out.push_str(r"\t"),
+            '\r' => out.push_str(r"\r"),
+            '\\' => out.push_str(r"\\"),
+            '\'' => out.push_str(r"\'"),
+            c if unsafe_char(c) && c.is_ascii() => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+            c if unsafe_char(c) => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('\'');
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -299,5 +407,108 @@ mod tests {
                 .format,
             ChangeFormat::Markdown
         );
+    }
+
+    #[test]
+    fn c0_controls_and_del_are_shown_escaped() {
+        assert_eq!(
+            printable("a\u{0}b\u{7}c\u{8}d\u{1b}[2Je\tf\u{7f}g"),
+            r"a\u{0}b\u{7}c\u{8}d\u{1b}[2Je\tf\u{7f}g"
+        );
+        assert_eq!(
+            printable("ok\rnoncompliant"),
+            r"ok\rnoncompliant",
+            "a CR alone would let the text after it overwrite the line"
+        );
+        assert_eq!(
+            (0..0x20u8)
+                .map(char::from)
+                .filter(|c| printable(&c.to_string()) == c.to_string())
+                .collect::<Vec<_>>(),
+            ['\n'],
+            "every C0 control but LF"
+        );
+    }
+
+    #[test]
+    fn c1_controls_are_shown_escaped() {
+        // U+009B is the one-character CSI: `\u{9b}2J` clears the screen on some terminals.
+        assert_eq!(printable("a\u{9b}2Jb\u{85}c"), r"a\u{9b}2Jb\u{85}c");
+        assert!(
+            ('\u{80}'..='\u{9f}')
+                .all(|c| printable(&c.to_string()) == c.escape_default().to_string())
+        );
+    }
+
+    #[test]
+    fn bidirectional_controls_are_shown_escaped() {
+        assert_eq!(
+            printable("invoice-\u{202e}fdp.exe"),
+            r"invoice-\u{202e}fdp.exe"
+        );
+        for c in [
+            '\u{61c}', '\u{200e}', '\u{200f}', '\u{202a}', '\u{202b}', '\u{202c}', '\u{202d}',
+            '\u{202e}', '\u{2066}', '\u{2067}', '\u{2068}', '\u{2069}',
+        ] {
+            assert_eq!(
+                printable(&format!("a{c}b")),
+                format!(r"a\u{{{:x}}}b", c as u32)
+            );
+        }
+    }
+
+    #[test]
+    fn line_breaks_are_kept_or_joined_and_other_text_is_left_alone() {
+        let text = "line 1\nline 2\r\nline 3";
+        assert_eq!(printable(text), text);
+        assert_eq!(one_line(text), "line 1 line 2 line 3");
+        assert_eq!(one_line("a\r\u{1b}b"), r"a\r\u{1b}b");
+        let unicode = "rg-données/ストレージ/密钥 ✓ \\u{1b} \u{a0}";
+        assert_eq!(
+            printable(unicode),
+            unicode,
+            "letters of any script, and backslashes"
+        );
+        assert_eq!(one_line(unicode), unicode);
+    }
+
+    #[test]
+    fn commands_show_bidirectional_controls_in_ansi_c_quotes() {
+        let argv: Vec<String> = [
+            "az",
+            "group",
+            "show",
+            "--name=rg-\u{202e}gpj.exe",
+            "--x=a'b",
+        ]
+        .map(str::to_string)
+        .to_vec();
+        let line = command_line(&argv);
+        assert_eq!(
+            line,
+            r"az group show $'--name=rg-\u202egpj.exe' '--x=a'\''b'"
+        );
+        let hostile = [
+            "--name=\u{1b}[31m\u{202e}x\u{9b}'\\\n\t\u{2066}",
+            "--tags=データ",
+            "",
+        ]
+        .map(str::to_string);
+        let line = command_line(&hostile);
+        assert!(!line.chars().any(unsafe_char), "{line}");
+        // What is shown reads back, in a shell, as the same arguments.
+        let out = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(format!("printf '%s\\0' {line}"))
+            .env("LC_ALL", "C.UTF-8")
+            .output()
+            .expect("bash");
+        let words: Vec<&str> = std::str::from_utf8(&out.stdout)
+            .unwrap()
+            .strip_suffix('\0')
+            .unwrap()
+            .split('\0')
+            .collect();
+        assert_eq!(words, hostile);
     }
 }

@@ -1,9 +1,11 @@
 //! `azbook runs` and `azbook log` for people: the change log told to someone who was not there.
 //!
 //! Everything shown comes from the journal as read; nothing here decides. Text from the journal
-//! is printed with control characters escaped, so that a damaged or hostile log cannot move the
-//! cursor or recolour the terminal, and argvs are quoted the way a POSIX shell would read them.
+//! is printed with control and bidirectional characters escaped (`super::printable`), so that a
+//! damaged or hostile log cannot move the cursor, recolour the terminal or reorder what is read,
+//! and argvs are quoted the way a POSIX shell would read them (`super::command_line`).
 
+use super::printable;
 use crate::journal::{Entry, Intent, Note, Record, RunLog, RunStart, RunSummary, StepOutcome};
 use serde_json::Value;
 use std::fmt::Write as _;
@@ -54,7 +56,7 @@ pub fn render_runs_table(runs: &[RunSummary]) -> String {
             reverts.join("; "),
         ]);
     }
-    aligned(&rows)
+    super::table::aligned(&rows, &[])
 }
 
 /// The story of one run: warnings and tampering first, then who ran what where, then every
@@ -82,7 +84,12 @@ pub fn render_run_log(log: &RunLog) -> String {
 /// The run's id, kind and status, then what makes its log less than the whole story.
 fn title_and_warnings(out: &mut String, log: &RunLog) {
     let kind = log.start().map_or("?", |s| s.kind.as_str());
-    let _ = writeln!(out, "Run {}: {kind}, {}", log.id, log.status().as_str());
+    let _ = writeln!(
+        out,
+        "Run {}: {kind}, {}",
+        printable(&log.id),
+        log.status().as_str()
+    );
     if let Some(tampered) = &log.tampered {
         let _ = writeln!(
             out,
@@ -387,7 +394,8 @@ fn compact(value: &Value) -> String {
 fn field(out: &mut String, label: &str, value: &str) {
     const WIDTH: usize = 16;
     let indent = " ".repeat(WIDTH + 4);
-    for (i, line) in value.split('\n').enumerate() {
+    let lines = value.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l));
+    for (i, line) in lines.enumerate() {
         if i == 0 {
             let label = if label.is_empty() {
                 String::new()
@@ -417,35 +425,8 @@ fn short_list(items: &[String], keep: usize) -> String {
     shown.join(", ")
 }
 
-/// Control characters (escape sequences, carriage returns, ...) shown as `\u{1b}`; newlines
-/// and tabs are kept, for multi-line az errors.
-fn printable(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        if c.is_control() && c != '\n' && c != '\t' {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 fn shell_line(argv: &[String]) -> String {
-    crate::az::display_command(argv)
-}
-
-/// Cells made printable (control characters shown, never obeyed), then aligned as every table.
-fn aligned(rows: &[Vec<String>]) -> String {
-    let rows: Vec<Vec<String>> = rows
-        .iter()
-        .map(|r| {
-            r.iter()
-                .map(|c| printable(c).replace(['\n', '\t'], " "))
-                .collect()
-        })
-        .collect();
-    super::table::aligned(&rows, &[])
+    super::command_line(argv)
 }
 
 #[cfg(test)]
@@ -509,6 +490,24 @@ mod tests {
         );
         assert!(text.contains(r"mallory\u{1b}[2J"));
         assert_eq!(render_runs_table(&[]), "no runs recorded\n");
+    }
+
+    #[test]
+    fn the_runs_table_lines_up_wide_characters() {
+        use unicode_width::UnicodeWidthStr;
+        let mut wide = summary("20261129T080102Z-apply-3f2a", RunKind::Apply);
+        wide.user = Some("管理者@contoso.com".into());
+        let mut hostile = summary("20261129T090000Z-apply-0b0b", RunKind::Apply);
+        hostile.user = Some("eve\u{202e}moc.osotnoc@".into());
+        let text = render_runs_table(&[wide, hostile]);
+        let lines: Vec<&str> = text.lines().collect();
+        let column = |line: &str, cell: &str| line[..line.find(cell).unwrap()].width();
+        let at = column(lines[0], "SUBSCRIPTIONS");
+        for line in &lines[1..] {
+            assert_eq!(column(line, "s1, s2, +1 more"), at, "\n{text}");
+        }
+        assert!(text.contains(r"eve\u{202e}moc.osotnoc@"), "{text}");
+        assert!(!text.contains('\u{202e}'));
     }
 
     /// A backout run with a failed change, a note and a change without outcome.

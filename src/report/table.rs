@@ -1,12 +1,18 @@
 //! Aligned text tables for people. Colour only when the caller says the terminal wants it.
+//!
+//! Every value is shown through `one_line` or `command_line` (control and bidirectional
+//! characters escaped), and columns are aligned by the width a terminal gives each character
+//! (two columns for a CJK one), not by bytes or chars.
 
-use super::{ChangeRenderer, ChangeView, TestRenderer, state_changes};
-use crate::az::display_command;
+use super::{
+    ChangeRenderer, ChangeView, TestRenderer, command_line, one_line, printable, state_changes,
+};
 use crate::model::{
     Change, ChangeReport, ChangeStatus, PlannedStep, PlaybookInfo, ReportContext, Status, StepKind,
     TestReport,
 };
 use std::io::{self, Write};
+use unicode_width::UnicodeWidthStr;
 
 pub(crate) fn colour(status: Status) -> &'static str {
     match status {
@@ -59,10 +65,17 @@ fn subscription_of(id: &str) -> Option<String> {
     None
 }
 
+/// Rows as columns two spaces apart, each cell on one line with control and bidirectional
+/// characters escaped, padded to the widest cell by display width. `colours[i]`, when given,
+/// colours the first cell of row `i`: azbook's own escape codes, added after the escaping.
 pub(crate) fn aligned(rows: &[Vec<String>], colours: &[Option<&str>]) -> String {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| r.iter().map(|cell| one_line(cell)).collect())
+        .collect();
     let columns = rows.first().map_or(0, Vec::len);
     let widths: Vec<usize> = (0..columns)
-        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .map(|c| rows.iter().map(|r| r[c].width()).max().unwrap_or(0))
         .collect();
     let mut out = String::new();
     for (i, row) in rows.iter().enumerate() {
@@ -72,7 +85,7 @@ pub(crate) fn aligned(rows: &[Vec<String>], colours: &[Option<&str>]) -> String 
             let pad = if last {
                 0
             } else {
-                widths[c] - cell.chars().count() + 2
+                widths[c] - cell.width() + 2
             };
             match colours.get(i).copied().flatten().filter(|_| c == 0) {
                 Some(code) => line.push_str(&format!("{code}{cell}{RESET}")),
@@ -107,7 +120,7 @@ pub fn render_test_table(report: &TestReport, colour_on: bool) -> String {
             r.status.as_str().to_string(),
             r.playbook.clone(),
             short_resource(&r.resource, with_subscription),
-            r.message.replace('\n', " "),
+            r.message.clone(),
         ]);
         colours.push(colour_on.then(|| colour(r.status)));
     }
@@ -158,9 +171,9 @@ pub fn render_plan(report: &ChangeReport, colour: bool) -> String {
         out.push_str(&format!(
             "{}  {}  {}\n    {}\n",
             e.status.as_str(),
-            e.playbook,
-            short_resource(&e.resource, false),
-            e.message
+            one_line(&e.playbook),
+            one_line(&short_resource(&e.resource, false)),
+            one_line(&e.message)
         ));
     }
     out
@@ -174,14 +187,14 @@ fn plan_change(out: &mut String, change: &Change, colour: bool) {
         &format!(
             "{}  {}  {}",
             change.status.as_str(),
-            change.playbook,
-            short_resource(&change.resource, false)
+            one_line(&change.playbook),
+            one_line(&short_resource(&change.resource, false))
         ),
     ));
     out.push('\n');
-    out.push_str(&format!("    resource: {}\n", change.resource));
+    out.push_str(&format!("    resource: {}\n", one_line(&change.resource)));
     if !change.message.is_empty() {
-        out.push_str(&format!("    {}\n", change.message));
+        out.push_str(&format!("    {}\n", one_line(&change.message)));
     }
     for (i, step) in change.steps.iter().enumerate() {
         plan_step(out, i + 1, step, colour);
@@ -190,7 +203,7 @@ fn plan_change(out: &mut String, change: &Change, colour: bool) {
     if !diff.is_empty() {
         out.push_str("  changes:\n");
         for line in diff {
-            out.push_str(&format!("       {line}\n"));
+            out.push_str(&format!("       {}\n", one_line(&line)));
         }
     }
     if change.has_az_steps() {
@@ -204,7 +217,7 @@ fn plan_change(out: &mut String, change: &Change, colour: bool) {
         } else {
             out.push_str("  backout:\n");
             for argv in &change.backout {
-                out.push_str(&format!("       $ {}\n", display_command(argv)));
+                out.push_str(&format!("       $ {}\n", command_line(argv)));
             }
         }
     }
@@ -226,17 +239,17 @@ fn plan_step(out: &mut String, number: usize, step: &PlannedStep, colour: bool) 
     } else {
         format!(" ({})", tags.join(", "))
     };
-    out.push_str(&format!("  {number}. {}{tags}\n", step.name));
+    out.push_str(&format!("  {number}. {}{tags}\n", one_line(&step.name)));
     if step.kind == StepKind::Az {
-        out.push_str(&format!("       $ {}\n", display_command(&step.argv)));
+        out.push_str(&format!("       $ {}\n", command_line(&step.argv)));
     }
     if let Some(text) = &step.instructions {
-        for line in text.lines() {
+        for line in printable(text).lines() {
             out.push_str(&format!("       | {line}\n"));
         }
     }
     if let Some(w) = &step.warning {
-        out.push_str(&paint(colour, YELLOW, &format!("       ! {w}")));
+        out.push_str(&paint(colour, YELLOW, &format!("       ! {}", one_line(w))));
         out.push('\n');
     }
 }
@@ -257,9 +270,7 @@ pub fn render_change_table(report: &ChangeReport, colour: bool) -> String {
             short_resource(&c.resource, false),
             c.warnings
                 .iter()
-                .fold(c.message.replace('\n', " "), |text, w| {
-                    format!("{text}; warning: {w}")
-                }),
+                .fold(c.message.clone(), |text, w| format!("{text}; warning: {w}")),
         ]);
         let code = match c.status {
             ChangeStatus::Done | ChangeStatus::Restored => "\x1b[32m",
@@ -346,5 +357,98 @@ mod tests {
         assert_eq!(lines[0].find("RESOURCE"), lines[1].find("rg/st"));
         assert!(!text.contains('\x1b'));
         assert!(render_test_table(&report, true).contains("\x1b[31mnoncompliant\x1b[0m"));
+    }
+
+    #[test]
+    fn columns_line_up_by_display_width() {
+        let rows: Vec<Vec<String>> = [
+            ["ID", "TITLE", "X"],
+            ["データベース", "a", "x"],
+            ["db", "密钥轮换", "y"],
+            ["cafe\u{301}", "tab\there", "z"],
+        ]
+        .iter()
+        .map(|r| r.map(str::to_string).to_vec())
+        .collect();
+        assert_eq!(
+            aligned(&rows, &[]),
+            concat!(
+                "ID            TITLE      X\n",
+                "データベース  a          x\n",
+                "db            密钥轮换   y\n",
+                "cafe\u{301}          tab\\there  z\n",
+            ),
+            "a CJK character takes two columns, a combining accent none"
+        );
+    }
+
+    #[test]
+    fn values_are_shown_escaped_and_only_azbook_colours() {
+        let report = TestReport::new(
+            vec![TestResult {
+                playbook: "p".into(),
+                resource: "/subscriptions/s/resourceGroups/rg-\u{1b}]8;;x\u{7}/providers/Microsoft.Storage/storageAccounts/st".into(),
+                status: Status::Noncompliant,
+                evidence: Evidence::default(),
+                message: "key \u{1b}[2J\u{202e}yek\u{9b}0m\nnext".into(),
+            }],
+            &["p"],
+        );
+        let text = render_test_table(&report, true);
+        assert!(text.contains(r"rg-\u{1b}]8;;x\u{7}/st"), "{text}");
+        assert!(
+            text.contains(r"key \u{1b}[2J\u{202e}yek\u{9b}0m next"),
+            "{text}"
+        );
+        let own = text.replace("\x1b[31m", "").replace("\x1b[0m", "");
+        assert!(text.contains("\x1b[31mnoncompliant\x1b[0m"));
+        assert!(
+            !own.contains(|c: char| c.is_control() && c != '\n' || c == '\u{202e}'),
+            "{own:?}"
+        );
+    }
+
+    #[test]
+    fn a_plan_shows_values_and_commands_escaped() {
+        use serde_json::json;
+        let change = Change {
+            playbook: "p".into(),
+            resource: "/subscriptions/s/resourceGroups/rg\u{202e}/providers/Microsoft.Storage/storageAccounts/st".into(),
+            subscription: "s".into(),
+            steps: vec![PlannedStep {
+                index: 0,
+                name: "switch\u{1b}[8m".into(),
+                kind: StepKind::Az,
+                argv: vec!["az".into(), "--resource-group=rg\u{202e}".into()],
+                instructions: None,
+                reversible: true,
+                warning: Some("careful\u{9b}".into()),
+            }],
+            before: json!({"tags": {"owner": "a\u{202e}"}}),
+            after: json!({"tags": {"owner": "b"}}),
+            backout: vec![vec!["az".into(), "--name=\u{1b}x".into()]],
+            status: ChangeStatus::Pending,
+            message: "m\u{1b}".into(),
+            warnings: vec![],
+            context: serde_json::Value::Null,
+            differences: Vec::new(),
+        };
+        let text = render_plan(&ChangeReport::new(None, vec![change], vec![]), false);
+        for shown in [
+            r"pending  p  rg\u{202e}/st",
+            r"resource: /subscriptions/s/resourceGroups/rg\u{202e}/providers",
+            r"    m\u{1b}",
+            r"1. switch\u{1b}[8m",
+            r"$ az $'--resource-group=rg\u202e'",
+            r"! careful\u{9b}",
+            r#"tags.owner: "a\u{202e}" -> "b""#,
+            r"$ az $'--name=\x1bx'",
+        ] {
+            assert!(text.contains(shown), "no {shown:?} in\n{text}");
+        }
+        assert!(
+            !text.contains(|c: char| c.is_control() && c != '\n' || c == '\u{202e}'),
+            "{text:?}"
+        );
     }
 }

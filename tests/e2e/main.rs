@@ -15,5 +15,6 @@ mod playbook_errors;
 mod reports;
 mod runbook;
 mod secrets;
+mod terminal;
 mod test_command;
 mod waivers;
