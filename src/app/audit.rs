@@ -67,7 +67,7 @@ pub fn test(
     } else {
         KeepTargets::None
     };
-    let outcomes = session.assess(global, &options.selection, &bar, evidence, keep)?;
+    let outcomes = session.assess(global, &options.selection, &bar, evidence, keep, err)?;
     let playbooks = &session.playbooks;
     let az = &session.az;
     let order: Vec<&str> = playbooks.iter().map(|p| p.id.as_str()).collect();

@@ -96,6 +96,7 @@ pub fn plan(
         &bar,
         false,
         KeepTargets::Noncompliant,
+        err,
     )?;
     let (mut changes, errors) = plan::from_findings(findings);
     sort_changes(&mut changes, &session.playbooks);
@@ -419,6 +420,7 @@ fn from_filters<'b>(
         bar,
         false,
         KeepTargets::Noncompliant,
+        err,
     )?;
     let (mut changes, errors) = plan::from_findings(findings);
     sort_changes(&mut changes, &session.playbooks);

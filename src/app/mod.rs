@@ -315,6 +315,7 @@ impl Session<'_> {
         bar: &Bar,
         evidence: bool,
         keep: KeepTargets,
+        err: &mut dyn Write,
     ) -> Result<Vec<Finding<'s>>> {
         let run = RunOptions {
             evidence,
@@ -337,10 +338,8 @@ impl Session<'_> {
                 outcome.assessment.message = w.describe();
             }
         }
-        // `assess` is given no `err` (its callers keep theirs), so these go to stderr directly,
-        // once the bar is gone.
         for warning in self.unmatched_waivers(&outcomes, selection) {
-            let _ = writeln!(std::io::stderr(), "warning: {warning}");
+            writeln!(err, "warning: {warning}")?;
         }
         Ok(outcomes)
     }
