@@ -95,12 +95,13 @@ pub fn test(
     if !global.quiet {
         writeln!(
             err,
-            "{} results: {} compliant, {} noncompliant, {} error, {} skipped ({} az calls, {:.1}s)",
+            "{} results: {} compliant, {} noncompliant, {} error, {} skipped, {} waived ({} az calls, {:.1}s)",
             report.results.len(),
             s.compliant,
             s.noncompliant,
             s.error,
             s.skipped,
+            s.waived,
             az.calls_made(),
             started.elapsed().as_secs_f64()
         )?;

@@ -133,7 +133,10 @@ impl AzError {
             ErrorKind::Interrupted => {
                 "the run was interrupted (Ctrl-C or SIGTERM): run it again for what was not done"
             }
-            ErrorKind::Failed => "see az's message above",
+            ErrorKind::Failed if self.message.starts_with("az exited with ") => {
+                "az printed no message of its own: run the command above by hand to see what it does, and check --az (or AZBOOK_AZ)"
+            }
+            ErrorKind::Failed => "az's own message is quoted above",
         }
     }
 

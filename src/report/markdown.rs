@@ -343,7 +343,12 @@ fn change_heading(i: usize, c: &Change, name: &dyn Fn(&Change) -> String) -> Str
 
 fn implementation(report: &ChangeReport, name: &dyn Fn(&Change) -> String) -> String {
     if report.changes.is_empty() {
-        return "\nNo changes.\n".into();
+        return match report.errors.len() {
+            0 => "\nNo changes.\n".into(),
+            n => format!(
+                "\nNo change derived, but {n} target(s) could not be read: whether they need one is not known.\n"
+            ),
+        };
     }
     let mut out = String::new();
     for (i, c) in report.changes.iter().enumerate() {

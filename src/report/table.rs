@@ -158,11 +158,25 @@ fn paint(on: bool, code: &str, text: &str) -> String {
     }
 }
 
+/// Why a plan holds no change, without claiming more than is known: targets that could not be
+/// read may need a change nobody has seen.
+fn no_changes(report: &ChangeReport) -> String {
+    match report.errors.len() {
+        0 if report.waived.is_empty() => {
+            "No changes: every target read is compliant (or was skipped).\n".into()
+        }
+        0 => "No changes: every target read is compliant, skipped or waived.\n".into(),
+        n => format!(
+            "No change derived, but {n} target(s) could not be read: whether they need one is not known (see below).\n"
+        ),
+    }
+}
+
 /// A plan, step by step: what runs, what it changes, what it warns about, how to undo it.
 pub fn render_plan(report: &ChangeReport, colour: bool) -> String {
     let mut out = String::new();
     if report.changes.is_empty() {
-        out.push_str("No changes: every target is compliant (or was skipped).\n");
+        out.push_str(&no_changes(report));
     }
     for change in &report.changes {
         plan_change(&mut out, change, colour);

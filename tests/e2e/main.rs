@@ -18,3 +18,4 @@ mod secrets;
 mod terminal;
 mod test_command;
 mod waivers;
+mod words;
