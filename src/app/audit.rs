@@ -4,7 +4,9 @@ use super::output;
 use super::{Global, Selection, start_session};
 use crate::evaluate::KeepTargets;
 use crate::exit;
-use crate::model::{self, PlaybookDoc, PlaybookInfo, ReportContext, RunCommand, TestReport};
+use crate::model::{
+    self, PlaybookDoc, PlaybookInfo, ReportContext, RunCommand, TestContext, TestReport,
+};
 use crate::playbook;
 use crate::progress::Bar;
 use crate::report::{self, ListFormat, ReportFile, TestFormat};
@@ -71,8 +73,14 @@ pub fn test(
     let playbooks = &session.playbooks;
     let az = &session.az;
     let order: Vec<&str> = playbooks.iter().map(|p| p.id.as_str()).collect();
-    let report = TestReport::new(outcomes.iter().map(|o| o.to_result()).collect(), &order);
+    let mut report = TestReport::new(outcomes.iter().map(|o| o.to_result()).collect(), &order);
     let ctx = session.report_context(RunCommand::Test, &options.selection, None);
+    report.context = Some(TestContext {
+        tenant_id: ctx.tenant_id.clone(),
+        user: ctx.user.clone(),
+        subscriptions: ctx.subscriptions.clone(),
+        generated_at: ctx.generated_at.clone(),
+    });
     if let Some(dir) = &options.evidence_dir {
         let files = super::evidence::write(dir, &outcomes, &ctx)?;
         if !global.quiet {
@@ -146,10 +154,14 @@ pub fn merge_reports(
     }
     let merged = model::merge_test_reports(inputs).map_err(anyhow::Error::msg)?;
     let playbooks = playbook::builtin();
+    let shards = merged.context.clone().unwrap_or_default();
     let ctx = ReportContext {
         command: Some(RunCommand::Test),
         generated_at: crate::timefmt::now_rfc3339(),
         azbook_version: env!("CARGO_PKG_VERSION").into(),
+        tenant_id: shards.tenant_id,
+        user: shards.user,
+        subscriptions: shards.subscriptions,
         scope: vec![format!("merged from {} shard report(s)", files.len())],
         playbooks: playbooks.iter().map(PlaybookDoc::from_playbook).collect(),
         ..Default::default()

@@ -5,7 +5,7 @@
 //! shards is kept once when both say the same, and is an error naming both files otherwise. An
 //! empty merge is an error too, since a report with nothing in it would pass any gate.
 
-use super::{TestReport, TestResult};
+use super::{TestContext, TestReport, TestResult};
 use std::collections::HashMap;
 
 /// The schema version every input must have: a later one may mean something this build cannot
@@ -26,6 +26,7 @@ pub fn merge_test_reports(reports: Vec<(String, TestReport)>) -> Result<TestRepo
             ));
         }
     }
+    let context = merged_context(&reports)?;
     let mut merged = Merged::default();
     for (source, report) in reports {
         for result in report.results {
@@ -40,10 +41,42 @@ pub fn merge_test_reports(reports: Vec<(String, TestReport)>) -> Result<TestRepo
     playbooks.sort_by_key(|p| p.to_lowercase());
     playbooks.dedup();
     let order: Vec<&str> = playbooks.iter().map(String::as_str).collect();
-    Ok(TestReport::new(
-        merged.kept.into_iter().map(|(_, r)| r).collect(),
-        &order,
-    ))
+    let mut report = TestReport::new(merged.kept.into_iter().map(|(_, r)| r).collect(), &order);
+    report.context = context;
+    Ok(report)
+}
+
+/// The shards' contexts as one: the tenant (shards of two tenants are refused), every identity
+/// and subscription, the newest time. None when no shard recorded one.
+fn merged_context(reports: &[(String, TestReport)]) -> Result<Option<TestContext>, String> {
+    let mut merged: Option<(TestContext, String)> = None;
+    for (source, report) in reports {
+        let Some(c) = &report.context else {
+            continue;
+        };
+        let Some((m, first)) = &mut merged else {
+            merged = Some((c.clone(), source.clone()));
+            continue;
+        };
+        if !m.tenant_id.eq_ignore_ascii_case(&c.tenant_id) {
+            return Err(format!(
+                "{first} is for tenant {} but {source} for tenant {}: merge the shards of one tenant",
+                m.tenant_id, c.tenant_id
+            ));
+        }
+        if !m.user.split(", ").any(|u| u == c.user) {
+            m.user = format!("{}, {}", m.user, c.user);
+        }
+        for s in &c.subscriptions {
+            if !m.subscriptions.iter().any(|k| k.eq_ignore_ascii_case(s)) {
+                m.subscriptions.push(s.clone());
+            }
+        }
+        if c.generated_at > m.generated_at {
+            m.generated_at = c.generated_at.clone();
+        }
+    }
+    Ok(merged.map(|(m, _)| m))
 }
 
 /// The results kept so far, each with the file it came from, and an index by target so that a

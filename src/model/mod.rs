@@ -13,4 +13,4 @@ pub use changes::{
 };
 pub use context::{PlaybookDoc, PlaybookInfo, ReportContext, RunCommand, playbook_ids};
 pub use merge::merge_test_reports;
-pub use results::{Evidence, Status, Summary, TestReport, TestResult};
+pub use results::{Evidence, Status, Summary, TestContext, TestReport, TestResult};

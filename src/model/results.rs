@@ -108,8 +108,24 @@ impl Summary {
 pub struct TestReport {
     #[serde(rename = "schemaVersion")]
     pub schema_version: u32,
+    /// Where, as whom and when the results were read (absent in reports of older azbooks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<TestContext>,
     pub results: Vec<TestResult>,
     pub summary: Summary,
+}
+
+/// What a test report says about its run, so that a report read alone (or merged from shards)
+/// still tells which tenant and subscriptions it covers, as whom, and when.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct TestContext {
+    pub tenant_id: String,
+    /// The signed-in identity (for a merged report, every shard's, comma-separated).
+    pub user: String,
+    pub subscriptions: Vec<String>,
+    /// RFC 3339, UTC: when the report was made (for a merged report, the newest shard's).
+    pub generated_at: String,
 }
 
 impl TestReport {
@@ -128,6 +144,7 @@ impl TestReport {
         let summary = Summary::of(&results);
         TestReport {
             schema_version: 1,
+            context: None,
             results,
             summary,
         }

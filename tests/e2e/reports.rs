@@ -173,6 +173,35 @@ fn sharded_reports_merge_into_one() {
         .unwrap();
     roxmltree::Document::parse(&String::from_utf8(junit.stdout).unwrap())
         .expect("merged JUnit is XML");
+    // Each shard says where, as whom and when; the merged report keeps it.
+    let shard_a: Value = serde_json::from_slice(&std::fs::read(&a).unwrap()).unwrap();
+    assert_eq!(shard_a["context"]["tenantId"], TENANT);
+    assert_eq!(shard_a["context"]["user"], "ops@contoso.com");
+    assert_eq!(
+        shard_a["context"]["subscriptions"],
+        serde_json::json!([SUB_A])
+    );
+    assert!(
+        shard_a["context"]["generatedAt"]
+            .as_str()
+            .unwrap()
+            .ends_with('Z')
+    );
+    assert_eq!(merged["context"]["tenantId"], TENANT);
+    assert_eq!(
+        merged["context"]["subscriptions"],
+        serde_json::json!([SUB_A, SUB_B])
+    );
+    let markdown = sim
+        .azbook()
+        .args(["report", "merge", "--output", "markdown"])
+        .arg(&a)
+        .arg(&b)
+        .output()
+        .unwrap();
+    let markdown = String::from_utf8_lossy(&markdown.stdout);
+    assert!(!markdown.contains("not recorded"), "{markdown}");
+    assert!(markdown.contains(TENANT), "{markdown}");
 
     // The same resource with another verdict in two shards is an error naming both files.
     let mut changed: Value = serde_json::from_slice(&std::fs::read(&a).unwrap()).unwrap();
