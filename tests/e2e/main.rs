@@ -13,5 +13,6 @@ mod playbook_errors;
 mod reports;
 mod runbook;
 mod secrets;
+mod state_dir;
 mod test_command;
 mod waivers;
