@@ -6,6 +6,7 @@ use crate::app::{
 };
 use crate::az::{AzConfig, RetryPolicy};
 use crate::discover::Filters;
+use crate::journal::{LEGACY_STATE_DIR, StateLocation};
 use crate::report::{ChangeFormat, ListFormat, ReportFile, TestFormat};
 use anyhow::Result;
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
@@ -89,15 +90,11 @@ struct GlobalArgs {
     #[arg(long, global = true, env = "AZBOOK_WAIVERS", value_name = "FILE")]
     waivers: Option<PathBuf>,
 
-    /// Where change logs are kept
-    #[arg(
-        long,
-        global = true,
-        env = "AZBOOK_STATE_DIR",
-        default_value = ".azbook",
-        value_name = "DIR"
-    )]
-    state_dir: PathBuf,
+    /// Where change logs are kept, such as a team's shared directory [default: per user,
+    /// $XDG_STATE_HOME/azbook, else ~/.local/state/azbook; an existing .azbook in the working
+    /// directory is still used, with a notice]
+    #[arg(long, global = true, env = "AZBOOK_STATE_DIR", value_name = "DIR")]
+    state_dir: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -492,12 +489,30 @@ impl GlobalArgs {
                 ColourWhen::Auto => terminal.stdout_is_tty && !terminal.no_color,
             },
             progress: terminal.stderr_is_tty && !self.quiet,
-            state_dir: self.state_dir.clone(),
+            state_dir: state_location(self.state_dir.clone()),
             waivers: self.waivers.clone(),
             working_dir: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
             command_line: terminal.args.clone(),
         })
     }
+}
+
+/// The state directory: `named` (`--state-dir`, `AZBOOK_STATE_DIR`), else the `.azbook` an older
+/// azbook left in the working directory (with a notice on stderr saying how to move it), else
+/// the per-user one from XDG_STATE_HOME or HOME, read here so that the rest of azbook gets plain
+/// paths. With none of them, the commands that need a state directory refuse, saying why.
+fn state_location(named: Option<PathBuf>) -> StateLocation {
+    let legacy_here = named.is_none() && std::path::Path::new(LEGACY_STATE_DIR).is_dir();
+    let location = StateLocation::choose(
+        named,
+        legacy_here,
+        std::env::var_os("XDG_STATE_HOME").map(PathBuf::from),
+        std::env::var_os("HOME").map(PathBuf::from),
+    );
+    if let Some(notice) = location.notice() {
+        eprintln!("{notice}");
+    }
+    location
 }
 
 impl TestArgs {

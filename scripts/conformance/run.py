@@ -696,11 +696,15 @@ class Suite:
         return wrapper
 
     def azbook(self, az, world, extra, cwd=None):
+        cwd = cwd or self.fresh_dir("azbook-cwd")
+        # Each working directory keeps its own change logs: the runbook's two faces and each
+        # drift case are separate change windows (azbook's default state directory is per user).
         env = {"PATH": os.environ.get("PATH", ""), "HOME": str(self.work), "NO_COLOR": "1",
                "AZSIM_WORLD": str(world), "AZSIM_LOG": str(world) + ".calls.jsonl",
-               "AZURE_CONFIG_DIR": str(self.fresh_dir("azbook-cli-config"))}
+               "AZURE_CONFIG_DIR": str(self.fresh_dir("azbook-cli-config")),
+               "AZBOOK_STATE_DIR": str(Path(cwd) / "azbook-state")}
         done = subprocess.run([self.args.azbook, "--az", str(az), *extra], env=env, capture_output=True,
-                              text=True, timeout=1800, cwd=cwd or self.fresh_dir("azbook-cwd"))
+                              text=True, timeout=1800, cwd=cwd)
         return done.returncode, done.stdout, done.stderr
 
     def dump(self, world):

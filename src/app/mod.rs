@@ -37,8 +37,12 @@ pub struct Global {
     pub colour: bool,
     /// A progress bar on stderr.
     pub progress: bool,
-    /// Where change logs live (`--state-dir`, `AZBOOK_STATE_DIR`, default `.azbook`).
-    pub state_dir: PathBuf,
+    /// Where change logs live: `--state-dir` or `AZBOOK_STATE_DIR`, else an `.azbook` left in
+    /// the working directory by an older azbook, else `$XDG_STATE_HOME/azbook` or
+    /// `~/.local/state/azbook` (or none: the commands that need one refuse). Its `parent()` is
+    /// where `azbook.toml` is looked for: beside a named (or `.azbook`) state directory, else the
+    /// working directory.
+    pub state_dir: crate::journal::StateLocation,
     /// The command line, recorded in every change log.
     pub command_line: Vec<String>,
     /// `--waivers FILE` (or `AZBOOK_WAIVERS`); None: see [`Global::waivers_file`].
@@ -70,10 +74,12 @@ impl Global {
         if present(&here) {
             return Ok(Some((here, "./azbook.toml".to_string())));
         }
-        let in_state = self.working_dir.join(&self.state_dir).join("azbook.toml");
-        if present(&in_state) {
-            let shown = self.state_dir.join("azbook.toml").display().to_string();
-            return Ok(Some((in_state, shown)));
+        if let Some(state) = self.state_dir.path() {
+            let in_state = self.working_dir.join(state).join("azbook.toml");
+            if present(&in_state) {
+                let shown = state.join("azbook.toml").display().to_string();
+                return Ok(Some((in_state, shown)));
+            }
         }
         Ok(None)
     }
@@ -417,7 +423,7 @@ expires = 2099-01-01
             verbose: false,
             colour: false,
             progress: false,
-            state_dir: PathBuf::from(state_dir),
+            state_dir: crate::journal::StateLocation::Named(PathBuf::from(state_dir)),
             command_line: Vec::new(),
             waivers: waivers.map(PathBuf::from),
             working_dir: dir.to_path_buf(),

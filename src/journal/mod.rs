@@ -31,7 +31,7 @@ mod writer;
 
 pub use history::RunSummary;
 pub use reader::RunLog;
-pub use state::{StateDir, StateLock};
+pub use state::{LEGACY_STATE_DIR, StateDir, StateLocation, StateLock};
 pub use writer::Journal;
 
 use crate::model::ChangeSummary;

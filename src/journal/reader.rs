@@ -19,12 +19,20 @@ use std::path::{Path, PathBuf};
 pub struct RunLog {
     pub id: String,
     pub dir: PathBuf,
-    /// `entries[0]` is the run-start when the log is readable.
+    /// The records the chain vouches for, in order; `entries[0]` is the run-start when the log
+    /// is readable. A tampered log's stop before the break.
     pub entries: Vec<Entry>,
-    /// Torn last line, outcomes without an intent, an empty log.
+    /// Torn last line, outcomes without an intent, an empty log, and what was found after a
+    /// break: the lines that could not be read there, and the records that could.
     pub warnings: Vec<String>,
-    /// What broke the chain, where (line number); the entries stop before it.
+    /// What broke the chain, where (line number); `entries` stop before it.
     pub tampered: Option<String>,
+    /// The readable records after the break, when `tampered`: each a well-formed record of a
+    /// known kind, its seq above every seq before it, none after a run-end, but vouched for by
+    /// nothing, since the chain broke before them. They are never in `entries`, `changes` or
+    /// `outcome_entries`: `azbook log` shows them apart, and only `into_changes` (what backout
+    /// restores from, and backout refuses a tampered log without --force) takes them in.
+    pub after_break: Vec<Entry>,
 }
 
 impl RunLog {
@@ -41,6 +49,7 @@ impl RunLog {
             entries: Vec::new(),
             warnings: Vec::new(),
             tampered: None,
+            after_break: Vec::new(),
         };
         // The segment after the last newline is empty in a well-formed log.
         let mut lines: Vec<&[u8]> = bytes.split(|b| *b == b'\n').collect();
@@ -56,12 +65,14 @@ impl RunLog {
             );
             return log;
         }
+        let torn_tail = !tail.is_empty();
 
         let mut prev = GENESIS.to_string();
+        let mut broke_at = None;
         for (index, line) in lines.iter().enumerate() {
             let number = index + 1;
             let last = number == lines.len();
-            if last && !tail.is_empty() {
+            if last && torn_tail {
                 log.warnings.push(torn(number, "ends without a newline"));
                 break;
             }
@@ -74,6 +85,7 @@ impl RunLog {
                 }
                 Err(e) => {
                     log.tampered = Some(format!("line {number} is not a JSON record ({e})"));
+                    broke_at = Some(index);
                     break;
                 }
             };
@@ -81,12 +93,89 @@ impl RunLog {
                 Ok(()) => prev = sha256_hex(line),
                 Err(problem) => {
                     log.tampered = Some(problem);
+                    broke_at = Some(index);
                     break;
                 }
             }
         }
+        if let Some(index) = broke_at {
+            log.read_after_break(&lines, index, torn_tail);
+        }
         log.warn_about_orphan_outcomes();
         log
+    }
+
+    /// Reads on from the line that broke the chain (`lines[from]`) to the end, keeping in
+    /// `after_break` every line that is a readable record in its place, and warning, with its
+    /// line number, of every other. The breaking line itself is kept when only its place was
+    /// wrong (its `prev` or its seq), not when its content was.
+    fn read_after_break(&mut self, lines: &[&[u8]], from: usize, torn_tail: bool) {
+        let mut last_seq = self.entries.last().map(|e| e.seq);
+        let mut ended = self.end().is_some();
+        // The line before, when it was kept: what the next `prev` should hash.
+        let mut kept_before: Option<&[u8]> = None;
+        let mut kept_lines = Vec::new();
+        for (index, line) in lines.iter().enumerate().skip(from) {
+            let number = index + 1;
+            let last = number == lines.len();
+            if last && torn_tail {
+                self.warnings.push(torn(number, "ends without a newline"));
+                break;
+            }
+            let read = serde_json::from_slice::<Map<String, Value>>(line)
+                .map_err(|e| (true, format!("line {number} is not a JSON record ({e})")))
+                .and_then(|map| {
+                    unvouched_record(number, map, last_seq, ended).map_err(|p| (false, p))
+                });
+            match read {
+                Ok((entry, prev)) => {
+                    if let Some(before) = kept_before
+                        && prev.as_deref() != Some(sha256_hex(before).as_str())
+                    {
+                        self.warnings.push(format!(
+                            "line {number} does not follow line {} either: the chain breaks \
+                             again there",
+                            number - 1
+                        ));
+                    }
+                    last_seq = Some(entry.seq);
+                    ended |= matches!(entry.record, Record::RunEnd(_));
+                    kept_before = Some(line);
+                    kept_lines.push(number);
+                    self.after_break.push(entry);
+                }
+                Err((_, _)) if index == from => kept_before = None,
+                Err((true, _)) if last => {
+                    self.warnings
+                        .push(torn(number, "is not a complete JSON record"));
+                }
+                Err((_, problem)) => {
+                    kept_before = None;
+                    self.warnings
+                        .push(format!("{problem}, after the break: it is not read"));
+                }
+            }
+        }
+        let (Some(first), Some(last)) = (kept_lines.first(), kept_lines.last()) else {
+            return;
+        };
+        let changes = self
+            .after_break
+            .iter()
+            .filter(|e| matches!(e.record, Record::Intent(_)))
+            .count();
+        let lines = if first == last {
+            format!("line {first}")
+        } else {
+            format!("lines {first} to {last}")
+        };
+        self.warnings.push(format!(
+            "{lines}, after the break, hold {} readable record(s), {changes} of them change(s), \
+             that the chain does not vouch for: they may have been edited, and records may be \
+             missing among them. `azbook log` shows them apart; `azbook backout --force` \
+             restores from them too, unverified",
+            kept_lines.len()
+        ));
     }
 
     /// Checks line `number` against the chain and the run's structure, and keeps its record.
@@ -101,21 +190,21 @@ impl RunLog {
         if prev != expected_prev {
             return Err(if number == 1 {
                 "line 1's `prev` is not the 64 zeros that begin a log: lines were removed from \
-                 its start; nothing is read"
+                 its start; no line is vouched for"
                     .to_string()
             } else {
                 // The line before cannot be trusted either: it may be the edited one.
                 self.entries.pop();
                 let previous = number - 1;
                 let kept = match previous - 1 {
-                    0 => "no line is read".to_string(),
-                    1 => "only line 1, which the chain vouches for, is read".to_string(),
-                    n => format!("only lines 1 to {n}, which the chain vouches for, are read"),
+                    0 => "no line is vouched for".to_string(),
+                    1 => "only line 1 is vouched for".to_string(),
+                    n => format!("only lines 1 to {n} are vouched for"),
                 };
                 format!(
                     "line {number} does not follow line {previous}: its `prev` is not the sha256 \
                      of line {previous}, so that line was edited, or lines were removed or \
-                     reordered here; {kept}"
+                     reordered here; {kept}, and line {previous} is not read"
                 )
             });
         }
@@ -128,26 +217,22 @@ impl RunLog {
                 seq.map_or("(none)".to_string(), |s| s.to_string())
             ));
         }
-        let kind = take_string(&mut map, "kind")
-            .ok_or_else(|| format!("line {number} has no record `kind`"))?;
-        let time =
-            take_string(&mut map, "time").ok_or_else(|| format!("line {number} has no `time`"))?;
-        let record = match Record::from_payload(&kind, Value::Object(map)) {
-            Ok(Some(record)) => record,
-            Ok(None) => return Err(format!("line {number} has an unknown record kind `{kind}`")),
-            Err(e) => return Err(format!("line {number} is not a valid {kind} record ({e})")),
-        };
+        let (time, record) = record_of(number, map)?;
         let is_start = matches!(record, Record::RunStart(_));
         if is_start != (number == 1) {
             return Err(if is_start {
                 format!("line {number} is a second run-start record")
             } else {
-                format!("line 1 is not the run-start record (it is `{kind}`)")
+                format!(
+                    "line 1 is not the run-start record (it is `{}`)",
+                    record.kind()
+                )
             });
         }
         if self.end().is_some() {
             return Err(format!(
-                "line {number} (`{kind}`) comes after the run-end record"
+                "line {number} (`{}`) comes after the run-end record",
+                record.kind()
             ));
         }
         self.entries.push(Entry {
@@ -161,7 +246,7 @@ impl RunLog {
     /// Outcomes that `changes` cannot pair: for no intent, or a second one for an intent.
     fn warn_about_orphan_outcomes(&mut self) {
         let mut answered: BTreeMap<u64, bool> = BTreeMap::new();
-        for entry in &self.entries {
+        for entry in self.entries.iter().chain(&self.after_break) {
             match &entry.record {
                 Record::Intent(_) => {
                     answered.insert(entry.seq, false);
@@ -173,8 +258,15 @@ impl RunLog {
                         entry.seq, outcome.intent
                     )),
                     None => self.warnings.push(format!(
-                        "record {} is an outcome for record {}, which is not an earlier intent",
-                        entry.seq, outcome.intent
+                        "record {} is an outcome for record {}, which is not an earlier intent{}",
+                        entry.seq,
+                        outcome.intent,
+                        if self.tampered.is_some() {
+                            ": if that intent was lost at the break, backout cannot restore \
+                             what its change did"
+                        } else {
+                            ""
+                        }
                     )),
                 },
                 _ => {}
@@ -230,11 +322,16 @@ impl RunLog {
     }
 
     /// The intents, in order, each with whether an outcome names it: the log consumed, so that
-    /// a backout of thousands of changes does not hold every record twice.
+    /// a backout of thousands of changes does not hold every record twice. The intents after a
+    /// break (`after_break`) are taken too: this is what `backout --force` restores from, and
+    /// the warning about them says so (backout without --force refuses a tampered log first).
     pub fn into_changes(self) -> Vec<(u64, Intent, bool)> {
-        let answered: BTreeSet<u64> = self.outcome_entries().into_keys().collect();
+        let answered: BTreeSet<u64> = pair_outcomes(self.entries.iter().chain(&self.after_break))
+            .into_keys()
+            .collect();
         self.entries
             .into_iter()
+            .chain(self.after_break)
             .filter_map(|entry| match entry.record {
                 Record::Intent(intent) => Some((entry.seq, intent, answered.contains(&entry.seq))),
                 _ => None,
@@ -245,20 +342,13 @@ impl RunLog {
     /// The outcome entry (with the time it was written) of each intent that has one, by the
     /// intent's seq: the first outcome after the intent that names it.
     pub fn outcome_entries(&self) -> BTreeMap<u64, &Entry> {
-        let mut intents = BTreeSet::new();
-        let mut outcomes = BTreeMap::new();
-        for entry in &self.entries {
-            match &entry.record {
-                Record::Intent(_) => {
-                    intents.insert(entry.seq);
-                }
-                Record::Outcome(outcome) if intents.contains(&outcome.intent) => {
-                    outcomes.entry(outcome.intent).or_insert(entry);
-                }
-                _ => {}
-            }
-        }
-        outcomes
+        pair_outcomes(self.entries.iter())
+    }
+
+    /// `outcome_entries` of the records before and after the break together: how `azbook log`
+    /// pairs what it shows after a break.
+    pub fn outcome_entries_across_the_break(&self) -> BTreeMap<u64, &Entry> {
+        pair_outcomes(self.entries.iter().chain(&self.after_break))
     }
 
     /// The source of a playbook stored with the run, after checking it against the sha256 in run-start.
@@ -325,8 +415,73 @@ impl RunLog {
             "entries": self.entries,
             "warnings": self.warnings,
             "tampered": self.tampered,
+            "afterBreak": self.after_break,
         })
     }
+}
+
+/// Each intent's first outcome after it, by the intent's seq.
+fn pair_outcomes<'e>(entries: impl Iterator<Item = &'e Entry>) -> BTreeMap<u64, &'e Entry> {
+    let mut intents = BTreeSet::new();
+    let mut outcomes = BTreeMap::new();
+    for entry in entries {
+        match &entry.record {
+            Record::Intent(_) => {
+                intents.insert(entry.seq);
+            }
+            Record::Outcome(outcome) if intents.contains(&outcome.intent) => {
+                outcomes.entry(outcome.intent).or_insert(entry);
+            }
+            _ => {}
+        }
+    }
+    outcomes
+}
+
+/// The time and record of line `number`, once its envelope's `prev` and `seq` are taken.
+fn record_of(number: usize, mut map: Map<String, Value>) -> Result<(String, Record), String> {
+    let kind = take_string(&mut map, "kind")
+        .ok_or_else(|| format!("line {number} has no record `kind`"))?;
+    let time =
+        take_string(&mut map, "time").ok_or_else(|| format!("line {number} has no `time`"))?;
+    match Record::from_payload(&kind, Value::Object(map)) {
+        Ok(Some(record)) => Ok((time, record)),
+        Ok(None) => Err(format!("line {number} has an unknown record kind `{kind}`")),
+        Err(e) => Err(format!("line {number} is not a valid {kind} record ({e})")),
+    }
+}
+
+/// Line `number` after a break, as a record in its place (with its `prev`, for the chain
+/// between the lines read there): its seq above `last_seq`, no run-start, nothing after a
+/// run-end.
+fn unvouched_record(
+    number: usize,
+    mut map: Map<String, Value>,
+    last_seq: Option<u64>,
+    ended: bool,
+) -> Result<(Entry, Option<String>), String> {
+    let prev = take_string(&mut map, "prev");
+    let seq = map
+        .remove("seq")
+        .and_then(|v| v.as_u64())
+        .ok_or_else(|| format!("line {number} has no seq"))?;
+    if last_seq.is_some_and(|last| seq <= last) {
+        return Err(format!(
+            "line {number} has seq {seq}, not after seq {}: it is out of order",
+            last_seq.unwrap_or_default()
+        ));
+    }
+    let (time, record) = record_of(number, map)?;
+    if matches!(record, Record::RunStart(_)) {
+        return Err(format!("line {number} is a second run-start record"));
+    }
+    if ended {
+        return Err(format!(
+            "line {number} (`{}`) comes after the run-end record",
+            record.kind()
+        ));
+    }
+    Ok((Entry { seq, time, record }, prev))
 }
 
 fn torn(number: usize, what: &str) -> String {
@@ -531,6 +686,178 @@ mod tests {
             assert!(tampered.starts_with(expected), "{tampered}");
             assert_eq!(log.entries.len(), kept, "{expected}");
         }
+    }
+
+    /// A finished run with two changes (six lines) whose first intent, line 2, has one byte
+    /// changed in a way that keeps it JSON, as a flipped bit inside a string would.
+    fn first_intent_corrupted() -> (tempfile::TempDir, StateDir, String, RunLog) {
+        let (dir, state, id, mut lines) = finished();
+        assert!(lines[1].contains("\"stepName\":\"switch"));
+        lines[1] = lines[1].replacen("\"stepName\":\"switch", "\"stepName\":\"swatch", 1);
+        let log = rewrite(&state, &id, &lines);
+        (dir, state, id, log)
+    }
+
+    #[test]
+    fn the_readable_records_after_a_break_are_kept_apart() {
+        let (_dir, _state, _id, log) = first_intent_corrupted();
+        let tampered = log.tampered.clone().unwrap();
+        assert!(
+            tampered.starts_with("line 3 does not follow line 2"),
+            "{tampered}"
+        );
+        assert!(
+            tampered.contains("only line 1 is vouched for"),
+            "{tampered}"
+        );
+        // What backout without --force sees is what it always saw: the records before.
+        assert_eq!(log.entries.len(), 1);
+        assert!(log.changes().is_empty());
+        assert_eq!(log.status(), RunStatus::Tampered);
+        assert_eq!(log.end(), None);
+        // Lines 3 to 6 (seq 2 to 5) are read, apart.
+        assert_eq!(
+            log.after_break.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            [2, 3, 4, 5]
+        );
+        assert!(matches!(log.after_break[1].record, Record::Intent(_)));
+        assert!(matches!(log.after_break[3].record, Record::RunEnd(_)));
+        assert_eq!(
+            log.warnings,
+            [
+                "lines 3 to 6, after the break, hold 4 readable record(s), 1 of them change(s), \
+                 that the chain does not vouch for: they may have been edited, and records may be \
+                 missing among them. `azbook log` shows them apart; `azbook backout --force` \
+                 restores from them too, unverified",
+                "record 2 is an outcome for record 1, which is not an earlier intent: if that \
+                 intent was lost at the break, backout cannot restore what its change did",
+            ]
+        );
+        let value = log.to_json();
+        assert_eq!(value["afterBreak"].as_array().unwrap().len(), 4);
+        assert_eq!(value["afterBreak"][1]["kind"], "intent");
+        assert_eq!(value["entries"].as_array().unwrap().len(), 1);
+        // What backout --force restores from: the intent after the break, with its outcome.
+        let changes = log.into_changes();
+        assert_eq!(
+            changes
+                .iter()
+                .map(|(seq, _, answered)| (*seq, *answered))
+                .collect::<Vec<_>>(),
+            [(3, true)]
+        );
+    }
+
+    #[test]
+    fn a_first_intent_that_is_no_longer_json_leaves_the_rest_readable() {
+        let (_dir, state, id, mut lines) = finished();
+        lines[1].replace_range(0..1, "x");
+        let log = rewrite(&state, &id, &lines);
+        let tampered = log.tampered.clone().unwrap();
+        assert!(
+            tampered.starts_with("line 2 is not a JSON record"),
+            "{tampered}"
+        );
+        assert_eq!(log.entries.len(), 1);
+        assert_eq!(
+            log.after_break.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            [2, 3, 4, 5]
+        );
+        assert!(
+            log.warnings[0].starts_with("lines 3 to 6, after the break"),
+            "{:?}",
+            log.warnings
+        );
+    }
+
+    #[test]
+    fn after_a_break_each_unreadable_line_is_named_and_passed_over() {
+        let (_dir, state, id, lines) = finished();
+        let mut edited = lines.clone();
+        // Line 2 edited (the chain breaks at line 3), line 4 garbage, line 5 a second
+        // run-start, and a line 6 that comes before line 3 in seq.
+        edited[1] = edited[1].replacen("switch", "swatch", 1);
+        edited[3] = "\0\0\0".into();
+        edited[4] = edit(&lines[0], "seq", json!(9));
+        edited[5] = edit(&lines[5], "seq", json!(1));
+        edited.push(lines[5].clone());
+        let log = rewrite(&state, &id, &edited);
+        assert!(
+            log.tampered
+                .unwrap()
+                .starts_with("line 3 does not follow line 2")
+        );
+        assert_eq!(
+            log.after_break.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            [2, 5],
+            "line 3, and line 7 (seq 5 is after seq 2)"
+        );
+        let warnings = log.warnings.join("\n");
+        for expected in [
+            "line 4 is not a JSON record",
+            "line 5 is a second run-start record, after the break: it is not read",
+            "line 6 has seq 1, not after seq 2: it is out of order, after the break",
+            "lines 3 to 7, after the break, hold 2 readable record(s)",
+        ] {
+            assert!(warnings.contains(expected), "{expected}: {warnings}");
+        }
+    }
+
+    #[test]
+    fn a_second_break_after_the_first_is_named_too() {
+        let (_dir, state, id, mut lines) = finished();
+        lines[1] = lines[1].replacen("switch", "swatch", 1);
+        lines[3] = lines[3].replacen("switch", "swatch", 1);
+        let log = rewrite(&state, &id, &lines);
+        assert!(
+            log.tampered
+                .unwrap()
+                .starts_with("line 3 does not follow line 2")
+        );
+        assert_eq!(log.after_break.len(), 4, "every readable record is kept");
+        assert!(
+            log.warnings
+                .iter()
+                .any(|w| w.starts_with("line 5 does not follow line 4 either")),
+            "{:?}",
+            log.warnings
+        );
+        // Nothing may follow a run-end, before or after a break.
+        let (_dir, state, id, mut lines) = finished();
+        lines[1] = lines[1].replacen("switch", "swatch", 1);
+        lines.push(edit(&lines[4], "seq", json!(6)));
+        let log = rewrite(&state, &id, &lines);
+        assert_eq!(log.after_break.len(), 4);
+        assert!(
+            log.warnings
+                .iter()
+                .any(|w| w.starts_with("line 7 (`outcome`) comes after the run-end record")),
+            "{:?}",
+            log.warnings
+        );
+    }
+
+    #[test]
+    fn an_outcome_after_the_break_answers_its_intent_before_it() {
+        let (_dir, state, id, mut lines) = finished();
+        // Line 4 (the second intent) edited: the chain breaks at line 5 and line 4 is dropped.
+        lines[3] = lines[3].replacen("switch", "swatch", 1);
+        let log = rewrite(&state, &id, &lines);
+        assert_eq!(log.entries.len(), 3);
+        assert_eq!(
+            log.after_break.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            [4, 5]
+        );
+        assert_eq!(log.outcome_entries_across_the_break().len(), 1);
+        let changes = log.into_changes();
+        assert_eq!(
+            changes
+                .iter()
+                .map(|(seq, _, answered)| (*seq, *answered))
+                .collect::<Vec<_>>(),
+            [(1, true)],
+            "the second intent is lost, not guessed"
+        );
     }
 
     #[test]

@@ -1,8 +1,10 @@
-//! The state directory: its lock, run ids, and the creation of a run.
+//! The state directory: where it is, who may write it, its lock, run ids, and the creation of a
+//! run.
 //!
-//! Everything that can go wrong with the state directory (a path through a regular file, no
-//! permission, a read-only or full disk) goes wrong here, in `lock` or `create_run`, before
-//! apply or backout changes anything: both write and fsync before they return.
+//! Everything that can go wrong with the state directory (none to be found, others able to write
+//! it, a path through a regular file, no permission, a read-only or full disk) goes wrong here,
+//! in `lock` or `create_run`, before apply or backout changes anything: both write and fsync
+//! before they return.
 
 use super::fserror::fs_failure;
 use super::writer::Journal;
@@ -15,19 +17,161 @@ use crate::timefmt::{compact_utc, now_rfc3339, parse_rfc3339};
 use anyhow::{Result, anyhow, bail};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
-use std::fs::{self, File, OpenOptions, TryLockError};
+use std::fs::{self, File, OpenOptions, Permissions, TryLockError};
 use std::io;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
+/// The state directory of azbook before it was kept per user: `.azbook` in the working
+/// directory. One that exists is still used when no state directory is named.
+pub const LEGACY_STATE_DIR: &str = ".azbook";
+
+/// Where the state directory is, and how it was chosen. The command line and the environment
+/// are read once, in `cli`; this gets what they said as plain paths.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StateLocation {
+    /// `--state-dir` or `AZBOOK_STATE_DIR`: chosen by someone, perhaps a team's shared directory.
+    Named(PathBuf),
+    /// `.azbook` in the working directory, left by an older azbook: still used, with a notice,
+    /// so that no run recorded there is lost to backout. `per_user` is where it would go.
+    Legacy {
+        dir: PathBuf,
+        per_user: Option<PathBuf>,
+    },
+    /// The default: `$XDG_STATE_HOME/azbook`, else `~/.local/state/azbook`, the same whatever
+    /// the working directory.
+    PerUser(PathBuf),
+    /// Nothing named, no `.azbook` here, and neither XDG_STATE_HOME nor HOME set (or absolute).
+    Unknown,
+}
+
+impl StateLocation {
+    /// The state directory: `named` if given (and not empty), else `.azbook` if `legacy_here`
+    /// (it is a directory in the working directory), else the per-user one from
+    /// `xdg_state_home` or `home`, which must be absolute paths to count (as the XDG base
+    /// directory specification says of XDG_STATE_HOME).
+    pub fn choose(
+        named: Option<PathBuf>,
+        legacy_here: bool,
+        xdg_state_home: Option<PathBuf>,
+        home: Option<PathBuf>,
+    ) -> StateLocation {
+        if let Some(dir) = named.filter(|p| !p.as_os_str().is_empty()) {
+            return StateLocation::Named(dir);
+        }
+        let absolute = |p: Option<PathBuf>| p.filter(|p| p.is_absolute());
+        let per_user = absolute(xdg_state_home)
+            .map(|state| state.join("azbook"))
+            .or_else(|| absolute(home).map(|home| home.join(".local/state/azbook")));
+        match per_user {
+            _ if legacy_here => StateLocation::Legacy {
+                dir: PathBuf::from(LEGACY_STATE_DIR),
+                per_user,
+            },
+            Some(dir) => StateLocation::PerUser(dir),
+            None => StateLocation::Unknown,
+        }
+    }
+
+    /// The state directory, when there is one.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            StateLocation::Named(dir)
+            | StateLocation::Legacy { dir, .. }
+            | StateLocation::PerUser(dir) => Some(dir),
+            StateLocation::Unknown => None,
+        }
+    }
+
+    /// The one line to show when the `.azbook` of an older azbook is used: how to move it.
+    pub fn notice(&self) -> Option<String> {
+        let StateLocation::Legacy { dir, per_user } = self else {
+            return None;
+        };
+        let here = shell_word(dir);
+        let keep = format!("or keep using it with `--state-dir {here}`");
+        Some(match per_user.as_deref() {
+            Some(to) => format!(
+                "notice: using {here} in the working directory as the state directory, as older \
+                 azbooks did; the default is now {} in every directory: move it there (`mkdir -p {} \
+                 && mv {here} {}`, if that does not exist yet), {keep}",
+                to.display(),
+                shell_word(parent_dir(to)),
+                shell_word(to),
+            ),
+            None => format!(
+                "notice: using {here} in the working directory as the state directory, as older \
+                 azbooks did; {keep}"
+            ),
+        })
+    }
+}
+
+impl From<PathBuf> for StateLocation {
+    fn from(dir: PathBuf) -> StateLocation {
+        StateLocation::Named(dir)
+    }
+}
+
+impl From<&Path> for StateLocation {
+    fn from(dir: &Path) -> StateLocation {
+        StateLocation::Named(dir.to_path_buf())
+    }
+}
+
+impl From<&PathBuf> for StateLocation {
+    fn from(dir: &PathBuf) -> StateLocation {
+        StateLocation::Named(dir.clone())
+    }
+}
+
+impl From<std::ffi::OsString> for StateLocation {
+    fn from(dir: std::ffi::OsString) -> StateLocation {
+        StateLocation::Named(dir.into())
+    }
+}
+
+impl From<&StateLocation> for StateLocation {
+    fn from(location: &StateLocation) -> StateLocation {
+        location.clone()
+    }
+}
+
+/// A path as a POSIX shell reads it back, for the commands messages suggest.
+fn shell_word(path: &Path) -> String {
+    let text = path.display().to_string();
+    if !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+:@%,".contains(c))
+    {
+        text
+    } else {
+        format!("'{}'", text.replace('\'', r"'\''"))
+    }
+}
+
 pub struct StateDir {
     root: PathBuf,
+    /// The per-user default: azbook makes it 0700, so a group that can write it is refused too.
+    private: bool,
+    /// There is no state directory (`StateLocation::Unknown`): everything that would write or
+    /// list it refuses first, and `root` is the `.azbook` that is not there.
+    missing: bool,
 }
 
 impl StateDir {
-    pub fn new(root: impl Into<PathBuf>) -> StateDir {
-        StateDir { root: root.into() }
+    /// The state directory at `location`; a path is a named one.
+    pub fn new(location: impl Into<StateLocation>) -> StateDir {
+        let location = location.into();
+        StateDir {
+            private: matches!(location, StateLocation::PerUser(_)),
+            missing: location.path().is_none(),
+            root: location
+                .path()
+                .map_or_else(|| PathBuf::from(LEGACY_STATE_DIR), Path::to_path_buf),
+        }
     }
 
     pub fn root(&self) -> &Path {
@@ -38,16 +182,111 @@ impl StateDir {
         self.root.join(RUNS_DIR)
     }
 
-    /// Creates the directory if needed and takes the exclusive lock; fails at once if another run holds it.
+    /// Fails, saying what to do, when there is no state directory: nothing was named and
+    /// neither XDG_STATE_HOME nor HOME says where the per-user one is.
+    pub fn available(&self) -> Result<()> {
+        if self.missing {
+            bail!(
+                "there is no state directory: none was named, and neither XDG_STATE_HOME nor \
+                 HOME is set to an absolute path, so the per-user one ($XDG_STATE_HOME/azbook, \
+                 else ~/.local/state/azbook) cannot be found; name one with --state-dir DIR (or \
+                 AZBOOK_STATE_DIR), or set HOME"
+            );
+        }
+        Ok(())
+    }
+
+    /// What in the state directory others can write: the directory itself, `runs`, and the
+    /// directory and change log of `run` (of every run when None). World-writable always
+    /// counts; group-writable too in the per-user directory. Whoever can write there can edit
+    /// the records backout restores from (recomputing the hash chain as they go) or add runs.
+    pub fn open_to_others(&self, run: Option<&str>) -> Vec<String> {
+        if self.missing {
+            return Vec::new();
+        }
+        let runs = self.runs_dir();
+        let ids: Vec<String> = match run {
+            Some(id) => parse_run_id(id)
+                .map(|_| vec![id.to_string()])
+                .unwrap_or_default(),
+            None => fs::read_dir(&runs)
+                .map(|entries| {
+                    let mut ids: Vec<String> = entries
+                        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+                        .filter(|name| parse_run_id(name).is_some())
+                        .collect();
+                    ids.sort();
+                    ids
+                })
+                .unwrap_or_default(),
+        };
+        let mut paths = vec![
+            ("the state directory", self.root.clone()),
+            ("the runs directory", runs.clone()),
+        ];
+        for id in ids {
+            let dir = runs.join(&id);
+            paths.push(("the change log", dir.join(JOURNAL_FILE)));
+            paths.push(("the run directory", dir));
+        }
+        paths
+            .iter()
+            .filter_map(|(what, path)| {
+                let mode = fs::metadata(path).ok()?.mode();
+                writable_by_others(what, path, mode, self.private)
+            })
+            .collect()
+    }
+
+    /// One line on what `open_to_others` found, why it matters, and the command that fixes it.
+    pub fn open_to_others_summary(&self, found: &[String]) -> Option<String> {
+        let (first, rest) = found.split_first()?;
+        let more = match rest.len() {
+            0 => String::new(),
+            n => format!(" (and {n} more)"),
+        };
+        let bits = if self.private { "go-w" } else { "o-w" };
+        Some(format!(
+            "{first}{more}: whoever can write there can edit the change logs that backout \
+             restores from, with hashes recomputed, or add runs of their own; make it private \
+             with `chmod -R {bits} {}`, or choose another state directory with --state-dir",
+            shell_word(&self.root)
+        ))
+    }
+
+    /// Creates the directory if needed (0700) and takes the exclusive lock; fails at once if
+    /// another run holds it, or if others can write the state directory.
     pub fn lock(&self) -> Result<StateLock> {
+        self.available()
+            .map_err(|e| anyhow!("{e}; nothing was changed"))?;
         create_state_dir(&self.root)?;
+        if let Some(summary) = self.open_to_others_summary(&self.open_to_others(None)) {
+            bail!(
+                "azbook refuses this state directory: {summary}. Nothing was changed (`azbook \
+                 runs` and `azbook log` still read it, with a warning)"
+            );
+        }
+        let modes = Modes::of(&self.root).map_err(|e| {
+            anyhow!(
+                "{}; nothing was changed",
+                fs_failure("cannot read the mode of", &self.root, &e, &self.root)
+            )
+        })?;
         let path = self.root.join(LOCK_FILE);
+        let new = fs::symlink_metadata(&path).is_err();
         let file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
+            .mode(modes.file)
             .open(&path)
+            .and_then(|file| {
+                if new {
+                    exact_mode(&file, modes.file)?;
+                }
+                Ok(file)
+            })
             .map_err(|e| {
                 anyhow!(
                     "{}; nothing was changed",
@@ -67,6 +306,7 @@ impl StateDir {
             file,
             root: self.root.clone(),
             path,
+            modes,
         };
         // Also the first write of the run: a full disk or a read-only mount stops it here.
         lock.record_holder(None).map_err(|e| {
@@ -85,6 +325,65 @@ pub struct StateLock {
     file: File,
     root: PathBuf,
     path: PathBuf,
+    /// What everything created in the state directory is made.
+    modes: Modes,
+}
+
+/// The modes of what azbook creates in a state directory: 0700 directories and 0600 files,
+/// plus what the state directory grants its group (a team's shared directory, say 2770, gets
+/// 0770 and 0660, so that every member can lock it and read every run). Never anything for
+/// others. The umask is not applied: the state directory's own mode says who may share it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Modes {
+    pub dir: u32,
+    pub file: u32,
+}
+
+impl Modes {
+    /// The modes a directory of `root_mode` gives what is created in it.
+    fn from_root_mode(root_mode: u32) -> Modes {
+        Modes {
+            dir: 0o700 | (root_mode & 0o070),
+            file: 0o600 | (root_mode & 0o060),
+        }
+    }
+
+    fn of(root: &Path) -> io::Result<Modes> {
+        Ok(Modes::from_root_mode(fs::metadata(root)?.mode()))
+    }
+}
+
+/// Sets the permission bits of something just created to exactly `mode`, whatever the umask
+/// took away, keeping the set-group-id bit a shared directory passes on.
+fn exact_mode(file: &File, mode: u32) -> io::Result<()> {
+    let current = file.metadata()?.mode();
+    if current & 0o777 != mode {
+        file.set_permissions(Permissions::from_mode((current & 0o7000) | mode))?;
+    }
+    Ok(())
+}
+
+/// `fs::create_dir`, made exactly `mode`.
+fn make_dir(path: &Path, mode: u32) -> io::Result<()> {
+    fs::DirBuilder::new().mode(mode).create(path)?;
+    exact_mode(&File::open(path)?, mode)
+}
+
+/// "`what` `path` is world-writable (mode 0777)" when others can write it: anyone, or, when
+/// `private`, the group.
+fn writable_by_others(what: &str, path: &Path, mode: u32, private: bool) -> Option<String> {
+    let who = if mode & 0o002 != 0 {
+        "world-writable"
+    } else if private && mode & 0o020 != 0 {
+        "group-writable"
+    } else {
+        return None;
+    };
+    Some(format!(
+        "{what} {} is {who} (mode {:04o})",
+        path.display(),
+        mode & 0o7777
+    ))
 }
 
 /// What the lock file holds, for the message another run shows when the lock is taken.
@@ -128,21 +427,26 @@ impl StateLock {
             .file
             .try_clone()
             .map_err(|e| unchanged("cannot share the lock file", &self.path, e))?;
-        create_dir_durable(&runs).map_err(|e| unchanged("cannot create", &runs, e))?;
-        let (run_id, dir) = new_run_dir(&runs, start.kind)
+        let modes = self.modes;
+        create_dir_durable(&runs, modes.dir).map_err(|e| unchanged("cannot create", &runs, e))?;
+        let (run_id, dir) = new_run_dir(&runs, start.kind, modes.dir)
             .map_err(|e| unchanged("cannot create a run directory in", &runs, e))?;
         start.run_id = run_id.clone();
 
         let created = (|| {
             let playbooks = dir.join(PLAYBOOKS_DIR);
-            fs::create_dir(&playbooks).map_err(|e| unchanged("cannot create", &playbooks, e))?;
+            make_dir(&playbooks, modes.dir)
+                .map_err(|e| unchanged("cannot create", &playbooks, e))?;
             for (id, source) in &copies {
                 let copy = playbooks.join(format!("{id}.toml"));
+                // The directory is not open to others, so the moment before the mode is set
+                // shows the copy to no one who could not read it anyway.
                 write_atomic(&copy, source.as_bytes())
+                    .and_then(|()| exact_mode(&File::open(&copy)?, modes.file))
                     .map_err(|e| unchanged("cannot write the playbook copy", &copy, e))?;
             }
             let journal_path = dir.join(JOURNAL_FILE);
-            let journal = Journal::create(&dir, &run_id, lock, start)
+            let journal = Journal::create(&dir, &run_id, lock, start, modes.file)
                 .map_err(|e| unchanged("cannot write the change log", &journal_path, e))?;
             sync_dir(&dir).map_err(|e| unchanged("cannot sync", &dir, e))?;
             Ok(journal)
@@ -252,22 +556,26 @@ fn create_state_dir(root: &Path) -> Result<()> {
              directory with --state-dir (or AZBOOK_STATE_DIR), or move that file; nothing was changed",
             root.display()
         ),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => create_dir_durable(root).map_err(fail),
+        // The directories missing above it are made 0700 too, as the XDG base directory
+        // specification asks of those under XDG_STATE_HOME.
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            create_dir_durable(root, 0o700).map_err(fail)
+        }
         Err(e) => Err(fail(e)),
     }
 }
 
-/// `create_dir_all`, with each new directory's entry fsynced in its parent, so that what was
-/// created survives a power cut.
-fn create_dir_durable(path: &Path) -> io::Result<()> {
-    match fs::create_dir(path) {
+/// `create_dir_all` making each new directory exactly `mode`, with its entry fsynced in its
+/// parent, so that what was created survives a power cut.
+fn create_dir_durable(path: &Path, mode: u32) -> io::Result<()> {
+    match make_dir(path, mode) {
         Ok(()) => sync_dir(parent_dir(path)),
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists && path.is_dir() => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             match path.parent().filter(|p| !p.as_os_str().is_empty()) {
                 Some(parent) => {
-                    create_dir_durable(parent)?;
-                    create_dir_durable(path)
+                    create_dir_durable(parent, mode)?;
+                    create_dir_durable(path, mode)
                 }
                 None => Err(e),
             }
@@ -376,7 +684,7 @@ fn random_hex4() -> String {
 
 /// Creates `<runs>/<new id>/`, durably; the caller holds the lock, so only a leftover directory
 /// can collide.
-fn new_run_dir(runs: &Path, kind: RunKind) -> io::Result<(String, PathBuf)> {
+fn new_run_dir(runs: &Path, kind: RunKind, mode: u32) -> io::Result<(String, PathBuf)> {
     let mut newest: Option<String> = None;
     for entry in fs::read_dir(runs)? {
         let name = entry?.file_name();
@@ -390,7 +698,7 @@ fn new_run_dir(runs: &Path, kind: RunKind) -> io::Result<(String, PathBuf)> {
     for _ in 0..64 {
         let id = format!("{stamp}-{}-{}", kind.as_str(), random_hex4());
         let dir = runs.join(&id);
-        match fs::create_dir(&dir) {
+        match make_dir(&dir, mode) {
             Ok(()) => {
                 sync_dir(runs)?;
                 return Ok((id, dir));
@@ -616,6 +924,232 @@ mod tests {
                 .map(|d| d.count() == 0)
                 .unwrap_or(true)
         );
+    }
+
+    fn mode_of(path: &Path) -> u32 {
+        fs::metadata(path).unwrap().mode() & 0o7777
+    }
+
+    fn chmod(path: &Path, mode: u32) {
+        fs::set_permissions(path, Permissions::from_mode(mode)).unwrap();
+    }
+
+    #[test]
+    fn the_state_directory_is_named_else_legacy_else_per_user() {
+        let named = || Some(PathBuf::from("/team/azbook"));
+        let xdg = || Some(PathBuf::from("/x/state"));
+        let home = || Some(PathBuf::from("/home/alice"));
+        let choose = StateLocation::choose;
+        assert_eq!(
+            choose(named(), true, xdg(), home()),
+            StateLocation::Named("/team/azbook".into()),
+            "a named directory wins, even over an .azbook here"
+        );
+        assert_eq!(
+            choose(Some(PathBuf::new()), false, xdg(), home()),
+            StateLocation::PerUser("/x/state/azbook".into()),
+            "an empty name names nothing"
+        );
+        assert_eq!(
+            choose(None, true, xdg(), home()),
+            StateLocation::Legacy {
+                dir: ".azbook".into(),
+                per_user: Some("/x/state/azbook".into())
+            }
+        );
+        assert_eq!(
+            choose(None, false, xdg(), home()),
+            StateLocation::PerUser("/x/state/azbook".into())
+        );
+        assert_eq!(
+            choose(None, false, None, home()),
+            StateLocation::PerUser("/home/alice/.local/state/azbook".into())
+        );
+        assert_eq!(
+            choose(None, false, Some("relative".into()), home()),
+            StateLocation::PerUser("/home/alice/.local/state/azbook".into()),
+            "a relative XDG_STATE_HOME is ignored, as the specification says"
+        );
+        assert_eq!(
+            choose(None, false, Some(PathBuf::new()), Some("rel".into())),
+            StateLocation::Unknown
+        );
+        assert_eq!(choose(None, false, None, None), StateLocation::Unknown);
+        assert_eq!(
+            choose(None, true, None, None),
+            StateLocation::Legacy {
+                dir: ".azbook".into(),
+                per_user: None
+            }
+        );
+    }
+
+    #[test]
+    fn only_the_legacy_directory_has_a_notice_saying_how_to_move_it() {
+        let legacy = StateLocation::choose(None, true, None, Some("/home/a b".into()));
+        let notice = legacy.notice().unwrap();
+        assert!(!notice.contains('\n'), "one line: {notice}");
+        assert!(
+            notice.contains(
+                "mkdir -p '/home/a b/.local/state' && mv .azbook '/home/a b/.local/state/azbook'"
+            ),
+            "{notice}"
+        );
+        assert!(notice.contains("--state-dir .azbook"), "{notice}");
+        let nowhere = StateLocation::choose(None, true, None, None)
+            .notice()
+            .unwrap();
+        assert!(nowhere.contains("--state-dir .azbook"), "{nowhere}");
+        assert!(!nowhere.contains("mv "), "{nowhere}");
+        for quiet in [
+            StateLocation::Named("/team".into()),
+            StateLocation::PerUser("/home/a/.local/state/azbook".into()),
+            StateLocation::Unknown,
+        ] {
+            assert_eq!(quiet.notice(), None);
+        }
+    }
+
+    #[test]
+    fn without_a_state_directory_the_commands_that_need_one_say_what_to_do() {
+        let state = StateDir::new(StateLocation::Unknown);
+        for message in [
+            state.available().unwrap_err().to_string(),
+            state.lock().err().unwrap().to_string(),
+        ] {
+            for needed in ["XDG_STATE_HOME", "HOME", "--state-dir", "AZBOOK_STATE_DIR"] {
+                assert!(message.contains(needed), "{message}");
+            }
+        }
+        assert!(state.open_to_others(None).is_empty());
+        assert!(StateDir::new(Path::new("/x")).available().is_ok());
+    }
+
+    #[test]
+    fn what_azbook_creates_is_private_whatever_the_umask() {
+        let dir = tempfile::tempdir().unwrap();
+        // Two levels that do not exist yet, as ~/.local/state/azbook on a new account.
+        let parent = dir.path().join("state");
+        let state = StateDir::new(StateLocation::PerUser(parent.join("azbook")));
+        let lock = state.lock().unwrap();
+        let journal = lock
+            .create_run(start_of(RunKind::Apply, None), &sources())
+            .unwrap();
+        let run = journal.dir().to_path_buf();
+        for private_dir in [
+            parent.clone(),
+            state.root().to_path_buf(),
+            state.runs_dir(),
+            run.clone(),
+            run.join(PLAYBOOKS_DIR),
+        ] {
+            assert_eq!(mode_of(&private_dir), 0o700, "{}", private_dir.display());
+        }
+        for private_file in [
+            state.root().join(LOCK_FILE),
+            run.join(JOURNAL_FILE),
+            run.join(PLAYBOOKS_DIR).join(format!("{PLAYBOOK_ID}.toml")),
+        ] {
+            assert_eq!(mode_of(&private_file), 0o600, "{}", private_file.display());
+        }
+    }
+
+    #[test]
+    fn a_shared_directory_passes_its_group_on_and_nothing_to_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("team");
+        fs::create_dir(&root).unwrap();
+        chmod(&root, 0o2775);
+        let state = StateDir::new(&root);
+        let lock = state.lock().unwrap();
+        let journal = lock
+            .create_run(start_of(RunKind::Apply, None), &sources())
+            .unwrap();
+        assert_eq!(mode_of(&state.runs_dir()) & 0o777, 0o770);
+        assert_eq!(mode_of(journal.dir()) & 0o777, 0o770);
+        assert_eq!(
+            mode_of(journal.dir()) & 0o2000,
+            0o2000,
+            "the set-group-id bit stays, so runs keep the team's group"
+        );
+        assert_eq!(mode_of(&journal.dir().join(JOURNAL_FILE)), 0o660);
+        assert_eq!(mode_of(&root.join(LOCK_FILE)), 0o660);
+        assert_eq!(
+            Modes::from_root_mode(0o755),
+            Modes {
+                dir: 0o750,
+                file: 0o640
+            }
+        );
+    }
+
+    #[test]
+    fn a_state_directory_others_can_write_is_refused_before_anything_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("state");
+        fs::create_dir(&root).unwrap();
+        chmod(&root, 0o777);
+        let state = StateDir::new(&root);
+        let message = state.lock().err().unwrap().to_string();
+        assert!(
+            message.contains(&format!(
+                "the state directory {} is world-writable (mode 0777)",
+                root.display()
+            )),
+            "{message}"
+        );
+        assert!(
+            message.contains(&format!("chmod -R o-w {}", root.display())),
+            "{message}"
+        );
+        assert!(message.contains("Nothing was changed"), "{message}");
+        assert!(!root.join(LOCK_FILE).exists());
+        // A reading command sees the same, as a warning.
+        let found = state.open_to_others(None);
+        assert_eq!(found.len(), 1, "{found:?}");
+
+        // A group that can write a team's directory is its team; the per-user one is refused.
+        chmod(&root, 0o770);
+        drop(state.lock().unwrap());
+        let private = StateDir::new(StateLocation::PerUser(root.clone()));
+        let message = private.lock().err().unwrap().to_string();
+        assert!(
+            message.contains("is group-writable (mode 0770)"),
+            "{message}"
+        );
+        assert!(message.contains("chmod -R go-w"), "{message}");
+    }
+
+    #[test]
+    fn a_change_log_others_can_write_is_refused_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::new(dir.path());
+        let id = finished_apply(&state);
+        let journal = dir.path().join(RUNS_DIR).join(&id).join(JOURNAL_FILE);
+        chmod(&journal, 0o666);
+        let message = state.lock().err().unwrap().to_string();
+        assert!(
+            message.contains(&format!(
+                "the change log {} is world-writable",
+                journal.display()
+            )),
+            "{message}"
+        );
+        assert_eq!(state.open_to_others(Some(&id)).len(), 1);
+        assert!(
+            state.open_to_others(Some("../..")).len() <= 2,
+            "no path escapes"
+        );
+        chmod(&journal, 0o600);
+        let runs = dir.path().join(RUNS_DIR);
+        chmod(&runs, 0o707);
+        let found = state.open_to_others(Some(&id));
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].starts_with("the runs directory"), "{found:?}");
+        let summary = state.open_to_others_summary(&found).unwrap();
+        assert!(summary.contains("backout restores from"), "{summary}");
+        chmod(&runs, 0o700);
+        drop(state.lock().unwrap());
     }
 
     #[test]

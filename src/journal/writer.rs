@@ -5,8 +5,9 @@ use super::{GENESIS, JOURNAL_FILE, Record, RunStart, encode_line, sha256_hex};
 use crate::timefmt::now_rfc3339;
 use anyhow::{Result, anyhow, bail};
 use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions};
+use std::fs::{File, OpenOptions, Permissions};
 use std::io::{self, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// The open journal of the run being made. It keeps a handle on the state directory's lock, so
@@ -30,18 +31,24 @@ pub struct Journal {
 }
 
 impl Journal {
-    /// Creates `<dir>/journal.jsonl` (it must not exist) and writes `start` as its first record.
+    /// Creates `<dir>/journal.jsonl` (it must not exist), exactly `mode` whatever the umask, and
+    /// writes `start` as its first record.
     pub(super) fn create(
         dir: &Path,
         run_id: &str,
         lock: File,
         start: RunStart,
+        mode: u32,
     ) -> io::Result<Journal> {
         let path = dir.join(JOURNAL_FILE);
         let file = OpenOptions::new()
             .append(true)
             .create_new(true)
+            .mode(mode)
             .open(&path)?;
+        if file.metadata()?.permissions().mode() & 0o777 != mode {
+            file.set_permissions(Permissions::from_mode(mode))?;
+        }
         let mut journal = Journal {
             file,
             path,

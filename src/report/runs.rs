@@ -76,6 +76,7 @@ pub fn render_run_log(log: &RunLog) -> String {
         }
     }
     records(&mut out, log);
+    records_after_break(&mut out, log);
     out.push('\n');
     ending(&mut out, log);
     out
@@ -93,9 +94,9 @@ fn title_and_warnings(out: &mut String, log: &RunLog) {
     if let Some(tampered) = &log.tampered {
         let _ = writeln!(
             out,
-            "!! TAMPERED: {}\n!! The change log was altered after it was written: what follows \
-             stops before the break and cannot be trusted as the whole story. `azbook backout` \
-             refuses this run unless --force.",
+            "!! TAMPERED: {}\n!! The change log was altered after it was written: the records \
+             before the break come first, then any readable after it, which nothing vouches for. \
+             `azbook backout` refuses this run unless --force.",
             printable(tampered)
         );
     }
@@ -110,8 +111,13 @@ fn records(out: &mut String, log: &RunLog) {
     let changes = log.changes().len();
     let _ = writeln!(
         out,
-        "\n{} recorded, in the order they happened:",
-        plural(changes, "change")
+        "\n{} recorded{}, in the order they happened:",
+        plural(changes, "change"),
+        if log.tampered.is_some() {
+            " before the break"
+        } else {
+            ""
+        }
     );
     let reverted_run = log.start().and_then(|s| s.reverts.as_deref());
     let outcomes = log.outcome_entries();
@@ -131,6 +137,73 @@ fn records(out: &mut String, log: &RunLog) {
                 unpaired_outcome(out, entry, outcome, second);
             }
             _ => {}
+        }
+    }
+}
+
+/// The readable records after a break in the chain, in the order they were written: shown,
+/// since they are most of the story when an early line is damaged, but apart, since nothing
+/// vouches for them.
+fn records_after_break(out: &mut String, log: &RunLog) {
+    if log.after_break.is_empty() {
+        return;
+    }
+    let after: std::collections::BTreeSet<u64> = log.after_break.iter().map(|e| e.seq).collect();
+    let changes = log
+        .after_break
+        .iter()
+        .filter(|e| matches!(e.record, Record::Intent(_)))
+        .count();
+    let _ = writeln!(
+        out,
+        "\n!! After the break, not vouched for by the chain (records may have been edited or be \
+         missing here): {} and {} other record(s); `azbook backout` uses them only with --force:",
+        plural(changes, "change"),
+        log.after_break.len() - changes
+    );
+    let reverted_run = log.start().and_then(|s| s.reverts.as_deref());
+    let outcomes = log.outcome_entries_across_the_break();
+    for entry in &log.after_break {
+        match &entry.record {
+            Record::Intent(intent) => {
+                let outcome = outcomes.get(&entry.seq).copied();
+                change(out, entry, intent, outcome, reverted_run);
+            }
+            Record::Note(n) => note(out, entry, n),
+            // Paired with a change after the break: shown with it.
+            Record::Outcome(outcome)
+                if after.contains(&outcome.intent)
+                    && outcomes
+                        .get(&outcome.intent)
+                        .is_some_and(|paired| paired.seq == entry.seq) => {}
+            Record::Outcome(outcome)
+                if outcomes
+                    .get(&outcome.intent)
+                    .is_some_and(|paired| paired.seq == entry.seq) =>
+            {
+                let _ = writeln!(
+                    out,
+                    "\noutcome #{}  {}  for change #{}, before the break",
+                    entry.seq,
+                    printable(&entry.time),
+                    outcome.intent
+                );
+                outcome_fields(out, entry, outcome);
+            }
+            Record::Outcome(outcome) => {
+                let second = outcomes.contains_key(&outcome.intent);
+                unpaired_outcome(out, entry, outcome, second);
+            }
+            Record::RunEnd(end) => {
+                let _ = writeln!(
+                    out,
+                    "\nrun-end #{}  {}  status {}",
+                    entry.seq,
+                    printable(&entry.time),
+                    end.status.as_str()
+                );
+            }
+            Record::RunStart(_) => {}
         }
     }
 }
@@ -198,7 +271,7 @@ fn ending(out: &mut String, log: &RunLog) {
         _ if log.tampered.is_some() => {
             let _ = writeln!(
                 out,
-                "How the run ended is unknown: the log is read only up to the break."
+                "How the run ended is unknown: the chain breaks before its end."
             );
         }
         _ => {

@@ -256,9 +256,10 @@ fn plan_and_dry_runs_change_nothing_and_show_everything() {
         "plan and dry run never run a mutating command"
     );
     assert_eq!(sim.dump(), before);
+    // The state directory is the per-user one (XDG_STATE_HOME is the Sim's xdg-state).
     assert!(
-        !sim.dir.path().join(".azbook").exists()
-            || std::fs::read_dir(sim.dir.path().join(".azbook/runs"))
+        !sim.dir.path().join("xdg-state/azbook").exists()
+            || std::fs::read_dir(sim.dir.path().join("xdg-state/azbook/runs"))
                 .map_or(true, |mut d| d.next().is_none())
     );
 }
@@ -640,7 +641,7 @@ fn a_second_concurrent_apply_refuses_with_a_clear_message() {
         "storage-account-mmk",
     ]);
     let mut child = first.spawn().unwrap();
-    let runs = sim.dir.path().join(".azbook/runs");
+    let runs = sim.dir.path().join("xdg-state/azbook/runs");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while std::fs::read_dir(&runs).map_or(true, |mut d| d.next().is_none()) {
         assert!(
@@ -698,7 +699,7 @@ fn runs_and_log_tell_the_story_and_detect_tampering() {
     let journal = sim
         .dir
         .path()
-        .join(".azbook/runs")
+        .join("xdg-state/azbook/runs")
         .join(&apply_run)
         .join("journal.jsonl");
     let original = std::fs::read_to_string(&journal).unwrap();
@@ -734,7 +735,7 @@ fn cut_after_last_intent(path: &std::path::Path) -> Value {
 fn journal_path(sim: &Sim, run: &str) -> std::path::PathBuf {
     sim.dir
         .path()
-        .join(".azbook/runs")
+        .join("xdg-state/azbook/runs")
         .join(run)
         .join("journal.jsonl")
 }
@@ -1083,7 +1084,7 @@ fn a_run_that_never_started_is_passed_over_by_the_default_backout() {
     let empty = sim
         .dir
         .path()
-        .join(".azbook/runs/29991231T235959Z-apply-0000");
+        .join("xdg-state/azbook/runs/29991231T235959Z-apply-0000");
     std::fs::create_dir_all(empty.join("playbooks")).unwrap();
     let out = sim.azbook().args(["backout", "--yes"]).output().unwrap();
     assert_eq!(

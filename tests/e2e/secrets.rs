@@ -79,7 +79,7 @@ fn credentials_recorded_by_a_playbook_never_reach_a_file_or_report() {
         printed.push(String::from_utf8_lossy(&out.stdout).into_owned());
         printed.push(String::from_utf8_lossy(&out.stderr).into_owned());
     }
-    let runs = sim.dir.path().join(".azbook");
+    let runs = sim.dir.path().join("xdg-state/azbook");
     let mut files = vec![
         plan_file.clone(),
         sim.dir.path().join("audit.md"),

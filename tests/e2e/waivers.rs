@@ -362,23 +362,24 @@ fn the_scope_line_names_the_waivers_file_or_says_there_is_none() {
 fn the_working_directory_comes_before_the_state_directory() {
     let sim = Sim::new(&edge_world());
     let dir = sim.dir.path();
-    // In the state directory, when the working directory has none.
-    std::fs::create_dir_all(dir.join(".azbook")).unwrap();
-    std::fs::write(dir.join(".azbook/azbook.toml"), WAIVERS).unwrap();
+    // In the state directory (the per-user one), when the working directory has none.
+    let state = dir.join("xdg-state/azbook");
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::write(state.join("azbook.toml"), WAIVERS).unwrap();
     let out = sim
         .azbook()
         .args(["test", "--output", "json"])
         .output()
         .unwrap();
     assert_eq!(pinned_status(&out), "waived", "{}", stderr(&out));
-    assert!(
-        scope_line(&out).ends_with("; waivers: .azbook/azbook.toml (2 active, 1 expired)"),
-        "{}",
-        scope_line(&out)
+    let shown = format!(
+        "; waivers: {} (2 active, 1 expired)",
+        state.join("azbook.toml").display()
     );
+    assert!(scope_line(&out).ends_with(&shown), "{}", scope_line(&out));
 
     // The working directory's wins: the state directory's (which would stop the run) is not read.
-    std::fs::write(dir.join(".azbook/azbook.toml"), misspelt()).unwrap();
+    std::fs::write(state.join("azbook.toml"), misspelt()).unwrap();
     std::fs::write(dir.join("azbook.toml"), WAIVERS).unwrap();
     let out = sim
         .azbook()
