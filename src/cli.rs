@@ -194,6 +194,11 @@ enum Command {
     /// Restore what an apply run changed, newest change first, from its change log
     #[command(after_help = BACKOUT_EXAMPLES)]
     Backout(BackoutArgs),
+    /// Check a saved plan exactly as `apply FILE` would, and show it, changing nothing
+    #[command(
+        after_help = "Examples:\n  azbook show change-1234.json                  the plan, checked here and now\n  azbook show change-1234.json --output markdown > change-1234.md\n\nThe plan's sha256 is shown, and apply records it, so that an approved change record\ncan be tied to the file applied. Exit codes: 0 valid, 2 refused (the reason is said)."
+    )]
+    Show(ShowArgs),
     /// Print a shell completion script (bash, zsh, fish, powershell, elvish)
     #[command(
         after_help = "Examples:\n  azbook completions bash > /etc/bash_completion.d/azbook\n  azbook completions zsh > \"${fpath[1]}/_azbook\"\n  azbook completions fish > ~/.config/fish/completions/azbook.fish\n  azbook completions powershell >> $PROFILE"
@@ -202,11 +207,16 @@ enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// Print the man page (roff), generated from the same definitions as --help
+    /// Print a man page (roff), generated from the same definitions as --help: azbook(1), or
+    /// with a command, the azbook-COMMAND(1) page that azbook(1) refers to
     #[command(
-        after_help = "Examples:\n  azbook man | man -l -\n  azbook man > /usr/local/share/man/man1/azbook.1"
+        after_help = "Examples:\n  azbook man | man -l -\n  azbook man apply | man -l -\n  for c in '' list test plan apply backout runs log report completions; do\n    azbook man $c > azbook${c:+-$c}.1; done          every page azbook(1) names"
     )]
-    Man,
+    Man {
+        /// The command whose page to print (`report` gives azbook-report(1))
+        #[arg(value_name = "COMMAND")]
+        command: Option<String>,
+    },
     /// Work with reports: merge the JSON reports of sharded runs
     #[command(subcommand)]
     Report(ReportCommand),
@@ -317,14 +327,14 @@ struct PlanArgs {
 #[derive(Args, Debug)]
 struct ApplyArgs {
     /// A plan saved with `azbook plan --out` (instead of filters)
-    #[arg(value_name = "FILE", conflicts_with_all = ["playbook", "subscription", "all_subscriptions", "resource_group", "tag", "name", "exclude", "dry_run"])]
+    #[arg(value_name = "FILE", conflicts_with_all = ["playbook", "subscription", "all_subscriptions", "resource_group", "tag", "name", "exclude"])]
     plan: Option<PathBuf>,
     #[command(flatten)]
     filters: FilterArgs,
     /// Do not ask for confirmation (required when stdin is not a terminal)
     #[arg(long, short)]
     yes: bool,
-    /// Change nothing: show the plan
+    /// Change nothing: show the plan (with FILE: check and show that plan, as `azbook show`)
     #[arg(long)]
     dry_run: bool,
     /// Refuse a run that would change more resources than this
@@ -339,6 +349,22 @@ struct ApplyArgs {
     /// Also write the result to FILE, atomically, as [FORMAT=]FILE; repeatable
     #[arg(long, value_name = "[FORMAT=]FILE", value_parser = parse_change_report)]
     report: Vec<ReportFile<ChangeFormat>>,
+}
+
+#[derive(Args, Debug)]
+struct ShowArgs {
+    /// A plan saved with `azbook plan --out`
+    #[arg(value_name = "FILE")]
+    plan: PathBuf,
+    /// `table`, `json` (schema in README.md) or `markdown` (a change record to approve)
+    #[arg(long, short, value_enum, default_value_t = ChangeOutputArg::Table)]
+    output: ChangeOutputArg,
+    /// Also write the plan to FILE, atomically, as [FORMAT=]FILE; repeatable
+    #[arg(long, value_name = "[FORMAT=]FILE", value_parser = parse_change_report)]
+    report: Vec<ReportFile<ChangeFormat>>,
+    /// Refuse a plan older than this (s, m, h or d), as apply does
+    #[arg(long, default_value = "24h", value_name = "AGE", value_parser = parse_age)]
+    max_age: Duration,
 }
 
 #[derive(Args, Debug)]
@@ -441,12 +467,25 @@ impl Cli {
             Command::Backout(args) => {
                 app::backout(&global, &args.into_options(), &prompt, out, err)
             }
+            Command::Show(args) => {
+                let options = app::ShowOptions {
+                    plan_file: args.plan,
+                    output: args.output.into(),
+                    reports: args.report,
+                    max_age: args.max_age,
+                };
+                app::show(&global, &options, out, err)
+            }
             Command::Completions { shell } => {
-                clap_complete::generate(shell, &mut Cli::command(), "azbook", out);
+                let mut text = Vec::new();
+                clap_complete::generate(shell, &mut Cli::command(), "azbook", &mut text);
+                app::print(out, &String::from_utf8_lossy(&text))?;
                 Ok(crate::exit::OK)
             }
-            Command::Man => {
-                clap_mangen::Man::new(Cli::command()).render(out)?;
+            Command::Man { command } => {
+                let mut text = Vec::new();
+                man_page(command.as_deref())?.render(&mut text)?;
+                app::print(out, &String::from_utf8_lossy(&text))?;
                 Ok(crate::exit::OK)
             }
             Command::Report(ReportCommand::Merge {
@@ -458,6 +497,23 @@ impl Cli {
             Command::Log { run, output } => app::log(&global.state_dir, &run, output.into(), out),
         }
     }
+}
+
+/// azbook(1), or the page of one of its commands, named azbook-COMMAND as azbook(1) refers to it.
+fn man_page(command: Option<&str>) -> Result<clap_mangen::Man> {
+    let cli = Cli::command();
+    let Some(name) = command else {
+        return Ok(clap_mangen::Man::new(cli));
+    };
+    let Some(sub) = cli.find_subcommand(name) else {
+        let names: Vec<&str> = cli.get_subcommands().map(|c| c.get_name()).collect();
+        anyhow::bail!(
+            "azbook has no command `{name}`; its pages are azbook(1) and azbook-COMMAND(1) for {}",
+            names.join(", ")
+        );
+    };
+    let page = sub.clone().name(format!("azbook-{name}"));
+    Ok(clap_mangen::Man::new(page))
 }
 
 impl GlobalArgs {

@@ -178,7 +178,13 @@ pub fn apply(
     let lock = state.lock()?;
     let bar = Bar::new(global.progress, global.verbose, "planning");
     let prepared = match &options.plan_file {
-        Some(path) => from_plan_file(global, options, path, &bar, err)?,
+        Some(path) => from_plan_file(
+            global,
+            (RunCommand::Apply, options.max_age),
+            path,
+            &bar,
+            err,
+        )?,
         None => from_filters(global, options, &bar, err)?,
     };
     bar.finish();
@@ -321,17 +327,21 @@ fn in_place(report: &ChangeReport) -> String {
     )
 }
 
-/// `apply --dry-run` is `plan`.
+/// `apply --dry-run` is `plan`; `apply FILE --dry-run` is `show FILE`.
 fn apply_dry_run(
     global: &Global,
     options: &ApplyOptions,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> Result<i32> {
-    if options.plan_file.is_some() {
-        bail!(
-            "--dry-run plans from filters; to review a saved plan, read the file (or run azbook plan again)"
-        );
+    if let Some(path) = &options.plan_file {
+        let show_options = ShowOptions {
+            plan_file: path.clone(),
+            output: options.output,
+            reports: options.reports.clone(),
+            max_age: options.max_age,
+        };
+        return show(global, &show_options, out, err);
     }
     let plan_options = PlanOptions {
         selection: options.selection.clone(),
@@ -340,6 +350,56 @@ fn apply_dry_run(
         out: None,
     };
     plan(global, &plan_options, out, err)
+}
+
+pub struct ShowOptions {
+    pub plan_file: PathBuf,
+    pub output: ChangeFormat,
+    pub reports: Vec<ReportFile<ChangeFormat>>,
+    pub max_age: Duration,
+}
+
+/// `azbook show FILE`: a saved plan, checked exactly as `apply FILE` checks it (tenant,
+/// subscriptions, playbooks, age, every field re-derived, scope) and rendered as a plan, so that
+/// a person can read what they approve. Nothing is changed and no target is read: whether each
+/// target still holds its recorded state is decided when the plan is applied.
+pub fn show(
+    global: &Global,
+    options: &ShowOptions,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<i32> {
+    output::check_report_files(&options.reports)?;
+    let bar = Bar::new(global.progress, global.verbose, "checking");
+    let path = &options.plan_file;
+    let prepared = from_plan_file(global, (RunCommand::Plan, options.max_age), path, &bar, err)?;
+    bar.finish();
+    let Prepared {
+        session,
+        changes,
+        errors,
+        ..
+    } = set_waived_aside(prepared);
+    let report = ChangeReport::new(None, changes, errors);
+    let ctx = session.report_context(RunCommand::Plan, &Selection::default(), None);
+    print_report(
+        &report,
+        &ctx,
+        (options.output, ChangeView::Plan),
+        &options.reports,
+        global.colour,
+        out,
+    )?;
+    if !global.quiet {
+        writeln!(
+            err,
+            "plan {} is valid here and now: {}; apply it with: azbook apply {}",
+            path.display(),
+            report::summary_line(&report.changes),
+            path.display()
+        )?;
+    }
+    Ok(exit::OK)
 }
 
 /// What apply is about to change, and where it came from.
@@ -357,21 +417,21 @@ struct Prepared<'b> {
 /// The changes of a saved plan, after checking that it belongs here, now, with these playbooks.
 fn from_plan_file<'b>(
     global: &Global,
-    options: &ApplyOptions,
+    (command, max_age): (RunCommand, Duration),
     path: &Path,
     bar: &'b Bar,
     err: &mut dyn Write,
 ) -> Result<Prepared<'b>> {
-    let file = plan_file::read(path)?;
+    let (file, digest) = plan_file::read(path)?;
     let playbooks = plan_file::playbooks(&file)?;
     // Before any az call: a waiver for an unknown playbook stops the run here.
     let waivers = global.waivers(&playbooks)?;
     let az = crate::az::Az::new(global.az.clone(), Some(bar));
     let (account, visible) = super::signed_in_with_visible_subscriptions(&az)?;
-    plan_file::check(&file, &account, &visible, &playbooks, options.max_age)?;
+    plan_file::check(&file, &account, &visible, &playbooks, max_age)?;
     if !global.quiet {
         let scope = super::scope_line(
-            RunCommand::Apply,
+            command,
             &playbooks,
             &file.subscriptions,
             &account,
@@ -380,7 +440,7 @@ fn from_plan_file<'b>(
         );
         writeln!(
             err,
-            "{scope} (plan {} made {} by {})",
+            "{scope} (plan {} sha256 {digest}, made {} by {})",
             path.display(),
             file.created_at,
             file.user
@@ -389,13 +449,15 @@ fn from_plan_file<'b>(
     for warning in waivers.expiry_warnings() {
         writeln!(err, "warning: {warning}")?;
     }
-    let scope = json!({"planFile": path.display().to_string(), "planCreatedAt": file.created_at, "planScope": file.scope});
+    let scope = json!({"planFile": path.display().to_string(), "planSha256": digest,
+                       "planCreatedAt": file.created_at, "planScope": file.scope});
     let session = super::Session {
         waivers,
         az,
         account,
         subscriptions: file.subscriptions.clone(),
         playbooks,
+        plan_sha256: Some(digest),
     };
     Ok(Prepared {
         session,

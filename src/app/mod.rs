@@ -11,8 +11,9 @@ mod plan_file;
 
 pub use audit::{TestOptions, list, merge_reports, test};
 pub use backout::{BackoutOptions, backout};
-pub use change::{ApplyOptions, PlanOptions, apply, parse_duration, plan};
+pub use change::{ApplyOptions, PlanOptions, ShowOptions, apply, parse_duration, plan, show};
 pub use history::{log, runs};
+pub use output::print;
 
 use crate::account;
 use crate::az::{Az, AzConfig, AzError};
@@ -255,6 +256,8 @@ pub(crate) struct Session<'b> {
     pub account: account::Account,
     pub subscriptions: Vec<String>,
     pub playbooks: Vec<Playbook>,
+    /// The sha256 of the saved plan this run applies or shows, if it does.
+    pub plan_sha256: Option<String>,
 }
 
 pub(crate) fn start_session<'b>(
@@ -293,6 +296,7 @@ pub(crate) fn start_session<'b>(
         account,
         subscriptions,
         playbooks,
+        plan_sha256: None,
     })
 }
 
@@ -304,14 +308,16 @@ impl Session<'_> {
         selection: &Selection,
         run: Option<String>,
     ) -> ReportContext {
-        output::context(
+        let mut ctx = output::context(
             command,
             &self.account,
             &self.subscriptions,
             &self.playbooks,
             selection,
             run,
-        )
+        );
+        ctx.plan_sha256 = self.plan_sha256.clone();
+        ctx
     }
 
     pub fn assess<'s>(

@@ -30,6 +30,7 @@ pub(crate) fn context(
         scope: super::scope_items(selection),
         playbooks: playbooks.iter().map(PlaybookDoc::from_playbook).collect(),
         run,
+        plan_sha256: None,
     }
 }
 
@@ -65,7 +66,7 @@ pub(crate) fn emit_changes(
 type Render<'a, F> = dyn Fn(F, bool, &mut dyn Write) -> std::io::Result<()> + 'a;
 
 /// Prints text for `list`, `runs` and `log`; a closed stdout is no failure (see `emit`).
-pub(crate) fn print(out: &mut dyn Write, text: &str) -> Result<()> {
+pub fn print(out: &mut dyn Write, text: &str) -> Result<()> {
     match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
         printed => printed.context("writing the results"),

@@ -13,6 +13,7 @@ use crate::playbook::{self, Playbook};
 use crate::timefmt;
 use anyhow::{Context, Result, anyhow, bail};
 use serde_json::Value;
+use sha2::Digest;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
@@ -22,7 +23,9 @@ const MAX_PLAN_BYTES: u64 = 64 * 1024 * 1024;
 /// How far ahead of this machine's clock a plan's `createdAt` may be (another machine's clock).
 const MAX_CLOCK_SKEW: Duration = Duration::from_secs(5 * 60);
 
-pub(super) fn read(path: &Path) -> Result<PlanFile> {
+/// The plan and the sha256 of the file's bytes (lower-case hex), which ties what was approved
+/// to what is applied.
+pub(super) fn read(path: &Path) -> Result<(PlanFile, String)> {
     let size = std::fs::metadata(path)
         .with_context(|| format!("cannot read the plan file {}", path.display()))?
         .len();
@@ -32,10 +35,15 @@ pub(super) fn read(path: &Path) -> Result<PlanFile> {
             path.display()
         );
     }
-    let text = std::fs::read_to_string(path)
+    let bytes = std::fs::read(path)
         .with_context(|| format!("cannot read the plan file {}", path.display()))?;
-    serde_json::from_str(&text)
-        .with_context(|| format!("{} is not an azbook plan file", path.display()))
+    let digest: String = sha2::Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let file = serde_json::from_slice(&bytes)
+        .with_context(|| format!("{} is not an azbook plan file", path.display()))?;
+    Ok((file, digest))
 }
 
 /// The playbooks a saved plan names: built-in by id, others from the file they were loaded from.

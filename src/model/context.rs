@@ -24,6 +24,10 @@ pub struct ReportContext {
     pub playbooks: Vec<PlaybookDoc>,
     /// apply and backout: the change-log run id.
     pub run: Option<String>,
+    /// A saved plan applied or shown: the sha256 of its file, so that an approved change
+    /// record can be tied to the file applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan_sha256: Option<String>,
 }
 
 /// The commands whose results a report holds.

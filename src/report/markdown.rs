@@ -647,6 +647,9 @@ fn about(ctx: &ReportContext) -> String {
     if let Some(run) = &ctx.run {
         let _ = writeln!(out, "- **Run:** {}", code(run));
     }
+    if let Some(digest) = &ctx.plan_sha256 {
+        let _ = writeln!(out, "- **Plan file:** sha256 {}", code(digest));
+    }
     out
 }
 
@@ -799,6 +802,7 @@ mod tests {
                 doc("sql-database-tde-mmk", "2.1.1.1.1"),
             ],
             run: None,
+            plan_sha256: None,
         }
     }
 

@@ -15,6 +15,7 @@ mod playbook_errors;
 mod reports;
 mod runbook;
 mod secrets;
+mod show;
 mod state_dir;
 mod terminal;
 mod test_command;
