@@ -177,24 +177,13 @@ pub fn apply(
     let state = StateDir::new(&global.state_dir);
     let lock = state.lock()?;
     let bar = Bar::new(global.progress, global.verbose, "planning");
-    let prepared = match &options.plan_file {
-        Some(path) => from_plan_file(
-            global,
-            (RunCommand::Apply, options.max_age),
-            path,
-            &bar,
-            err,
-        )?,
-        None => from_filters(global, options, &bar, err)?,
-    };
-    bar.finish();
     let Prepared {
         session,
         changes,
         errors,
         recheck,
         scope,
-    } = set_waived_aside(prepared);
+    } = prepare(global, options, &bar, err)?;
     let actionable = changes.iter().filter(|c| c.has_az_steps()).count();
     if actionable == 0 {
         return nothing_to_change(global, options, &session, changes, errors, out, err);
@@ -223,8 +212,14 @@ pub fn apply(
     );
     bar.finish();
     let run_id = journal.lock().expect("journal lock").run_id().to_string();
-    let report = ChangeReport::new(Some(run_id.clone()), done, errors);
-    let failed = stopped.is_some() || report.has_failures();
+    let report = ChangeReport::new(Some(run_id), done, errors);
+    let code = match () {
+        _ if runner.interrupted() => exit::INTERRUPTED,
+        _ if stopped.is_some() || report.has_failures() || !report.errors.is_empty() => {
+            exit::INCOMPLETE
+        }
+        _ => exit::OK,
+    };
     // The log ends properly even when the run stopped early, so that it reads as a whole story.
     let ending = Ending {
         logged: runner.end(&report, stopped.is_some()),
@@ -233,13 +228,7 @@ pub fn apply(
     drop(lock);
     report_apply(global, options, &session, &report, ending, out, err)?;
     super::report_usage(global, err)?;
-    Ok(if runner.interrupted() {
-        exit::INTERRUPTED
-    } else if failed || !report.errors.is_empty() {
-        exit::INCOMPLETE
-    } else {
-        exit::OK
-    })
+    Ok(code)
 }
 
 /// How an apply run ended: why it stopped early, if it did, and whether its run-end was logged.
@@ -412,6 +401,22 @@ struct Prepared<'b> {
     recheck: bool,
     /// What the change log records as the run's scope.
     scope: Value,
+}
+
+/// What apply will change: a saved plan, checked, or a plan made now from the filters; waived
+/// targets set aside either way.
+fn prepare<'b>(
+    global: &Global,
+    options: &ApplyOptions,
+    bar: &'b Bar,
+    err: &mut dyn Write,
+) -> Result<Prepared<'b>> {
+    let prepared = match &options.plan_file {
+        Some(path) => from_plan_file(global, (RunCommand::Apply, options.max_age), path, bar, err)?,
+        None => from_filters(global, options, bar, err)?,
+    };
+    bar.finish();
+    Ok(set_waived_aside(prepared))
 }
 
 /// The changes of a saved plan, after checking that it belongs here, now, with these playbooks.
