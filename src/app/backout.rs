@@ -275,7 +275,7 @@ fn read_apply_run(
         }
         writeln!(
             err,
-            "warning: the change log was altered ({tampered}); using the records before it, as --force asks"
+            "warning: the change log was altered ({tampered}); using its readable records, as --force asks (those after the alteration cannot be verified)"
         )?;
     }
     let start = log

@@ -40,9 +40,7 @@ pub struct Global {
     pub progress: bool,
     /// Where change logs live: `--state-dir` or `AZBOOK_STATE_DIR`, else an `.azbook` left in
     /// the working directory by an older azbook, else `$XDG_STATE_HOME/azbook` or
-    /// `~/.local/state/azbook` (or none: the commands that need one refuse). Its `parent()` is
-    /// where `azbook.toml` is looked for: beside a named (or `.azbook`) state directory, else the
-    /// working directory.
+    /// `~/.local/state/azbook` (or none: the commands that need one refuse).
     pub state_dir: crate::journal::StateLocation,
     /// The command line, recorded in every change log.
     pub command_line: Vec<String>,

@@ -155,6 +155,7 @@ impl StateDir {
     /// something (`RunSummary::changed`) and that no backout run has reverted to the end (one
     /// that ended `finished`). What a change window's `azbook backout` undoes.
     pub fn unreverted(&self) -> Result<Vec<RunSummary>> {
+        self.available()?;
         let runs = self.runs()?;
         let finished_backout = |id: &String| {
             runs.iter()
