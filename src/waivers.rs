@@ -168,7 +168,7 @@ impl Waivers {
             .chain(&self.expired)
             .filter(|w| w.playbook != "*" && !known.contains(&w.playbook.as_str()))
             .map(|w| {
-                let near = nearest(&w.playbook, known)
+                let near = crate::playbook::closest(&w.playbook, known)
                     .map(|n| format!(" (did you mean `{n}`?)"))
                     .unwrap_or_default();
                 format!(
@@ -269,30 +269,6 @@ impl Waiver {
     }
 }
 
-/// The known id nearest to a misspelt one, if it is near enough to be a likely typo.
-fn nearest<'a>(name: &str, known: &[&'a str]) -> Option<&'a str> {
-    let name = name.to_lowercase();
-    known
-        .iter()
-        .map(|k| (edit_distance(&name, &k.to_lowercase()), *k))
-        .filter(|(d, k)| *d <= 2.max(k.len() / 4))
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, k)| k)
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut row = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            row.push((prev[j] + cost).min(prev[j + 1] + 1).min(row[j] + 1));
-        }
-        prev = row;
-    }
-    prev[b.len()]
-}
 
 #[cfg(test)]
 mod tests {

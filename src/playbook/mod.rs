@@ -12,6 +12,7 @@ mod template;
 
 pub use expr::{Document, Expr};
 pub use load::{builtin, parse, select};
+pub use shape::closest;
 pub use template::Template;
 
 use crate::fieldpath::FieldPath;
