@@ -276,8 +276,10 @@ Examples:
 
 Every change is written to the change log (--state-dir) before it is made, and verified
 after it; undo a run with `azbook backout`.
-Exit codes: 0 done, 2 nothing ran (declined, lock held, too many changes, refused plan),
-3 some changes failed or drifted.";
+A plan step that deletes, purges, revokes, regenerates keys or grants access (a custom playbook
+must declare it `reversible = false` with a `warning`) runs only with --allow-destructive.
+Exit codes: 0 done, 2 nothing ran (declined, lock held, too many changes, refused plan,
+destructive steps without --allow-destructive), 3 some changes failed or drifted.";
 
 const BACKOUT_EXAMPLES: &str = "\
 Examples:
@@ -340,6 +342,11 @@ struct ApplyArgs {
     /// Refuse a run that would change more resources than this
     #[arg(long, default_value_t = 25, value_name = "N")]
     max_changes: usize,
+    /// Run steps that delete, purge, revoke, regenerate keys or grant access (marked
+    /// `!! DESTRUCTIVE` in the plan); without it apply refuses a plan holding any, before it
+    /// asks or changes anything
+    #[arg(long)]
+    allow_destructive: bool,
     /// Refuse a saved plan older than this (s, m, h or d)
     #[arg(long, default_value = "24h", value_name = "AGE", value_parser = parse_age)]
     max_age: Duration,
@@ -604,6 +611,7 @@ impl ApplyArgs {
             dry_run: self.dry_run,
             max_changes: self.max_changes,
             max_age: self.max_age,
+            allow_destructive: self.allow_destructive,
         }
     }
 }

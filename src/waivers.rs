@@ -269,7 +269,6 @@ impl Waiver {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

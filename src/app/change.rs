@@ -43,6 +43,8 @@ pub struct ApplyOptions {
     pub dry_run: bool,
     pub max_changes: usize,
     pub max_age: Duration,
+    /// Run steps that delete, purge, revoke, regenerate keys or grant access.
+    pub allow_destructive: bool,
 }
 
 fn playbook_refs(playbooks: &[Playbook]) -> Vec<PlaybookRef> {
@@ -193,6 +195,9 @@ pub fn apply(
             "this run would change {actionable} resources, more than --max-changes ({}): narrow the scope (--name, --resource-group, --tag, --playbook) to run in batches, or raise --max-changes",
             options.max_changes
         );
+    }
+    if !options.allow_destructive {
+        refuse_destructive(&changes)?;
     }
     if !options.yes && !confirmed(global, prompt, &changes, err)? {
         writeln!(err, "nothing changed")?;
@@ -562,6 +567,44 @@ fn nothing_to_change(
     } else {
         exit::INCOMPLETE
     })
+}
+
+/// A plan that holds steps which delete, purge, revoke, regenerate keys or grant access runs only
+/// when the operator said so with `--allow-destructive`: checked before confirmation, so that
+/// neither `--yes` nor a hasty answer at the prompt lets one through, and before any change.
+fn refuse_destructive(changes: &[Change]) -> Result<()> {
+    let steps: Vec<String> = changes
+        .iter()
+        .flat_map(|c| {
+            let resource = c.resource.rsplit('/').next().unwrap_or(&c.resource);
+            c.destructive_steps().map(move |(step, what)| {
+                let command: Vec<&str> = step
+                    .argv
+                    .iter()
+                    .map(String::as_str)
+                    .take_while(|w| !w.starts_with('-'))
+                    .collect();
+                format!(
+                    "{} on {resource} ({}: `{}` {what})",
+                    crate::report::one_line(&step.name),
+                    crate::report::one_line(&c.playbook),
+                    crate::report::one_line(&command.join(" "))
+                )
+            })
+        })
+        .collect();
+    if steps.is_empty() {
+        return Ok(());
+    }
+    let shown = if steps.len() > 5 {
+        format!("{}, and {} more", steps[..5].join("; "), steps.len() - 5)
+    } else {
+        steps.join("; ")
+    };
+    bail!(
+        "this plan holds {} destructive step(s), which delete, purge, revoke, regenerate keys or grant access and cannot be undone: {shown}. Nothing was changed. Review them in `azbook plan` (marked `!! DESTRUCTIVE`), then run again with --allow-destructive to run them",
+        steps.len()
+    );
 }
 
 /// Asks on the terminal, after showing the plan; refuses when nobody is there to answer.

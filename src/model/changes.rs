@@ -29,6 +29,26 @@ pub struct PlannedStep {
     pub warning: Option<String>,
 }
 
+impl PlannedStep {
+    /// What the step's az command does that nothing can take back (`deletes`, `grants access`),
+    /// judged from the command words of its argv as `playbook::destructive_command` judges a
+    /// playbook's step (the loader accepts such a step only with `reversible = false` and a
+    /// `warning`). Plans mark these steps and apply runs them only with `--allow-destructive`.
+    pub fn destructive(&self) -> Option<&'static str> {
+        if self.kind != StepKind::Az {
+            return None;
+        }
+        let words: Vec<&str> = self
+            .argv
+            .iter()
+            .skip(1)
+            .map(String::as_str)
+            .take_while(|w| !w.starts_with('-'))
+            .collect();
+        crate::playbook::destructive_command(&words)
+    }
+}
+
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[serde(rename_all = "lowercase")]
 pub enum ChangeStatus {
@@ -122,6 +142,13 @@ impl FieldDifference {
 impl Change {
     pub fn has_az_steps(&self) -> bool {
         self.steps.iter().any(|s| s.kind == StepKind::Az)
+    }
+
+    /// The steps that delete, purge, revoke, regenerate keys or grant access.
+    pub fn destructive_steps(&self) -> impl Iterator<Item = (&PlannedStep, &'static str)> {
+        self.steps
+            .iter()
+            .filter_map(|s| s.destructive().map(|what| (s, what)))
     }
 }
 

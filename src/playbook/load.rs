@@ -50,6 +50,51 @@ const FORBIDDEN_COMMANDS: &[&str] = &[
     "self-test",
 ];
 
+/// What an az command does that no later command can take back, judged from its command words
+/// (lower-cased): `None` for every other command. A step that runs such a command must declare
+/// itself (`reversible = false` and a `warning` saying what is lost), a plan marks it, and apply
+/// runs it only with `--allow-destructive`; a read may never run one.
+///
+/// The words decide, not the resource: `az group delete`, `az storage account delete`,
+/// `az sql server key delete`, `az storage blob delete-batch`, `az keyvault key purge`,
+/// `az ... network-rule remove`, `az storage account revoke-delegation-keys`,
+/// `az storage account keys renew`, `az cosmosdb keys regenerate`, `az redis regenerate-keys`,
+/// `az iot hub policy renew-key`, `az ad sp credential reset`, `az role assignment create` (and
+/// `az keyvault role assignment create`), `az ad app permission grant`, `az keyvault set-policy`.
+/// `az sql server key create` registers a key and destroys nothing. Generic commands (`az rest`,
+/// `az resource invoke-action`, `az deployment group create`) say nothing in their words and are
+/// not judged.
+pub fn destructive_command(words: &[&str]) -> Option<&'static str> {
+    let words: Vec<String> = words.iter().map(|w| w.to_ascii_lowercase()).collect();
+    let ends_with = |tail: &[&str]| {
+        words.len() >= tail.len() && words[words.len() - tail.len()..].iter().eq(tail.iter())
+    };
+    let last = words.last().map(String::as_str).unwrap_or("");
+    let verb = |v: &str| last == v || last.starts_with(&format!("{v}-"));
+    if verb("delete") {
+        Some("deletes")
+    } else if verb("purge") {
+        Some("purges")
+    } else if verb("remove") || last == "clear" {
+        Some("removes")
+    } else if last.starts_with("revoke") {
+        Some("revokes")
+    } else if verb("renew") || verb("regenerate") || ends_with(&["credential", "reset"]) {
+        Some("regenerates keys or credentials")
+    } else if ends_with(&["role", "assignment", "create"])
+        || ends_with(&["permission", "grant"])
+        || ends_with(&["permission", "admin-consent"])
+        || ends_with(&["keyvault", "set-policy"])
+        || ends_with(&["ad-admin", "create"])
+        || ends_with(&["member", "add"])
+        || ends_with(&["owner", "add"])
+    {
+        Some("grants access")
+    } else {
+        None
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct LoadError {
     pub file: String,
@@ -467,7 +512,7 @@ impl Loader<'_> {
         }
         for level in raw.into_inner() {
             self.check_level_name(&level.name, &roots);
-            let argv = self.argv(&level.argv, &roots);
+            let argv = self.read_argv(&level.argv, &roots);
             let item_shape = argv
                 .as_ref()
                 .map(|a| Shape::of_list_item(&a.command_words()))
@@ -611,7 +656,7 @@ impl Loader<'_> {
                 self.error(&reads.span(), "give either `read` or `reads`, not both");
                 (Reads::None, Shape::Any)
             }
-            (Some(read), None) => match self.argv(read, read_roots) {
+            (Some(read), None) => match self.read_argv(read, read_roots) {
                 Some(argv) => {
                     let shape = Shape::of_command(&argv.command_words());
                     (Reads::One(argv), shape)
@@ -647,7 +692,7 @@ impl Loader<'_> {
                     "`target` is not a read name: the state already holds the discovered target under it",
                 );
             }
-            if let Some(argv) = self.argv(argv, read_roots) {
+            if let Some(argv) = self.read_argv(argv, read_roots) {
                 shapes.push((name.clone(), Shape::of_command(&argv.command_words())));
                 named.push((name.clone(), argv));
             }
@@ -665,7 +710,7 @@ impl Loader<'_> {
         has_implement: bool,
     ) -> Option<Argv> {
         match (reads, &test.refresh) {
-            (Reads::None | Reads::Named(_), Some(argv)) => self.argv(argv, read_roots),
+            (Reads::None | Reads::Named(_), Some(argv)) => self.read_argv(argv, read_roots),
             (Reads::None, None) => {
                 if has_implement {
                     self.error(
@@ -725,7 +770,7 @@ impl Loader<'_> {
                     "a precheck needs a name that says what it confirms",
                 );
             }
-            if let Some(read) = self.argv(&check.read, roots) {
+            if let Some(read) = self.read_argv(&check.read, roots) {
                 prechecks.push(Precheck {
                     name: check.name.into_inner(),
                     read,
@@ -774,6 +819,9 @@ impl Loader<'_> {
         if step.skip_if.is_some() && skip_if.is_none() {
             return None;
         }
+        if let (Some(Action::Az(argv)), Some(raw_argv)) = (&action, &step.argv) {
+            self.check_destructive(argv, raw_argv, step.reversible, step.warning.as_deref());
+        }
         let reversible = step.reversible.unwrap_or(true);
         Some(Step {
             name: step.name.into_inner(),
@@ -784,6 +832,55 @@ impl Loader<'_> {
             after,
             skip_if,
         })
+    }
+
+    /// A step whose command deletes, purges, removes, revokes, regenerates keys or grants access
+    /// (`destructive_command`) cannot be taken back by a backout step: it must say so itself,
+    /// with `reversible = false` and a `warning` that tells the reader of every plan what is lost.
+    fn check_destructive(
+        &mut self,
+        argv: &Argv,
+        raw: &RawArgv,
+        reversible: Option<bool>,
+        warning: Option<&str>,
+    ) {
+        let Some(what) = argv.destructive() else {
+            return;
+        };
+        let mut missing = Vec::new();
+        if reversible != Some(false) {
+            missing.push("`reversible = false`");
+        }
+        if warning.is_none_or(|w| w.trim().is_empty()) {
+            missing.push("a `warning` saying what is lost");
+        }
+        if !missing.is_empty() {
+            self.error(
+                &raw.span(),
+                format!(
+                    "`az {}` {what}, which no backout step can take back: the step must declare it with {} (plans then mark it DESTRUCTIVE, and apply runs it only with --allow-destructive)",
+                    argv.command_words().join(" "),
+                    missing.join(" and ")
+                ),
+            );
+        }
+    }
+
+    /// An argv that only reads (discovery, the test's reads, `refresh`, a precheck, a `skip_if`
+    /// read): it may never run a command that deletes, revokes or grants.
+    fn read_argv(&mut self, raw: &RawArgv, roots: &Roots) -> Option<Argv> {
+        let argv = self.argv(raw, roots)?;
+        if let Some(what) = argv.destructive() {
+            self.error(
+                &raw.span(),
+                format!(
+                    "`az {}` {what}: a read (discovery, the test, refresh, a precheck or skip_if) must change nothing; only an implement or backout step may run it",
+                    argv.command_words().join(" ")
+                ),
+            );
+            return None;
+        }
+        Some(argv)
     }
 
     /// What a step does: run its `argv` (`kind = "az"`, the default), or show a person its
@@ -864,7 +961,7 @@ impl Loader<'_> {
     /// A step's `skip_if`: its condition reads what the steps see and, as `read`, what its own
     /// read returns.
     fn skip_if(&mut self, raw: &RawSkipIf, roots: &Roots) -> Option<SkipIf> {
-        let read = self.argv(&raw.read, roots)?;
+        let read = self.read_argv(&raw.read, roots)?;
         let mut with_read = roots.clone();
         with_read.push(("read".into(), Shape::of_command(&read.command_words())));
         let when = self.condition(&raw.when, &Shape::object(with_read))?;
@@ -1450,6 +1547,210 @@ refresh = ["az", "storage", "account", "show", "--name={target.name}", "--resour
         let e = errors(&text);
         assert!(e[0].message.contains("--flag="), "{}", e[0].message);
         assert_eq!(e[0].line, 18);
+    }
+
+    #[test]
+    fn destructive_commands_are_known_by_their_words() {
+        for (command, expected) in [
+            ("group delete", Some("deletes")),
+            ("storage account delete", Some("deletes")),
+            ("sql server key delete", Some("deletes")),
+            ("storage blob delete-batch", Some("deletes")),
+            ("keyvault delete-policy", Some("deletes")),
+            ("keyvault key purge", Some("purges")),
+            ("keyvault purge", Some("purges")),
+            ("storage account network-rule remove", Some("removes")),
+            ("storage message clear", Some("removes")),
+            ("storage account revoke-delegation-keys", Some("revokes")),
+            ("disk revoke-access", Some("revokes")),
+            (
+                "storage account keys renew",
+                Some("regenerates keys or credentials"),
+            ),
+            (
+                "cosmosdb keys regenerate",
+                Some("regenerates keys or credentials"),
+            ),
+            (
+                "redis regenerate-keys",
+                Some("regenerates keys or credentials"),
+            ),
+            (
+                "iot hub policy renew-key",
+                Some("regenerates keys or credentials"),
+            ),
+            (
+                "ad sp credential reset",
+                Some("regenerates keys or credentials"),
+            ),
+            ("role assignment create", Some("grants access")),
+            ("keyvault role assignment create", Some("grants access")),
+            ("ad app permission grant", Some("grants access")),
+            ("keyvault set-policy", Some("grants access")),
+            ("sql server ad-admin create", Some("grants access")),
+            ("ad group member add", Some("grants access")),
+            ("Group Delete", Some("deletes")),
+            // What the built-in playbooks and their reads run.
+            ("sql server key create", None),
+            ("sql server key list", None),
+            ("sql server tde-key set", None),
+            ("sql db tde set", None),
+            ("storage account update", None),
+            ("storage account list", None),
+            ("keyvault key show", None),
+            ("role assignment list", None),
+            ("keyvault key rotate", None),
+        ] {
+            let words: Vec<&str> = command.split(' ').collect();
+            assert_eq!(destructive_command(&words), expected, "az {command}");
+        }
+    }
+
+    #[test]
+    fn no_step_or_read_of_a_builtin_playbook_is_destructive() {
+        for p in builtin() {
+            let mut argvs: Vec<&Argv> = p.discover.iter().map(|l| &l.argv).collect();
+            match &p.test.reads {
+                Reads::None => {}
+                Reads::One(argv) => argvs.push(argv),
+                Reads::Named(named) => argvs.extend(named.iter().map(|(_, a)| a)),
+            }
+            argvs.extend(&p.test.refresh);
+            argvs.extend(p.prechecks.iter().map(|c| &c.read));
+            for step in p.implement.iter().chain(&p.backout) {
+                if let Action::Az(argv) = &step.action {
+                    argvs.push(argv);
+                }
+                argvs.extend(step.skip_if.as_ref().map(|s| &s.read));
+            }
+            assert!(argvs.len() >= 4, "{}", p.id);
+            for argv in argvs {
+                assert_eq!(
+                    argv.destructive(),
+                    None,
+                    "{}: az {}",
+                    p.id,
+                    argv.command_words().join(" ")
+                );
+            }
+        }
+    }
+
+    /// GOOD with one implement step running `argv` (a TOML array), with `extra` lines.
+    fn with_step(table: &str, argv: &str, extra: &str) -> String {
+        format!("{GOOD}[[{table}]]\nname = \"n\"\nargv = {argv}\n{extra}")
+    }
+
+    const DELETE: &str = r#"["az", "storage", "account", "delete", "--name={target.name}", "--resource-group={target.resourceGroup}", "--yes"]"#;
+
+    #[test]
+    fn a_destructive_step_must_say_it_cannot_be_undone_and_why() {
+        let e = errors(&with_step("implement", DELETE, ""));
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!((e[0].line, e[0].column), (18, 8), "at the step's argv");
+        for says in [
+            "`az storage account delete` deletes",
+            "`reversible = false` and a `warning`",
+            "--allow-destructive",
+        ] {
+            assert!(e[0].message.contains(says), "{says}: {}", e[0].message);
+        }
+        let e = errors(&with_step("implement", DELETE, "reversible = false\n"));
+        assert!(
+            !e[0].message.contains("`reversible = false`"),
+            "{}",
+            e[0].message
+        );
+        assert!(e[0].message.contains("a `warning`"), "{}", e[0].message);
+        let e = errors(&with_step(
+            "implement",
+            DELETE,
+            "warning = \"the data is gone\"\n",
+        ));
+        assert!(
+            e[0].message.contains("`reversible = false`"),
+            "{}",
+            e[0].message
+        );
+        assert!(!e[0].message.contains("a `warning`"), "{}", e[0].message);
+        let e = errors(&with_step(
+            "implement",
+            DELETE,
+            "reversible = false\nwarning = \"  \"\n",
+        ));
+        assert!(e[0].message.contains("a `warning`"), "{}", e[0].message);
+        let e = errors(&with_step(
+            "implement",
+            DELETE,
+            "reversible = true\nwarning = \"the data is gone\"\n",
+        ));
+        assert!(
+            e[0].message.contains("`reversible = false`"),
+            "{}",
+            e[0].message
+        );
+        // A command word that is conditional counts as well.
+        let hidden = DELETE.replace(r#""delete""#, r#"{ arg = "delete", when = "`true`" }"#);
+        let e = errors(&with_step("implement", &hidden, ""));
+        assert!(e[0].message.contains("deletes"), "{}", e[0].message);
+
+        let declared = with_step(
+            "implement",
+            DELETE,
+            "reversible = false\nwarning = \"the account and its data are gone\"\n",
+        );
+        let playbook = parse("p.toml", &declared, "p.toml").unwrap();
+        let step = &playbook.implement[0];
+        assert!(!step.reversible);
+        let Action::Az(argv) = &step.action else {
+            panic!("an az step")
+        };
+        assert_eq!(argv.destructive(), Some("deletes"));
+    }
+
+    #[test]
+    fn a_destructive_backout_step_must_declare_itself_too() {
+        let grant = r#"["az", "role", "assignment", "create", "--assignee=ops@contoso.com", "--role=Owner", "--scope={target.id}"]"#;
+        let e = errors(&with_step("backout", grant, ""));
+        assert_eq!(e[0].line, 18);
+        assert!(
+            e[0].message
+                .contains("`az role assignment create` grants access"),
+            "{}",
+            e[0].message
+        );
+        let renew = r#"["az", "storage", "account", "keys", "renew", "--account-name={target.name}", "--key=primary"]"#;
+        let e = errors(&with_step("backout", renew, ""));
+        assert!(
+            e[0].message.contains("regenerates keys"),
+            "{}",
+            e[0].message
+        );
+        let ok = with_step(
+            "backout",
+            renew,
+            "reversible = false\nwarning = \"every client using the primary key stops working\"\n",
+        );
+        assert!(parse("p.toml", &ok, "p.toml").is_ok());
+        let create = r#"["az", "sql", "server", "key", "create", "--server={target.name}", "--resource-group={target.resourceGroup}", "--kid=https://kv/keys/k"]"#;
+        assert!(parse("p.toml", &with_step("backout", create, ""), "p.toml").is_ok());
+    }
+
+    #[test]
+    fn a_read_may_never_be_destructive() {
+        let text = GOOD.replace(
+            r#"refresh = ["az", "storage", "account", "show""#,
+            r#"refresh = ["az", "storage", "account", "delete""#,
+        );
+        let e = errors(&text);
+        assert_eq!((e[0].line, e[0].column), (15, 11), "{e:?}");
+        assert!(e[0].message.contains("a read"), "{}", e[0].message);
+        let text = format!(
+            "{GOOD}[[precheck]]\nname = \"p\"\nread = [\"az\", \"keyvault\", \"key\", \"purge\", \"--name=k\"]\nwarning = \"w\"\n"
+        );
+        let e = errors(&text);
+        assert_eq!(e[0].line, 18);
+        assert!(e[0].message.contains("purges"), "{}", e[0].message);
     }
 
     #[test]

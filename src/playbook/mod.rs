@@ -3,7 +3,8 @@
 //! A playbook is a TOML file (`playbooks/*.toml`, compiled into the binary, or any file given
 //! with `--playbook`). [`load`] turns it into the validated model below, rejecting with a file,
 //! line and column everything that could otherwise fail halfway through a run: unknown keys,
-//! bad JMESPath, placeholders naming fields that cannot exist, steps that are not `az`.
+//! bad JMESPath, placeholders naming fields that cannot exist, steps that are not `az`, steps
+//! that delete, revoke, regenerate keys or grant access without declaring it.
 
 mod expr;
 mod load;
@@ -11,7 +12,7 @@ mod shape;
 mod template;
 
 pub use expr::{Document, Expr};
-pub use load::{builtin, parse, select};
+pub use load::{builtin, destructive_command, parse, select};
 pub use shape::closest;
 pub use template::Template;
 
@@ -196,6 +197,12 @@ impl Argv {
             .map(|a| a.template.source())
             .take_while(|s| !s.starts_with('-'))
             .collect()
+    }
+
+    /// What the command does that nothing can take back (`deletes`, `grants access`), if it is
+    /// such a command: see [`destructive_command`].
+    pub fn destructive(&self) -> Option<&'static str> {
+        destructive_command(&self.command_words())
     }
 
     /// Renders every argument against `context`, dropping conditional arguments whose

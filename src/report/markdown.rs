@@ -283,6 +283,7 @@ fn change_summary(report: &ChangeReport, cmd: &str, name: &dyn Fn(&Change) -> St
     } else {
         out.push_str(&table(&["Status", "Targets"], &rows));
     }
+    out.push_str(&destructive_summary(report, name));
     let key = report
         .changes
         .iter()
@@ -308,6 +309,35 @@ fn change_summary(report: &ChangeReport, cmd: &str, name: &dyn Fn(&Change) -> St
         }
     }
     out
+}
+
+/// Steps that delete, purge, revoke, regenerate keys or grant access, each with its warning, in
+/// a quote at the top of the record: a board must not miss one among routine changes.
+fn destructive_summary(report: &ChangeReport, name: &dyn Fn(&Change) -> String) -> String {
+    let mut lines = String::new();
+    let mut count = 0;
+    for (i, c) in report.changes.iter().enumerate() {
+        for (step, what) in c.destructive_steps() {
+            count += 1;
+            let warning = step
+                .warning
+                .as_deref()
+                .map(|w| format!(": {}", esc(w)))
+                .unwrap_or_default();
+            let _ = writeln!(
+                lines,
+                "> - {}: **{}** {what}{warning}",
+                change_label(i, c, name),
+                esc(&step.name)
+            );
+        }
+    }
+    if count == 0 {
+        return String::new();
+    }
+    format!(
+        "\n> **!! DESTRUCTIVE: {count} step(s) delete, purge, revoke, regenerate keys or grant access, and azbook cannot undo them.** `azbook apply` runs them only with `--allow-destructive`:\n>\n{lines}"
+    )
 }
 
 /// The same test as `summary_line`: the playbook's step warning says the key control goes.
@@ -403,6 +433,12 @@ fn steps(c: &Change) -> String {
             format!(" ({})", tags.join("; "))
         };
         let _ = writeln!(out, "\n**Step {}: {}**{tags}\n", n + 1, esc(&step.name));
+        if let Some(what) = step.destructive() {
+            let _ = writeln!(
+                out,
+                "> **!! DESTRUCTIVE:** this step {what}, and azbook cannot undo it; apply runs it only with `--allow-destructive`.\n"
+            );
+        }
         if let Some(w) = &step.warning {
             let _ = writeln!(out, "Warning: {}\n", esc(w));
         }
@@ -475,6 +511,12 @@ fn irreversible(report: &ChangeReport, name: &dyn Fn(&Change) -> String) -> Stri
                     step.instructions.as_deref().unwrap_or(""),
                     "text",
                 )));
+            } else if let Some(what) = step.destructive() {
+                let _ = writeln!(
+                    out,
+                    "- {label}: **{}** cannot be undone by azbook: it {what} (DESTRUCTIVE)",
+                    esc(&step.name)
+                );
             } else if !step.reversible {
                 let _ = writeln!(
                     out,
@@ -1175,6 +1217,42 @@ mod tests {
         let plan = section("## Test plan");
         assert!(plan.contains("\n### Playbook storage-account-mmk: storage-account-mmk title\n"));
         assert!(plan.contains("```text\nlower(encryption.keySource"));
+    }
+
+    #[test]
+    fn plan_record_marks_destructive_steps_first_and_at_the_step() {
+        let mut report = changes(ChangeStatus::Pending);
+        report.changes[1].steps[0].warning = Some("backout cannot *register* it again".into());
+        let text = render_change_markdown(&report, &ctx(RunCommand::Plan));
+        let summary = &text[text.find("## Summary").unwrap()..text.find("## Scope").unwrap()];
+        assert!(
+            summary.contains("> **!! DESTRUCTIVE: 1 step(s) delete, purge, revoke, regenerate keys or grant access, and azbook cannot undo them.** `azbook apply` runs them only with `--allow-destructive`:"),
+            "{summary}"
+        );
+        assert!(
+            has_line(
+                summary,
+                "> - Change 2: rg\\_1/sql1 (sql-server-tde-protector-mmk): **drop the old key** deletes: backout cannot \\*register\\* it again"
+            ),
+            "{summary}"
+        );
+        let implementation =
+            &text[text.find("## Implementation").unwrap()..text.find("## Backout").unwrap()];
+        assert_eq!(
+            implementation
+                .matches("> **!! DESTRUCTIVE:** this step deletes")
+                .count(),
+            1,
+            "only the delete step: {implementation}"
+        );
+        assert!(
+            text.contains(
+                "**drop the old key** cannot be undone by azbook: it deletes (DESTRUCTIVE)"
+            )
+        );
+        report.changes.remove(1);
+        let text = render_change_markdown(&report, &ctx(RunCommand::Plan));
+        assert!(!text.contains("DESTRUCTIVE"), "{text}");
     }
 
     #[test]

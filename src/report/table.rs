@@ -148,6 +148,7 @@ pub fn render_playbook_list(playbooks: &[PlaybookInfo]) -> String {
 const RED: &str = "\x1b[31m";
 const YELLOW: &str = "\x1b[33m";
 const BOLD: &str = "\x1b[1m";
+const BOLD_RED: &str = "\x1b[1;31m";
 const RESET: &str = "\x1b[0m";
 
 fn paint(on: bool, code: &str, text: &str) -> String {
@@ -177,6 +178,21 @@ pub fn render_plan(report: &ChangeReport, colour: bool) -> String {
     let mut out = String::new();
     if report.changes.is_empty() {
         out.push_str(&no_changes(report));
+    }
+    let destructive: usize = report
+        .changes
+        .iter()
+        .map(|c| c.destructive_steps().count())
+        .sum();
+    if destructive > 0 {
+        out.push_str(&paint(
+            colour,
+            BOLD_RED,
+            &format!(
+                "!! DESTRUCTIVE: {destructive} step(s) below delete, purge, revoke, regenerate keys or grant access, and azbook cannot undo them; apply runs them only with --allow-destructive"
+            ),
+        ));
+        out.push_str("\n\n");
     }
     for change in &report.changes {
         plan_change(&mut out, change, colour);
@@ -262,7 +278,19 @@ fn plan_step(out: &mut String, number: usize, step: &PlannedStep, colour: bool) 
             out.push_str(&format!("       | {line}\n"));
         }
     }
-    if let Some(w) = &step.warning {
+    if let Some(what) = step.destructive() {
+        let warning = step
+            .warning
+            .as_deref()
+            .map(|w| format!(": {}", one_line(w)))
+            .unwrap_or_default();
+        out.push_str(&paint(
+            colour,
+            BOLD_RED,
+            &format!("       !! DESTRUCTIVE: {what}, cannot be undone{warning}"),
+        ));
+        out.push('\n');
+    } else if let Some(w) = &step.warning {
         out.push_str(&paint(colour, YELLOW, &format!("       ! {}", one_line(w))));
         out.push('\n');
     }
@@ -464,5 +492,63 @@ mod tests {
             !text.contains(|c: char| c.is_control() && c != '\n' || c == '\u{202e}'),
             "{text:?}"
         );
+    }
+
+    #[test]
+    fn a_destructive_step_is_marked_with_its_warning() {
+        use serde_json::json;
+        let step = |name: &str, argv: &[&str], warning: &str| PlannedStep {
+            index: 0,
+            name: name.into(),
+            kind: StepKind::Az,
+            argv: argv.iter().map(|a| a.to_string()).collect(),
+            instructions: None,
+            reversible: false,
+            warning: Some(warning.into()),
+        };
+        let change = Change {
+            playbook: "p".into(),
+            resource:
+                "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/st"
+                    .into(),
+            subscription: "s".into(),
+            steps: vec![
+                step(
+                    "switch",
+                    &["az", "storage", "account", "update", "--name=st"],
+                    "key control goes",
+                ),
+                step(
+                    "delete it",
+                    &["az", "storage", "account", "delete", "--name=st", "--yes"],
+                    "the data is gone\u{1b}",
+                ),
+            ],
+            before: json!({}),
+            after: json!({}),
+            backout: vec![],
+            status: ChangeStatus::Pending,
+            message: String::new(),
+            warnings: vec![],
+            context: serde_json::Value::Null,
+            differences: Vec::new(),
+        };
+        let text = render_plan(&ChangeReport::new(None, vec![change], vec![]), false);
+        assert!(
+            text.starts_with("!! DESTRUCTIVE: 1 step(s) below delete, purge, revoke, regenerate keys or grant access"),
+            "{text}"
+        );
+        assert!(text.contains("--allow-destructive"), "{text}");
+        assert!(
+            text.contains(
+                "\n       !! DESTRUCTIVE: deletes, cannot be undone: the data is gone\\u{1b}\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("\n       ! key control goes\n"),
+            "an ordinary warning stays: {text}"
+        );
+        assert_eq!(text.matches("!! DESTRUCTIVE").count(), 2, "{text}");
     }
 }

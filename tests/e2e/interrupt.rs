@@ -134,8 +134,20 @@ fn a_read_run_stops_at_once_prints_what_it_has_and_exits_130() {
     world["faults"] = json!([{"command": "sql server tde-key show", "argvContains": "sql-akv",
         "hangSeconds": 120}]);
     let sim = Sim::new(&world);
-    let child = start(&sim, &["test", "--output", "json"]);
+    let child = start(
+        &sim,
+        &[
+            "test",
+            "--playbook",
+            "sql-server-tde-protector-mmk",
+            "--output",
+            "json",
+        ],
+    );
     sim.wait_for_call("sql server tde-key show --server=sql-akv");
+    // sql-sm's read answers at once: give it time to be judged, however loaded the machine.
+    sim.wait_for_call("sql server tde-key show --server=sql-sm");
+    std::thread::sleep(std::time::Duration::from_secs(1));
     let began = std::time::Instant::now();
     signal(&child, libc::SIGINT);
     let out = child.wait_with_output().unwrap();

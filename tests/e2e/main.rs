@@ -7,6 +7,7 @@ mod harness;
 
 mod change_window;
 mod cli_help;
+mod dangerous;
 mod drift;
 mod exit_codes;
 mod faults;
