@@ -506,6 +506,12 @@ impl Cli {
     }
 }
 
+/// The line `main` prints for an error that ends the run: az's messages and Azure's names in it
+/// are escaped like every other output, so that none reaches the terminal raw.
+pub fn error_line(error: &anyhow::Error) -> String {
+    format!("error: {}", crate::report::printable(&format!("{error:#}")))
+}
+
 /// azbook(1), or the page of one of its commands, named azbook-COMMAND as azbook(1) refers to it.
 fn man_page(command: Option<&str>) -> Result<clap_mangen::Man> {
     let cli = Cli::command();

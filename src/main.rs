@@ -21,7 +21,7 @@ fn main() {
     ) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("{}", azbook::cli::error_line(&e));
             azbook::exit::code_of(&e)
         }
     };

@@ -197,11 +197,11 @@ fn header(
     targets: usize,
     account: &Account,
 ) -> String {
-    format!(
+    crate::report::one_line(&format!(
         "azbook backout of run {run_id} (made {} by {by}): {targets} changed target(s), newest first, signed in as {}",
         made_at.unwrap_or("?"),
         account.user
-    )
+    ))
 }
 
 /// The results of a backout, and what is left to look at.

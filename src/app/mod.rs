@@ -236,14 +236,16 @@ pub(crate) fn scope_line(
     } else {
         format!("; {}", filters.join(", "))
     };
-    format!(
+    // Names and identities come from Azure and file names from the user: the line is escaped
+    // whole, so that no control or bidirectional character reaches the terminal raw.
+    crate::report::one_line(&format!(
         "azbook {}: {} in {subs}, signed in as {} (tenant {}){filters}; {}",
         command.as_str(),
         ids.join(", "),
         account.user,
         account.tenant_id,
         waivers.describe_source()
-    )
+    ))
 }
 
 /// What every command that reads Azure starts with: the playbooks, who is signed in (once, so

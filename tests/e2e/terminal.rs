@@ -110,6 +110,22 @@ fn the_table_shows_names_and_messages_from_azure_escaped() {
         "{error}"
     );
     assert!(error.contains(&format!("{RG_SHOWN}/sql1")), "{error}");
+    // The scope line on stderr names the signed-in identity, escaped like the table.
+    let err = stderr(&out);
+    assert_eq!(raw_controls(&err, false), [], "{err}");
+    assert!(
+        err.contains(r"signed in as 管理者\u{1b}[2J@contoso.com"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_error_that_ends_the_run_reaches_the_terminal_escaped() {
+    let sim = Sim::new(&hostile_world());
+    let out = run(&sim, &["log", "run-\u{1b}[2J\u{202e}x"], 2);
+    let err = stderr(&out);
+    assert_eq!(raw_controls(&err, false), [], "{err}");
+    assert!(err.starts_with("error: "), "{err}");
 }
 
 #[test]
