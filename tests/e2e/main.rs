@@ -14,6 +14,7 @@ mod interrupt;
 mod playbook_errors;
 mod reports;
 mod runbook;
+mod scopes;
 mod secrets;
 mod state_dir;
 mod terminal;
