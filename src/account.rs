@@ -9,6 +9,10 @@ pub struct Account {
     pub subscription_id: String,
     pub subscription_name: String,
     pub user: String,
+    /// Every enabled subscription `az account list` showed, when the run read it (with
+    /// `--subscription` or `--all-subscriptions`): what `--subscription` values are resolved
+    /// against ([`find_named`]) and what the scope line takes names from.
+    pub visible: Option<Vec<Subscription>>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -48,6 +52,7 @@ pub fn current_account(az: &Az) -> Result<Account, AzError> {
         subscription_id: text(&v, &["id"]),
         subscription_name: text(&v, &["name"]),
         user: text(&v, &["user", "name"]),
+        visible: None,
     };
     if account.subscription_id.is_empty() {
         return Err(malformed(
@@ -101,4 +106,72 @@ pub fn enabled_subscriptions(az: &Az) -> Result<Vec<Subscription>, AzError> {
         })
         .filter(|s| !s.id.is_empty())
         .collect())
+}
+
+/// What a `--subscription` value names among the subscriptions `az account list` showed.
+#[derive(Debug, PartialEq)]
+pub enum Named<'l> {
+    One(&'l Subscription),
+    None,
+    /// A name that several subscriptions share: only an id says which one is meant.
+    Several(Vec<&'l Subscription>),
+}
+
+/// Resolves a `--subscription` value as az does: an id (in any case) names its subscription;
+/// any other value is a name, compared case-insensitively (az compares `lower()`ed names), which
+/// may match no subscription, one, or several.
+pub fn find_named<'l>(value: &str, listed: &'l [Subscription]) -> Named<'l> {
+    if let Some(by_id) = listed.iter().find(|s| s.id.eq_ignore_ascii_case(value)) {
+        return Named::One(by_id);
+    }
+    let wanted = value.to_lowercase();
+    let mut by_name: Vec<&Subscription> = listed
+        .iter()
+        .filter(|s| s.name.to_lowercase() == wanted)
+        .collect();
+    match by_name.len() {
+        0 => Named::None,
+        1 => Named::One(by_name.remove(0)),
+        _ => Named::Several(by_name),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sub(id: &str, name: &str) -> Subscription {
+        Subscription {
+            id: id.into(),
+            name: name.into(),
+        }
+    }
+
+    #[test]
+    fn a_value_is_an_id_else_a_name_in_any_case() {
+        let listed = [
+            sub("aaaa-1", "Contoso Finance"),
+            sub("bbbb-2", "Ärzte Prod"),
+            sub("cccc-3", "Shared"),
+            sub("dddd-4", "shared"),
+            sub("eeee-5", "aaaa-1"),
+        ];
+        assert_eq!(find_named("AAAA-1", &listed), Named::One(&listed[0]));
+        assert_eq!(
+            find_named("contoso FINANCE", &listed),
+            Named::One(&listed[0])
+        );
+        assert_eq!(
+            find_named("ärzte prod", &listed),
+            Named::One(&listed[1]),
+            "names compare case-insensitively beyond ASCII"
+        );
+        assert_eq!(
+            find_named("SHARED", &listed),
+            Named::Several(vec![&listed[2], &listed[3]])
+        );
+        assert_eq!(find_named("Contoso", &listed), Named::None);
+        assert_eq!(find_named("", &listed), Named::None);
+        assert_eq!(find_named("Contoso Finance", &[]), Named::None);
+    }
 }

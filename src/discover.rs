@@ -1,6 +1,6 @@
 //! Targets from list calls: each playbook's discovery levels, run per subscription, filtered.
 
-use crate::az::{Az, AzError, ErrorKind};
+use crate::az::{Az, AzError, CallKind, ErrorKind};
 use crate::fieldtree::FieldTree;
 use crate::memo::Memo;
 use crate::playbook::{DiscoverLevel, Playbook};
@@ -462,6 +462,31 @@ struct Listing<'l, 's, 'p> {
     last: bool,
 }
 
+/// `az group exists --name=NAME` in `subscription`: whether the resource group named with
+/// `--resource-group` is there. az prints `true` or `false`; anything else is malformed output.
+/// (`--name=` keeps a name that starts with `-`, such as `-rg.ops(1)`, a value.)
+pub fn group_exists(az: &Az, subscription: &str, name: &str) -> Result<bool, AzError> {
+    let argv = group_exists_argv(name);
+    match az.run(&argv, Some(subscription), CallKind::Read)? {
+        Value::Bool(exists) => Ok(exists),
+        other => Err(AzError {
+            kind: ErrorKind::MalformedOutput,
+            code: None,
+            message: format!("expected true or false, got {}", json_type(&other)),
+            command: crate::az::display_command(&Az::full_argv(&argv, Some(subscription))),
+            exit_code: Some(0),
+        }),
+    }
+}
+
+fn group_exists_argv(name: &str) -> Vec<String> {
+    ["az", "group", "exists"]
+        .into_iter()
+        .map(String::from)
+        .chain([format!("--name={name}")])
+        .collect()
+}
+
 /// What a list call that printed JSON other than a list failed with.
 fn not_a_list(output: &Value, argv: &[String]) -> AzError {
     AzError {
@@ -625,6 +650,14 @@ mod tests {
     fn resource_group_compares_case_insensitively() {
         assert!(filters(Some("rg1"), &[], &[], &[]).keeps_level(&json!({"resourceGroup": "RG1"})));
         assert!(!filters(Some("rg2"), &[], &[], &[]).keeps_level(&json!({"resourceGroup": "RG1"})));
+    }
+
+    #[test]
+    fn the_group_check_keeps_a_dash_name_a_value() {
+        assert_eq!(
+            group_exists_argv("-rg.ops(1)"),
+            ["az", "group", "exists", "--name=-rg.ops(1)"]
+        );
     }
 
     #[test]

@@ -1,12 +1,15 @@
 //! The test plan: reads each target's state, applies the playbook's verdict, keeps evidence.
 
 use crate::az::{Az, AzError, CallKind};
-use crate::discover::{Abort, CallRecord, Discovery, Filters, Found, Sink, Target, render_error};
+use crate::discover::{
+    self, Abort, CallRecord, Discovery, Filters, Found, Sink, Target, render_error,
+};
 use crate::fieldpath::FieldPath;
 use crate::model::{Evidence, Status, TestResult};
 use crate::playbook::{Argv, Playbook, Reads};
 use crate::scheduler::{self, Spawner};
 use serde_json::{Map, Value};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Hears about a run's progress; the engine itself never prints.
@@ -202,14 +205,28 @@ pub struct RunOptions<'p, 'a> {
     pub jobs: usize,
 }
 
+/// What a run found.
+pub struct Assessed<'p> {
+    /// One per target, skipped item, failed listing, and scope that could not be searched.
+    pub findings: Vec<Finding<'p>>,
+    /// How many targets and skipped items discovery found (what the filters left).
+    pub found: usize,
+    /// How many subscriptions hold no resource group of the `--resource-group` name.
+    pub groups_missing: usize,
+}
+
 /// Discovers and assesses every target. A failing resource becomes an `error` outcome and the
 /// others go on; only a condition that no call can survive (signed out, az gone) ends the run,
 /// returned as `Err` so that it is said once.
+///
+/// With `--resource-group`, `az group exists` runs once per subscription, beside the first
+/// lists: a group that is not there is an `error` outcome per playbook (a filter matching
+/// nothing would otherwise pass as a clean, empty run), and so is a check that failed.
 pub fn assess<'p>(
     az: &Az,
     options: &RunOptions<'p, '_>,
     progress: &dyn Progress,
-) -> Result<Vec<Finding<'p>>, AzError> {
+) -> Result<Assessed<'p>, AzError> {
     let abort = Abort::default();
     let discovery = Discovery::new(
         az,
@@ -226,19 +243,100 @@ pub fn assess<'p>(
         abort: &abort,
         outcomes: &outcomes,
         progress,
+        found: AtomicUsize::new(0),
     };
+    let checks: Mutex<Vec<(&str, Result<bool, AzError>)>> = Mutex::new(Vec::new());
     let sink: &Sink<'_, 'p> = &|spawner, found| engine.found(spawner, found);
     scheduler::run(options.jobs, |spawner| {
         for subscription in options.subscriptions {
             for playbook in options.playbooks {
                 discovery.start(spawner, playbook, subscription, sink);
             }
+            if let Some(group) = &options.filters.resource_group {
+                let (abort, checks) = (&abort, &checks);
+                // Spawned last, so taken first: the newest job runs first.
+                spawner.spawn(move |_| {
+                    if abort.is_set() {
+                        return;
+                    }
+                    let exists = discover::group_exists(az, subscription, group);
+                    if let Err(error) = &exists
+                        && abort.check(error)
+                    {
+                        return;
+                    }
+                    checks
+                        .lock()
+                        .expect("checks lock")
+                        .push((subscription.as_str(), exists));
+                });
+            }
         }
     });
     if let Some(error) = abort.take() {
         return Err(error);
     }
-    Ok(outcomes.into_inner().expect("outcomes lock"))
+    let found = engine.found.into_inner();
+    let mut findings = outcomes.into_inner().expect("outcomes lock");
+    let mut groups_missing = 0;
+    if let Some(group) = &options.filters.resource_group {
+        for (subscription, exists) in checks.into_inner().expect("checks lock") {
+            let Some(message) = group_problem(group, subscription, &exists) else {
+                continue;
+            };
+            groups_missing += usize::from(matches!(exists, Ok(false)));
+            let resource = format!("/subscriptions/{subscription}/resourceGroups/{group}");
+            findings.extend(
+                options
+                    .playbooks
+                    .iter()
+                    .map(|playbook| scope_error(playbook, resource.clone(), message.clone())),
+            );
+        }
+    }
+    Ok(Assessed {
+        findings,
+        found,
+        groups_missing,
+    })
+}
+
+/// What is wrong with the scope `--resource-group` names in `subscription`, if anything: the
+/// group is not there, or whether it is could not be read.
+fn group_problem(
+    group: &str,
+    subscription: &str,
+    exists: &Result<bool, AzError>,
+) -> Option<String> {
+    match exists {
+        Ok(true) => None,
+        Ok(false) => Some(format!(
+            "resource group {group} does not exist in subscription {subscription} \
+             (`az group exists` printed false), so nothing in it was tested: check the name \
+             given with --resource-group (resource groups are per subscription)"
+        )),
+        Err(error) => Some(format!(
+            "whether resource group {group} exists in subscription {subscription} could not be \
+             read, so its targets may not all have been seen: {error}. {}",
+            error.hint()
+        )),
+    }
+}
+
+/// An `error` outcome for a scope of the run that could not be searched (a subscription or
+/// resource group that is not there): no target of `playbook` in it was tested.
+pub fn scope_error<'p>(playbook: &'p Playbook, resource: String, message: String) -> Finding<'p> {
+    Finding {
+        playbook,
+        resource,
+        target: None,
+        state: None,
+        assessment: Assessment {
+            status: Status::Error,
+            evidence: Evidence::default(),
+            message,
+        },
+    }
 }
 
 struct Engine<'e, 'p> {
@@ -248,6 +346,8 @@ struct Engine<'e, 'p> {
     abort: &'e Abort,
     outcomes: &'e Mutex<Vec<Finding<'p>>>,
     progress: &'e dyn Progress,
+    /// Targets and skipped items found so far.
+    found: AtomicUsize,
 }
 
 impl<'e, 'p> Engine<'e, 'p> {
@@ -283,6 +383,7 @@ impl<'e, 'p> Engine<'e, 'p> {
             }),
             Found::Skipped(target, reason) => {
                 self.progress.found(1);
+                self.found.fetch_add(1, Ordering::Relaxed);
                 self.push(Finding {
                     playbook: target.playbook,
                     resource: target.id(),
@@ -297,6 +398,7 @@ impl<'e, 'p> Engine<'e, 'p> {
             }
             Found::Target(target) => {
                 self.progress.found(1);
+                self.found.fetch_add(1, Ordering::Relaxed);
                 self.read_state(spawner, target);
             }
         }
@@ -651,6 +753,33 @@ mod tests {
                 "{stem} is not checked"
             );
         }
+    }
+
+    #[test]
+    fn a_missing_or_unreadable_group_is_a_problem_naming_it() {
+        assert_eq!(group_problem("rg-data", "S1", &Ok(true)), None);
+        let missing = group_problem("rg-nosuch", "S1", &Ok(false)).unwrap();
+        assert!(
+            missing.starts_with("resource group rg-nosuch does not exist in subscription S1 "),
+            "{missing}"
+        );
+        assert!(missing.contains("--resource-group"), "{missing}");
+        let denied = AzError {
+            kind: crate::az::ErrorKind::Authorization,
+            code: Some("AuthorizationFailed".into()),
+            message: "no read".into(),
+            command: "az group exists --name=rg-data --subscription=S1 --output=json".into(),
+            exit_code: Some(1),
+        };
+        let failed = group_problem("rg-data", "S1", &Err(denied.clone())).unwrap();
+        assert!(
+            failed.starts_with(
+                "whether resource group rg-data exists in subscription S1 could not be read"
+            ),
+            "{failed}"
+        );
+        assert!(failed.contains(&denied.to_string()), "{failed}");
+        assert!(failed.ends_with(denied.hint()), "{failed}");
     }
 
     #[test]

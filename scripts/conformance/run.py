@@ -14,9 +14,10 @@ Stages, each a function below, in this order:
   plan       `azbook plan --output json` over that world (through the CLI face): the argvs azbook
              emits, which the later stages use; plan.py renders the playbooks independently and
              must produce the same implementation and backout argvs;
-  reads      every read command the playbooks use, real az against the ARM face and the CLI face
-             against the same world: stdout JSON, exit code and stderr must be equal, or the
-             difference listed in allowlist.json;
+  reads      every read command the playbooks use, and `az group exists` (azbook's check of a
+             --resource-group), real az against the ARM face and the CLI face against the same
+             world: stdout JSON, exit code and stderr must be equal, or the difference listed in
+             allowlist.json;
   mutations  every mutating argv of azbook's plan (each change's implementation then backout
              steps), plus the changes and errors the playbooks do not reach on this fleet, with
              both faces on identical worlds: printed output, exit codes, stderr, and in the end
@@ -343,6 +344,10 @@ class Suite:
         reads += [(["az", "storage", "account", "list", f"--resource-group={g}"], s) for s, g in groups]
         reads += [(["az", "sql", "server", "list", f"--resource-group={s['resourceGroup']}"],
                    s["subscription"]) for s in w["sqlServers"]]
+        # azbook's check of --resource-group: every group of the world, in its subscription.
+        every_group = sorted({(r["subscription"], r["resourceGroup"])
+                              for kind in ("storageAccounts", "sqlServers") for r in w[kind]})
+        reads += [(["az", "group", "exists", f"--name={g}"], s) for s, g in every_group]
         for a in w["storageAccounts"]:
             reads.append((["az", "storage", "account", "show", f"--name={a['name']}",
                            f"--resource-group={a['resourceGroup']}"], a["subscription"]))
@@ -364,6 +369,9 @@ class Suite:
             (["az", "sql", "server", "tde-key", "show", "--server=sql-nosuch", "--resource-group=rg-web"], prod),
             (["az", "sql", "db", "show", "--name=nosuch", "--server=sql-web-prod", "--resource-group=rg-web"], prod),
             (["az", "sql", "db", "tde", "show", "--database=nosuch", "--server=sql-web-prod", "--resource-group=rg-web"], prod),
+            # A group that is nowhere, and one of another subscription: `false`, exit 0.
+            (["az", "group", "exists", "--name=rg-nosuch"], prod),
+            (["az", "group", "exists", "--name=RG-ROTATE"], prod),
         ]
         return [plan.finish(a, s) for a, s in reads]
 

@@ -166,31 +166,74 @@ pub(crate) fn signed_in_with_visible_subscriptions(
     Ok((signed_in, visible))
 }
 
-/// `listed`: what `az account list` gave, asked for only with `--all-subscriptions`.
+/// The subscriptions a run covers, as ids, once each: with `--all-subscriptions` every enabled
+/// one; else each `--subscription` value, an id or a name resolved against `listed` (what
+/// `az account list` gave: asked for whenever either option is given), so that every az call
+/// carries an id; else az's current one. A name that several subscriptions share stops the
+/// run, naming their ids. A value that names no visible subscription is left out here:
+/// [`Session::assess`] reports it as an `error` result (see [`unknown_subscriptions`]).
 fn resolve_subscriptions(
     selection: &Selection,
     account: &account::Account,
-    listed: Option<account::Listed>,
+    listed: Option<&[account::Subscription]>,
 ) -> Result<Vec<String>> {
-    if let Some(listed) = listed {
-        let subs = listed.map_err(fatal)?;
+    if selection.all_subscriptions {
+        let subs = listed.unwrap_or_default();
         if subs.is_empty() {
             anyhow::bail!(
                 "`az account list` shows no enabled subscription for the signed-in identity"
             );
         }
-        return Ok(subs.into_iter().map(|s| s.id).collect());
+        return Ok(subs.iter().map(|s| s.id.clone()).collect());
     }
     if selection.subscriptions.is_empty() {
         return Ok(vec![account.subscription_id.clone()]);
     }
     let mut subs: Vec<String> = Vec::new();
-    for s in &selection.subscriptions {
-        if !subs.iter().any(|k| k.eq_ignore_ascii_case(s)) {
-            subs.push(s.clone());
+    let mut ambiguous = Vec::new();
+    for given in &selection.subscriptions {
+        match account::find_named(given, listed.unwrap_or_default()) {
+            account::Named::One(s) => {
+                if !subs.iter().any(|k| k.eq_ignore_ascii_case(&s.id)) {
+                    subs.push(s.id.clone());
+                }
+            }
+            account::Named::None => {}
+            account::Named::Several(several) => {
+                let ids: Vec<&str> = several.iter().map(|s| s.id.as_str()).collect();
+                ambiguous.push(format!(
+                    "--subscription {given:?} names {} subscriptions: {}",
+                    several.len(),
+                    ids.join(", ")
+                ));
+            }
         }
     }
+    if !ambiguous.is_empty() {
+        anyhow::bail!(
+            "{}\n  hint: give the subscription's id instead of its name",
+            ambiguous.join("\n")
+        );
+    }
     Ok(subs)
+}
+
+/// The `--subscription` values that name no enabled subscription the signed-in identity can
+/// see (`az account list`), each once, as given: no az call is made in them, and each is an
+/// `error` result of the run.
+fn unknown_subscriptions(selection: &Selection, account: &account::Account) -> Vec<String> {
+    let Some(visible) = &account.visible else {
+        return Vec::new();
+    };
+    let mut unknown: Vec<String> = Vec::new();
+    for given in &selection.subscriptions {
+        if account::find_named(given, visible) == account::Named::None
+            && !unknown.iter().any(|u| u.eq_ignore_ascii_case(given))
+        {
+            unknown.push(given.clone());
+        }
+    }
+    unknown
 }
 
 /// The filters of a run as people read them: `tag data-classification=critical`.
@@ -222,13 +265,32 @@ pub(crate) fn scope_line(
     waivers: &Waivers,
 ) -> String {
     let ids: Vec<&str> = playbooks.iter().map(|p| p.id.as_str()).collect();
-    let subs = if subscriptions.len() == 1 && subscriptions[0] == account.subscription_id {
-        format!(
-            "subscription {} ({})",
-            account.subscription_id, account.subscription_name
-        )
-    } else {
-        format!("subscriptions {}", subscriptions.join(", "))
+    let name_of = |id: &str| {
+        if id.eq_ignore_ascii_case(&account.subscription_id) {
+            return Some(account.subscription_name.as_str());
+        }
+        account
+            .visible
+            .iter()
+            .flatten()
+            .find(|s| s.id.eq_ignore_ascii_case(id))
+            .map(|s| s.name.as_str())
+    };
+    let mut shown: Vec<String> = subscriptions
+        .iter()
+        .map(|id| match name_of(id) {
+            Some(name) if !name.is_empty() => format!("{id} ({name})"),
+            _ => id.clone(),
+        })
+        .collect();
+    shown.extend(
+        unknown_subscriptions(selection, account)
+            .iter()
+            .map(|given| format!("{given:?} (not an enabled subscription of this identity)")),
+    );
+    let subs = match shown.as_slice() {
+        [one] => format!("subscription {one}"),
+        many => format!("subscriptions {}", many.join(", ")),
     };
     let filters = scope_items(selection);
     let filters = if filters.is_empty() {
@@ -270,9 +332,13 @@ pub(crate) fn start_session<'b>(
     let playbooks = playbook::select(&selection.playbooks)?;
     let waivers = global.waivers(&playbooks)?;
     let az = Az::new(global.az.clone(), Some(bar));
-    let (account, listed) = account::account_and_subscriptions(&az, selection.all_subscriptions);
-    let account = account.map_err(fatal)?;
-    let subscriptions = resolve_subscriptions(selection, &account, listed)?;
+    // Names given with --subscription become ids here, once: every call then carries an id.
+    let list = selection.all_subscriptions || !selection.subscriptions.is_empty();
+    let (account, listed) = account::account_and_subscriptions(&az, list);
+    let mut account = account.map_err(fatal)?;
+    let listed = listed.transpose().map_err(fatal)?;
+    let subscriptions = resolve_subscriptions(selection, &account, listed.as_deref())?;
+    account.visible = listed;
     if !global.quiet {
         writeln!(
             err,
@@ -337,9 +403,22 @@ impl Session<'_> {
             filters: &selection.filters,
             jobs: global.jobs,
         };
-        let outcomes = evaluate::assess(&self.az, &run, bar);
+        let assessed = evaluate::assess(&self.az, &run, bar);
         bar.finish();
-        let mut outcomes = outcomes.map_err(fatal)?;
+        let assessed = assessed.map_err(fatal)?;
+        let mut outcomes = assessed.findings;
+        for given in unknown_subscriptions(selection, &self.account) {
+            let message = format!(
+                "subscription {given:?} is not among the enabled subscriptions the signed-in identity can see (`az account list`), so nothing in it was tested: check the id or name given with --subscription"
+            );
+            for playbook in &self.playbooks {
+                outcomes.push(evaluate::scope_error(
+                    playbook,
+                    format!("/subscriptions/{given}"),
+                    message.clone(),
+                ));
+            }
+        }
         for outcome in &mut outcomes {
             let verdict = matches!(
                 outcome.assessment.status,
@@ -351,6 +430,13 @@ impl Session<'_> {
             }
         }
         for warning in self.unmatched_waivers(&outcomes, selection) {
+            writeln!(err, "warning: {warning}")?;
+        }
+        let searched = self
+            .subscriptions
+            .len()
+            .saturating_sub(assessed.groups_missing);
+        if let Some(warning) = nothing_left(selection, assessed.found, searched, &outcomes) {
             writeln!(err, "warning: {warning}")?;
         }
         Ok(outcomes)
@@ -396,6 +482,35 @@ impl Session<'_> {
             })
             .collect()
     }
+}
+
+/// The warning for filters that leave no target, in a run that searched `searched` scopes
+/// (subscriptions, less those without the `--resource-group` group, which are errors of their
+/// own) and found `found` targets and skipped items. An empty result can be legitimate, so it
+/// is a warning, not an error; but a CI gate must not go green on a mistyped name unnoticed.
+fn nothing_left(
+    selection: &Selection,
+    found: usize,
+    searched: usize,
+    outcomes: &[Finding],
+) -> Option<String> {
+    let filters = scope_items(selection);
+    if filters.is_empty() || found > 0 || searched == 0 {
+        return None;
+    }
+    let errors = outcomes
+        .iter()
+        .filter(|o| o.assessment.status == Status::Error)
+        .count();
+    let why = if errors > 0 {
+        format!(" ({errors} result(s) are errors, so a target may not have been seen)")
+    } else {
+        String::new()
+    };
+    Some(format!(
+        "the filters of this run ({}) leave no target{why}: nothing was tested; check them if targets were expected",
+        filters.join(", ")
+    ))
 }
 
 /// With `-v`, the last line of a run: azbook's own CPU time and peak memory, without az's.
@@ -517,6 +632,7 @@ expires = 2099-01-01
             subscription_id: "S".into(),
             subscription_name: "Production".into(),
             user: "ops@contoso.com".into(),
+            visible: None,
         };
         let playbooks = playbook::builtin();
         let line = |waivers: &Waivers| {
@@ -540,6 +656,136 @@ expires = 2099-01-01
             line(&waivers).ends_with("(tenant T); waivers: ./azbook.toml (1 active, 0 expired)"),
             "{}",
             line(&waivers)
+        );
+    }
+
+    fn signed_in(visible: Option<&[(&str, &str)]>) -> account::Account {
+        account::Account {
+            tenant_id: "T".into(),
+            subscription_id: "S-A".into(),
+            subscription_name: "Production".into(),
+            user: "ops@contoso.com".into(),
+            visible: visible.map(|subs| {
+                subs.iter()
+                    .map(|(id, name)| account::Subscription {
+                        id: id.to_string(),
+                        name: name.to_string(),
+                    })
+                    .collect()
+            }),
+        }
+    }
+
+    const VISIBLE: &[(&str, &str)] = &[
+        ("S-A", "Production"),
+        ("S-B", "Contoso Finance"),
+        ("S-C", "Shared"),
+        ("S-D", "shared"),
+    ];
+
+    fn given(subscriptions: &[&str]) -> Selection {
+        Selection {
+            subscriptions: subscriptions.iter().map(|s| s.to_string()).collect(),
+            ..Selection::default()
+        }
+    }
+
+    #[test]
+    fn subscription_names_become_ids_once_each_and_unknown_ones_are_left_out() {
+        let account = signed_in(Some(VISIBLE));
+        let listed = account.visible.clone().unwrap();
+        let resolve = |selection: &Selection| {
+            resolve_subscriptions(selection, &account, Some(&listed)).map_err(|e| e.to_string())
+        };
+        assert_eq!(
+            resolve(&given(&["contoso finance", "S-B", "s-a", "nosuch"])),
+            Ok(vec!["S-B".to_string(), "S-A".to_string()])
+        );
+        assert_eq!(
+            unknown_subscriptions(&given(&["contoso finance", "nosuch", "NOSUCH"]), &account),
+            ["nosuch"]
+        );
+        assert_eq!(resolve(&given(&[])), Ok(vec!["S-A".to_string()]));
+        let all = Selection {
+            all_subscriptions: true,
+            ..Selection::default()
+        };
+        assert_eq!(resolve(&all).unwrap().len(), 4);
+        let e = resolve(&given(&["Production", "SHARED"])).unwrap_err();
+        assert!(
+            e.starts_with("--subscription \"SHARED\" names 2 subscriptions: S-C, S-D\n"),
+            "{e}"
+        );
+        assert_eq!(
+            resolve_subscriptions(&all, &account, Some(&[])).map_err(|e| e.to_string()),
+            Err(
+                "`az account list` shows no enabled subscription for the signed-in identity".into()
+            )
+        );
+        // Without a list (a saved plan's run) nothing is unknown.
+        assert!(unknown_subscriptions(&given(&["nosuch"]), &signed_in(None)).is_empty());
+    }
+
+    #[test]
+    fn the_scope_line_names_each_subscription_and_those_that_are_not_there() {
+        let account = signed_in(Some(VISIBLE));
+        let playbooks = playbook::builtin();
+        let line = |subs: &[&str], selection: &Selection| {
+            let subs: Vec<String> = subs.iter().map(|s| s.to_string()).collect();
+            scope_line(
+                RunCommand::Test,
+                &playbooks[..1],
+                &subs,
+                &account,
+                selection,
+                &Waivers::default(),
+            )
+        };
+        let one = line(&["S-B"], &given(&["contoso finance"]));
+        assert!(
+            one.contains(" in subscription S-B (Contoso Finance), signed in as "),
+            "{one}"
+        );
+        let two = line(&["S-A", "S-B"], &given(&["S-A", "S-B", "Nosuch"]));
+        assert!(
+            two.contains(
+                " in subscriptions S-A (Production), S-B (Contoso Finance), \"Nosuch\" (not an enabled subscription of this identity), signed in as "
+            ),
+            "{two}"
+        );
+    }
+
+    fn finding(playbook: &Playbook, status: Status) -> Finding<'_> {
+        let mut f = evaluate::scope_error(playbook, "/subscriptions/S".into(), String::new());
+        f.assessment.status = status;
+        f
+    }
+
+    #[test]
+    fn filters_that_leave_no_target_are_named_in_a_warning() {
+        let playbooks = playbook::builtin();
+        let mut narrowed = Selection::default();
+        narrowed.filters.names = vec![crate::discover::Filters::parse_glob("nosuch*").unwrap()];
+        narrowed.filters.resource_group = Some("rg-sql".into());
+        let warning = nothing_left(&narrowed, 0, 1, &[]).unwrap();
+        assert_eq!(
+            warning,
+            "the filters of this run (resource group rg-sql, name nosuch*) leave no target: nothing was tested; check them if targets were expected"
+        );
+        let errors = [finding(&playbooks[0], Status::Error)];
+        assert!(nothing_left(&narrowed, 0, 1, &errors).unwrap().contains(
+            "leave no target (1 result(s) are errors, so a target may not have been seen)"
+        ));
+        assert_eq!(nothing_left(&narrowed, 1, 1, &[]), None, "a target found");
+        assert_eq!(
+            nothing_left(&narrowed, 0, 0, &errors),
+            None,
+            "no scope was searched: the errors say why"
+        );
+        assert_eq!(
+            nothing_left(&Selection::default(), 0, 1, &[]),
+            None,
+            "no filter"
         );
     }
 }

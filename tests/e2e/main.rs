@@ -15,6 +15,7 @@ mod interrupt;
 mod playbook_errors;
 mod reports;
 mod runbook;
+mod scopes;
 mod secrets;
 mod show;
 mod state_dir;

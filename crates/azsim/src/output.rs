@@ -39,7 +39,8 @@ pub fn format(result: &Value, output: &str) -> String {
 }
 
 /// knack's TSV: one row per list item; an object's values in key order; nested objects print
-/// empty, nested lists their length, null as `None` and booleans as `True`/`False`.
+/// empty, nested lists their length, null as `None` and booleans as `True`/`False`, but a row
+/// that is itself a boolean as `true`/`false` (`az group exists -o tsv`).
 fn tsv(result: &Value) -> String {
     let rows: Vec<&Value> = match result {
         Value::Array(items) => items.iter().collect(),
@@ -50,6 +51,7 @@ fn tsv(result: &Value) -> String {
         let cells: Vec<String> = match row {
             Value::Object(map) => map.values().map(tsv_cell).collect(),
             Value::Array(items) => items.iter().map(tsv_cell).collect(),
+            Value::Bool(b) => vec![b.to_string()],
             scalar => vec![tsv_cell(scalar)],
         };
         out.push_str(&cells.join("\t"));
@@ -91,6 +93,8 @@ mod tests {
         let v = json!([{"name": "a", "on": true, "x": null, "l": [1, 2]}, {"name": "b", "on": false, "x": {"k": 1}, "l": []}]);
         assert_eq!(format(&v, "tsv"), "2\ta\tTrue\tNone\n0\tb\tFalse\t\n");
         assert_eq!(format(&json!("id1"), "tsv"), "id1\n");
+        assert_eq!(format(&json!(false), "tsv"), "false\n");
+        assert_eq!(format(&json!([true, [false]]), "tsv"), "true\nFalse\n");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 mod account;
 mod keyvault;
+pub mod resource_group;
 pub mod sql_db;
 pub mod sql_server;
 mod storage;
@@ -45,6 +46,7 @@ fn all() -> impl Iterator<Item = &'static Command> {
         .chain(sql_server::COMMANDS)
         .chain(sql_db::COMMANDS)
         .chain(keyvault::COMMANDS)
+        .chain(resource_group::COMMANDS)
 }
 
 /// Where the leading words of an argv lead.

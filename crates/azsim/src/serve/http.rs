@@ -70,6 +70,16 @@ impl Response {
         }
     }
 
+    /// A response without a body: ARM's 204 to a `HEAD` that found the resource, 404 to one
+    /// that did not.
+    pub fn empty(status: u16) -> Response {
+        Response {
+            status,
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
+    }
+
     pub fn with_header(mut self, name: &str, value: impl Into<String>) -> Response {
         self.headers.push((name.to_string(), value.into()));
         self
@@ -261,23 +271,35 @@ fn reason(status: u16) -> &'static str {
     }
 }
 
-/// Writes a response with its `Content-Length`; `close` adds `Connection: close`.
-pub fn write_response<W: Write>(out: &mut W, response: &Response, close: bool) -> io::Result<()> {
-    let mut head = format!(
+/// Writes a response with its `Content-Length` (none on a 204, which never has a body);
+/// `close` adds `Connection: close`. The answer to a `HEAD` (`head`) is the head alone: its
+/// `Content-Length` is the body's, which is not sent (RFC 9110, section 9.3.2), so the next
+/// request on the connection is not read from a body the client never expected.
+pub fn write_response<W: Write>(
+    out: &mut W,
+    response: &Response,
+    close: bool,
+    head: bool,
+) -> io::Result<()> {
+    let mut text = format!(
         "HTTP/1.1 {} {}\r\n",
         response.status,
         reason(response.status)
     );
     for (k, v) in &response.headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
+        text.push_str(&format!("{k}: {v}\r\n"));
     }
-    head.push_str(&format!("Content-Length: {}\r\n", response.body.len()));
+    if response.status != 204 {
+        text.push_str(&format!("Content-Length: {}\r\n", response.body.len()));
+    }
     if close {
-        head.push_str("Connection: close\r\n");
+        text.push_str("Connection: close\r\n");
     }
-    head.push_str("\r\n");
-    out.write_all(head.as_bytes())?;
-    out.write_all(&response.body)?;
+    text.push_str("\r\n");
+    out.write_all(text.as_bytes())?;
+    if !head && response.status != 204 {
+        out.write_all(&response.body)?;
+    }
     out.flush()
 }
 
@@ -301,13 +323,16 @@ pub fn serve_connection<S: Read + Write>(
             Next::Closed => return Ok(()),
             Next::Bad(why) => {
                 let body = serde_json::json!({"error": {"code": "BadRequest", "message": why}});
-                write_response(reader.get_mut(), &Response::json(400, &body), true)?;
+                write_response(reader.get_mut(), &Response::json(400, &body), true, false)?;
                 return Ok(());
             }
             Next::Request(request) => {
                 let close = request.wants_close();
+                let head = request.method.eq_ignore_ascii_case("HEAD");
                 match handle(request) {
-                    Reply::Send(response) => write_response(reader.get_mut(), &response, close)?,
+                    Reply::Send(response) => {
+                        write_response(reader.get_mut(), &response, close, head)?
+                    }
                     Reply::Drop => return Ok(()),
                 }
                 if close {
@@ -370,30 +395,40 @@ mod tests {
         );
     }
 
+    /// A connection: what the client sent, and what the server wrote back.
+    struct Pipe {
+        input: std::io::Cursor<Vec<u8>>,
+        output: Vec<u8>,
+    }
+
+    impl Pipe {
+        fn new(input: &str) -> Pipe {
+            Pipe {
+                input: std::io::Cursor::new(input.as_bytes().to_vec()),
+                output: Vec::new(),
+            }
+        }
+    }
+
+    impl Read for Pipe {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.input.read(buf)
+        }
+    }
+
+    impl Write for Pipe {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.output.write(buf)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
     #[test]
     fn keep_alive_serves_several_requests_then_honours_close() {
-        struct Pipe {
-            input: std::io::Cursor<Vec<u8>>,
-            output: Vec<u8>,
-        }
-        impl Read for Pipe {
-            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-                self.input.read(buf)
-            }
-        }
-        impl Write for Pipe {
-            fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-                self.output.write(buf)
-            }
-            fn flush(&mut self) -> io::Result<()> {
-                Ok(())
-            }
-        }
         let input = "GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\nConnection: close\r\n\r\nGET /c HTTP/1.1\r\n\r\n";
-        let mut pipe = Pipe {
-            input: std::io::Cursor::new(input.as_bytes().to_vec()),
-            output: Vec::new(),
-        };
+        let mut pipe = Pipe::new(input);
         let mut seen = Vec::new();
         serve_connection(&mut pipe, |r| {
             seen.push(r.path.clone());
@@ -409,5 +444,26 @@ mod tests {
         assert_eq!(text.matches("HTTP/1.1 200 OK\r\n").count(), 2);
         assert!(text.contains("Content-Length: 10\r\n"));
         assert!(text.ends_with("Connection: close\r\n\r\n{\"p\":\"/b\"}"));
+    }
+
+    #[test]
+    fn a_head_is_answered_without_a_body_and_a_204_without_a_length() {
+        let input = "HEAD /g HTTP/1.1\r\n\r\nHEAD /missing HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\nConnection: close\r\n\r\n";
+        let mut pipe = Pipe::new(input);
+        serve_connection(&mut pipe, |r| {
+            Reply::Send(match r.path.as_str() {
+                "/g" => Response::empty(204),
+                "/missing" => Response::json(404, &serde_json::json!({"error": {"code": "x"}})),
+                _ => Response::json(200, &serde_json::json!({"p": r.path})),
+            })
+        })
+        .unwrap();
+        let text = String::from_utf8(pipe.output).unwrap();
+        assert_eq!(
+            text,
+            "HTTP/1.1 204 No Content\r\n\r\n\
+             HTTP/1.1 404 Not Found\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: 22\r\n\r\n\
+             HTTP/1.1 200 OK\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: 10\r\nConnection: close\r\n\r\n{\"p\":\"/b\"}"
+        );
     }
 }

@@ -4,6 +4,7 @@
 use super::http::{Reply, Request, Response};
 use super::lro::{Operation, Operations};
 use super::wire;
+use crate::commands::resource_group;
 use crate::commands::sql_db::set_tde;
 use crate::commands::sql_server::{register_key, set_protector};
 use crate::errors::{self, CommandError};
@@ -14,6 +15,10 @@ use serde_json::{Value, json};
 /// A resource (or collection) path, with names decoded and in the case the caller sent.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Resource {
+    /// A resource group: only `HEAD` (`az group exists`) is served.
+    Group {
+        name: String,
+    },
     StorageAccounts {
         rg: Option<String>,
     },
@@ -85,6 +90,7 @@ pub fn parse(rest: &[String]) -> Option<Resource> {
     let sql = |p: &str, t: &str| is(p, "Microsoft.Sql") && is(t, "servers");
     let owned = |x: &str| x.to_string();
     Some(match s.as_slice() {
+        [g, rg] if is(g, "resourceGroups") => Resource::Group { name: owned(rg) },
         ["providers", p, t] if storage(p, t) => Resource::StorageAccounts { rg: None },
         ["providers", p, t] if sql(p, t) => Resource::Servers { rg: None },
         ["providers", p, "locations", _, kind, id] if is(p, "Microsoft.Sql") => {
@@ -175,6 +181,7 @@ pub fn command(resource: &Resource, method: &str) -> Option<&'static str> {
     let get = method.eq_ignore_ascii_case("GET");
     let change = method.eq_ignore_ascii_case("PUT") || method.eq_ignore_ascii_case("PATCH");
     Some(match resource {
+        Resource::Group { .. } if method.eq_ignore_ascii_case("HEAD") => "group exists",
         Resource::StorageAccounts { .. } if get => "storage account list",
         Resource::StorageAccount { .. } if get => "storage account show",
         Resource::StorageAccount { .. } if change => "storage account update",
@@ -394,6 +401,10 @@ impl Ctx<'_> {
     ) -> Result<Reply, CommandError> {
         let get = method.eq_ignore_ascii_case("GET");
         match resource {
+            Resource::Group { name } if method.eq_ignore_ascii_case("HEAD") => {
+                let found = resource_group::exists(&self.store.db(), &self.sub.id, name)?;
+                Ok(Reply::Send(Response::empty(if found { 204 } else { 404 })))
+            }
             Resource::StorageAccounts { rg } if get => self.storage_accounts(rg.as_deref()),
             Resource::StorageAccount { rg, name } if get => {
                 let sa = account(&self.store.db(), &self.sub.id, rg, name)?;
@@ -718,6 +729,12 @@ mod tests {
             })
         );
         assert_eq!(
+            parse(&segs("resourcegroups/-rg.ops(1)")),
+            Some(Resource::Group {
+                name: "-rg.ops(1)".into()
+            })
+        );
+        assert_eq!(
             parse(&segs("resourceGroups/rg/providers/Microsoft.Web/sites/x")),
             None
         );
@@ -737,6 +754,9 @@ mod tests {
             result: false,
         };
         assert_eq!(command(&op, "GET"), None);
+        let group = Resource::Group { name: "rg".into() };
+        assert_eq!(command(&group, "HEAD"), Some("group exists"));
+        assert_eq!(command(&group, "GET"), None, "az group show is not served");
     }
 
     #[test]

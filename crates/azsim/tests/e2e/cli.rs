@@ -772,6 +772,84 @@ fn not_found_errors_use_arm_wording_and_exit_3() {
     );
 }
 
+/// `az group exists` prints the JSON boolean azure-cli 2.91 prints (`true` or `false`, exit 0
+/// either way), whatever the case of the name, in the subscription the call names. A group
+/// exists in azsim when a resource of the world is in it.
+#[test]
+fn group_exists_prints_a_json_boolean() {
+    let sim = demo();
+    let printed = |args: &[&str]| {
+        let out = sim.az_args(args);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "az {args:?}: {}",
+            text(&out.stderr)
+        );
+        assert_eq!(text(&out.stderr), "", "az {args:?}");
+        text(&out.stdout)
+    };
+    assert_eq!(printed(&words("group exists -n rg-web")), "true\n");
+    assert_eq!(printed(&words("group exists --name=RG-WEB")), "true\n");
+    assert_eq!(printed(&words("group exists -g rg-nosuch")), "false\n");
+    assert_eq!(
+        printed(&words("group exists --resource-group rg-web -o tsv")),
+        "true\n",
+        "knack prints a boolean row in lower case"
+    );
+    assert_eq!(printed(&words("group exists --name=-rg.ops(1)")), "true\n");
+    // rg-finance-dev is in Contoso Finance, not in the default subscription.
+    assert_eq!(printed(&words("group exists -n rg-finance-dev")), "false\n");
+    assert_eq!(
+        printed(&[
+            "group",
+            "exists",
+            "-n",
+            "rg-finance-dev",
+            "--subscription",
+            "Contoso Finance"
+        ]),
+        "true\n"
+    );
+    // A group holding no resource any more is gone from azsim's world.
+    let mut world = sim.dump();
+    let accounts = world["storageAccounts"].as_array_mut().unwrap();
+    accounts.retain(|a| a["resourceGroup"] != "rg-audit");
+    sim.load(&world);
+    assert_eq!(printed(&words("group exists -n rg-audit")), "false\n");
+
+    let out = sim.az("group exists");
+    assert_eq!(
+        failure(&out),
+        fails(
+            2,
+            "ERROR: the following arguments are required: --name/-n/--resource-group/-g"
+        )
+    );
+    let out = sim.az("group exists -n -rg.ops(1)");
+    assert_eq!(
+        failure(&out),
+        fails(
+            2,
+            "ERROR: argument --name/-n/--resource-group/-g: expected one argument"
+        )
+    );
+    let out = sim.az("group exists -n rg-web --subscription nope");
+    assert_eq!(
+        failure(&out),
+        fails(
+            1,
+            "ERROR: Subscription 'nope' not found. Check the spelling and casing and try again."
+        )
+    );
+    sim.settings("signedIn=false");
+    let out = sim.az("group exists -n rg-web");
+    assert_eq!(
+        failure(&out),
+        fails(1, "ERROR: Please run 'az login' to setup account.")
+    );
+}
+
 #[test]
 fn not_signed_in() {
     let sim = demo();

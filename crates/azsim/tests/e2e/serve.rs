@@ -377,6 +377,60 @@ fn arm_errors_with_azure_status_codes() {
     assert!(anonymous.header("WWW-Authenticate").is_some());
 }
 
+/// `az group exists` is a `HEAD` of the resource group (azure-mgmt-resource's
+/// `check_existence`, which takes 204 as true and 404 as false and fails on anything else):
+/// answered without a body, the name compared case-insensitively and percent-decoded, in the
+/// subscription of the path; logged and fault-matched as `group exists`.
+#[test]
+fn group_exists_is_a_head_answered_204_or_404() {
+    let s = Serve::start(
+        |w| {
+            w["faults"] = json!([{"command": "group exists", "argvContains": "rg-denied",
+                                  "error": {"code": "AuthorizationFailed", "message": "no read"}}]);
+        },
+        &[],
+    );
+    let head = |target: &str| s.send("HEAD", target, None);
+    let found = head(&arm("/resourcegroups/rg-web"));
+    assert_eq!((found.status, found.body.as_str()), (204, ""));
+    assert_eq!(found.header("Content-Length"), None, "a 204 has no length");
+    assert_eq!(head(&arm("/resourceGroups/RG-WEB")).status, 204);
+    assert_eq!(head(&arm("/resourcegroups/-rg.ops%281%29")).status, 204);
+    let missing = head(&arm("/resourcegroups/rg-nosuch"));
+    assert_eq!((missing.status, missing.body.as_str()), (404, ""));
+    assert_eq!(head(&arm("/resourcegroups/rg%20bad")).status, 404);
+    // rg-finance-dev is a group of Contoso Finance only.
+    assert_eq!(head(&arm("/resourcegroups/rg-finance-dev")).status, 404);
+    let finance = "c4a9e613-8f27-4d5b-b0c1-9e3a7d5f2b64";
+    assert_eq!(
+        head(&format!(
+            "/subscriptions/{finance}/resourcegroups/rg-finance-dev?{API}"
+        ))
+        .status,
+        204
+    );
+    let denied = head(&arm("/resourcegroups/rg-denied"));
+    assert_eq!((denied.status, denied.body.as_str()), (403, ""));
+    assert_eq!(
+        s.get(&arm("/resourcegroups/rg-web")).status,
+        400,
+        "only HEAD is served on a group"
+    );
+    let log: Vec<Value> = s
+        .sim
+        .calls("")
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let heads: Vec<&Value> = log.iter().filter(|l| l["argv"][0] == "HEAD").collect();
+    assert_eq!(heads.len(), 8);
+    assert!(
+        heads
+            .iter()
+            .all(|l| l["command"] == "group exists" && l["mutating"] == false)
+    );
+}
+
 #[test]
 fn storage_patch_as_the_service_takes_it() {
     let s = Serve::demo();
