@@ -409,8 +409,9 @@ struct FilterArgs {
     /// A built-in playbook id or a playbook file; repeat for more [default: every built-in]
     #[arg(long, value_name = "ID|FILE")]
     playbook: Vec<String>,
-    /// A subscription id; repeat for more [default: az's current subscription]
-    #[arg(long, value_name = "ID", conflicts_with = "all_subscriptions")]
+    /// A subscription id or name (resolved to its id once); repeat for more [default: az's
+    /// current subscription]
+    #[arg(long, value_name = "ID|NAME", conflicts_with = "all_subscriptions")]
     subscription: Vec<String>,
     /// Every enabled subscription that `az account list` shows
     #[arg(long)]
