@@ -219,8 +219,18 @@ impl Sim {
     /// Waits (up to 30 s) until azsim has logged a call whose argv starts with `prefix`: a
     /// background azbook has reached that step.
     pub fn wait_for_call(&self, prefix: &str) {
+        self.wait_for_call_after(0, prefix);
+    }
+
+    /// As [`Sim::wait_for_call`], counting only the calls after the first `seen` logged.
+    pub fn wait_for_call_after(&self, seen: usize, prefix: &str) {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while !self.calls().iter().any(|c| c.join(" ").starts_with(prefix)) {
+        while !self
+            .calls()
+            .iter()
+            .skip(seen)
+            .any(|c| c.join(" ").starts_with(prefix))
+        {
             assert!(
                 std::time::Instant::now() < deadline,
                 "no call `{prefix}...` within 30 s"

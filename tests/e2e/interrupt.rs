@@ -173,3 +173,55 @@ fn a_read_run_stops_at_once_prints_what_it_has_and_exits_130() {
     );
     assert!(sim.mutating_calls().is_empty());
 }
+
+#[test]
+fn backout_stops_the_same_way_and_a_second_backout_goes_on() {
+    let sim = Sim::new(&edge_world());
+    let original = essentials(&sim.dump());
+    let report = sim.azbook_json(&apply_args(), 0);
+    let run = report["run"].as_str().unwrap().to_string();
+    let mut world = sim.dump();
+    world["faults"] = json!([{"command": "storage account update",
+        "argvContains": "--name=stcmkpinned", "latencyMs": 1500, "times": 1}]);
+    sim.load(&world);
+    let seen = sim.calls().len();
+    let child = start(
+        &sim,
+        &["backout", "--yes", "--jobs", "1", "--output", "json"],
+    );
+    sim.wait_for_call_after(seen, "storage account update --name=stcmkpinned");
+    signal(&child, libc::SIGTERM);
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains("waiting for the 1 still running (stcmkpinned)"),
+        "{stderr}"
+    );
+    let report = json_out(&out);
+    assert_eq!(
+        change_status(&report, "stcmkpinned"),
+        "restored",
+        "{report}"
+    );
+    assert!(
+        report["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["status"] == "skipped"),
+        "{report}"
+    );
+    let own = report["run"].as_str().unwrap();
+    let log = sim.azbook_json(&["log", own, "--output", "json"], 0);
+    assert_eq!(log["status"], "interrupted");
+    // The interrupted backout did not revert the run to the end: the next one finishes it.
+    let out = sim.azbook().args(["backout", "--yes"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains(&format!("backout of run {run}")),
+        "{stderr}"
+    );
+    assert_eq!(essentials(&sim.dump()), original);
+}
