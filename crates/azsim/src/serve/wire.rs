@@ -11,7 +11,7 @@ use crate::errors::CommandError;
 use crate::synth;
 use crate::world::{
     Encryption, EncryptionIdentity, KeyVaultProperties, ServerKey, ServerKeyType, SqlDatabase,
-    SqlServer, StorageAccount, Subscription, default_services,
+    SqlManagedInstance, SqlServer, StorageAccount, Subscription, default_services,
 };
 use serde_json::{Map, Value, json};
 
@@ -284,6 +284,113 @@ pub fn server_key(srv: &SqlServer, key: Option<&ServerKey>) -> Value {
                     "creationDate": wire_time(CREATED),
                     "autoRotationEnabled": k.auto_rotation_enabled,
                 },
+            })
+        }
+    }
+}
+
+/// Managed Instances - Get / List / ListByResourceGroup (api-version 2024-11-01-preview, the
+/// shape of the spec's `ManagedInstanceGet` example). `keyId` is the TDE protector's key when it
+/// is in Key Vault.
+pub fn managed_instance(mi: &SqlManagedInstance) -> Value {
+    let mut props = json!({
+        "provisioningState": "Succeeded",
+        "fullyQualifiedDomainName": mi.fully_qualified_domain_name(),
+        "administratorLogin": "sqladmin",
+        "subnetId": mi.subnet_id(),
+        "state": "Ready",
+        "licenseType": "LicenseIncluded",
+        "storageSizeInGB": 256,
+        "collation": "SQL_Latin1_General_CP1_CI_AS",
+        "dnsZone": mi.dns_zone(),
+        "publicDataEndpointEnabled": false,
+        "proxyOverride": "Default",
+        "minimalTlsVersion": "1.2",
+        "currentBackupStorageRedundancy": "Geo",
+        "requestedBackupStorageRedundancy": "Geo",
+        "zoneRedundant": false,
+        "createTime": wire_time(CREATED),
+    });
+    if let Some(capacity) = mi.sku.get("capacity").filter(|c| !c.is_null()) {
+        props["vCores"] = capacity.clone();
+    }
+    if let Some(uri) = &mi.protector.uri {
+        props["keyId"] = json!(uri);
+    }
+    if let Some(uai) = mi.primary_user_assigned_identity() {
+        props["primaryUserAssignedIdentityId"] = json!(uai);
+    }
+    let mut out = json!({
+        "sku": compact(&mi.sku),
+        "properties": props,
+        "location": mi.location,
+        "id": armid::managed_instance_id(&mi.subscription, &mi.resource_group, &mi.name),
+        "name": mi.name,
+        "type": "Microsoft.Sql/managedInstances",
+    });
+    if let Some(tags) = mi.tags.as_ref().filter(|t| !t.is_null()) {
+        out["tags"] = tags.clone();
+    }
+    if let Some(identity) = identity(&mi.identity) {
+        out["identity"] = identity;
+    }
+    out
+}
+
+/// Managed Instance Encryption Protectors - Get / CreateOrUpdate, as recorded
+/// (`mi_tde_key_show_*`): kind, properties, id, name, type; no location and no thumbprint;
+/// `autoRotationEnabled` as api-version 2024-11-01-preview adds it.
+pub fn mi_protector(mi: &SqlManagedInstance) -> Value {
+    let p = &mi.protector;
+    let akv = p.server_key_type == ServerKeyType::AzureKeyVault;
+    let key_name = match (&p.uri, akv) {
+        (Some(uri), true) => armid::server_key_name(uri).unwrap_or_default(),
+        _ => "ServiceManaged".to_string(),
+    };
+    let mut props = json!({
+        "serverKeyName": key_name,
+        "serverKeyType": p.server_key_type,
+    });
+    if let Some(uri) = p.uri.as_deref().filter(|_| akv) {
+        props["uri"] = json!(uri);
+    }
+    props["autoRotationEnabled"] = json!(p.auto_rotation_enabled);
+    json!({
+        "kind": if akv { "azurekeyvault" } else { "servicemanaged" },
+        "properties": props,
+        "id": format!("{}/encryptionProtector/current", armid::managed_instance_id(&mi.subscription, &mi.resource_group, &mi.name)),
+        "name": "current",
+        "type": "Microsoft.Sql/managedInstances/encryptionProtector",
+    })
+}
+
+/// Managed Instance Keys - Get / ListByInstance / CreateOrUpdate, as recorded (`mi_key_*`: the
+/// Key Vault key with serverKeyType, uri, thumbprint and creationDate, the ServiceManaged key
+/// with serverKeyType only; no location); `None` is the built-in ServiceManaged key.
+pub fn mi_key(mi: &SqlManagedInstance, key: Option<&ServerKey>) -> Value {
+    let mi_id = armid::managed_instance_id(&mi.subscription, &mi.resource_group, &mi.name);
+    match key {
+        None => json!({
+            "kind": "servicemanaged",
+            "properties": {"serverKeyType": "ServiceManaged"},
+            "id": format!("{mi_id}/keys/ServiceManaged"),
+            "name": "ServiceManaged",
+            "type": "Microsoft.Sql/managedInstances/keys",
+        }),
+        Some(k) => {
+            let name = armid::server_key_name(&k.uri).unwrap_or_default();
+            json!({
+                "kind": "azurekeyvault",
+                "properties": {
+                    "serverKeyType": "AzureKeyVault",
+                    "uri": k.uri,
+                    "thumbprint": synth::thumbprint(&k.uri),
+                    "creationDate": wire_time(CREATED),
+                    "autoRotationEnabled": k.auto_rotation_enabled,
+                },
+                "id": format!("{mi_id}/keys/{name}"),
+                "name": name,
+                "type": "Microsoft.Sql/managedInstances/keys",
             })
         }
     }
