@@ -48,6 +48,10 @@ pub fn server_id(sub: &str, rg: &str, name: &str) -> String {
     resource_id(sub, rg, "Microsoft.Sql/servers", name)
 }
 
+pub fn managed_instance_id(sub: &str, rg: &str, name: &str) -> String {
+    resource_id(sub, rg, "Microsoft.Sql/managedInstances", name)
+}
+
 pub fn database_id(sub: &str, rg: &str, server: &str, name: &str) -> String {
     format!("{}/databases/{name}", server_id(sub, rg, server))
 }

@@ -5,8 +5,8 @@
 use crate::armid;
 use crate::synth;
 use crate::world::{
-    Encryption, ServerKey, ServerKeyType, SqlDatabase, SqlServer, StorageAccount, Subscription,
-    TdeField, User,
+    Encryption, ServerKey, ServerKeyType, SqlDatabase, SqlManagedInstance, SqlServer,
+    StorageAccount, Subscription, TdeField, User,
 };
 use serde_json::{Map, Value, json};
 
@@ -243,6 +243,130 @@ pub fn server_key(srv: &SqlServer, key: Option<&ServerKey>) -> Value {
         "subregion": null,
         "thumbprint": key.map(|k| synth::thumbprint(&k.uri)),
         "type": "Microsoft.Sql/servers/keys",
+        "uri": key.map(|k| k.uri.clone()),
+    })
+}
+
+/// What `az sql mi show/list` prints as null: the attributes of azure-mgmt-sql 4.0.0b22's
+/// `ManagedInstance` (azure-cli 2.91) that azsim's instances do not have.
+const MANAGED_INSTANCE_NULLS: &[&str] = &[
+    "administratorLoginPassword",
+    "administrators",
+    "authenticationMetadata",
+    "databaseFormat",
+    "dnsZonePartner",
+    "externalGovernanceStatus",
+    "hybridSecondaryUsage",
+    "hybridSecondaryUsageDetected",
+    "instancePoolId",
+    "isGeneralPurposeV2",
+    "maintenanceConfigurationId",
+    "managedInstanceCreateMode",
+    "memorySizeInGb",
+    "pricingModel",
+    "privateEndpointConnections",
+    "requestedLogicalAvailabilityZone",
+    "restorePointInTime",
+    "servicePrincipal",
+    "sourceManagedInstanceId",
+    "storageIops",
+    "storageThroughputMbps",
+    "timezoneId",
+    "virtualClusterId",
+];
+
+/// az prints a sku with all five attributes of the SDK's `Sku`, null when unset.
+fn printed_sku(sku: &Value) -> Value {
+    let get = |k: &str| sku.get(k).cloned().unwrap_or(Value::Null);
+    json!({
+        "capacity": get("capacity"),
+        "family": get("family"),
+        "name": get("name"),
+        "size": get("size"),
+        "tier": get("tier"),
+    })
+}
+
+/// `az sql mi show/list`: `keyId` is the protector's key when it is in Key Vault. The printed
+/// names are az's camelCase of the SDK's (`storageSizeInGb`, not the wire's `storageSizeInGB`).
+pub fn managed_instance(mi: &SqlManagedInstance) -> Value {
+    object(
+        json!({
+            "administratorLogin": "sqladmin",
+            "collation": "SQL_Latin1_General_CP1_CI_AS",
+            "createTime": CREATED,
+            "currentBackupStorageRedundancy": "Geo",
+            "dnsZone": mi.dns_zone(),
+            "fullyQualifiedDomainName": mi.fully_qualified_domain_name(),
+            "id": armid::managed_instance_id(&mi.subscription, &mi.resource_group, &mi.name),
+            "identity": identity(&mi.identity),
+            "keyId": mi.protector.uri,
+            "licenseType": "LicenseIncluded",
+            "location": mi.location,
+            "minimalTlsVersion": "1.2",
+            "name": mi.name,
+            "primaryUserAssignedIdentityId": mi.primary_user_assigned_identity(),
+            "provisioningState": "Succeeded",
+            "proxyOverride": "Default",
+            "publicDataEndpointEnabled": false,
+            "requestedBackupStorageRedundancy": "Geo",
+            "resourceGroup": mi.resource_group,
+            "sku": printed_sku(&mi.sku),
+            "state": "Ready",
+            "storageSizeInGb": 256,
+            "subnetId": mi.subnet_id(),
+            "tags": mi.tags,
+            "type": "Microsoft.Sql/managedInstances",
+            "vCores": mi.sku.get("capacity").cloned().unwrap_or(Value::Null),
+            "zoneRedundant": false,
+        }),
+        MANAGED_INSTANCE_NULLS,
+    )
+}
+
+/// `az sql mi tde-key show/set`: the SDK's `ManagedInstanceEncryptionProtector` has no
+/// location, subregion or keyVersion (unlike a server's), and the service sends no thumbprint
+/// (recorded `mi_tde_key_show_akv`), so az prints it as null.
+pub fn mi_protector(mi: &SqlManagedInstance) -> Value {
+    let p = &mi.protector;
+    let (kind, key_name) = match (p.server_key_type, &p.uri) {
+        (ServerKeyType::AzureKeyVault, Some(uri)) => (
+            "azurekeyvault",
+            armid::server_key_name(uri).unwrap_or_default(),
+        ),
+        _ => ("servicemanaged", "ServiceManaged".to_string()),
+    };
+    json!({
+        "autoRotationEnabled": p.auto_rotation_enabled,
+        "id": format!("{}/encryptionProtector/current", armid::managed_instance_id(&mi.subscription, &mi.resource_group, &mi.name)),
+        "kind": kind,
+        "name": "current",
+        "resourceGroup": mi.resource_group,
+        "serverKeyName": key_name,
+        "serverKeyType": p.server_key_type,
+        "thumbprint": null,
+        "type": "Microsoft.Sql/managedInstances/encryptionProtector",
+        "uri": p.uri,
+    })
+}
+
+/// One entry of `az sql mi key list/show/create` (the SDK's `ManagedInstanceKey`: no location,
+/// subregion or keyVersion); `None` is the built-in ServiceManaged key.
+pub fn mi_key(mi: &SqlManagedInstance, key: Option<&ServerKey>) -> Value {
+    let name = key.map_or_else(
+        || "ServiceManaged".to_string(),
+        |k| armid::server_key_name(&k.uri).unwrap_or_default(),
+    );
+    json!({
+        "autoRotationEnabled": key.map(|k| k.auto_rotation_enabled),
+        "creationDate": key.map(|_| CREATED),
+        "id": format!("{}/keys/{name}", armid::managed_instance_id(&mi.subscription, &mi.resource_group, &mi.name)),
+        "kind": if key.is_some() { "azurekeyvault" } else { "servicemanaged" },
+        "name": name,
+        "resourceGroup": mi.resource_group,
+        "serverKeyType": if key.is_some() { "AzureKeyVault" } else { "ServiceManaged" },
+        "thumbprint": key.map(|k| synth::thumbprint(&k.uri)),
+        "type": "Microsoft.Sql/managedInstances/keys",
         "uri": key.map(|k| k.uri.clone()),
     })
 }

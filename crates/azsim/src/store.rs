@@ -7,7 +7,8 @@
 //! call uses, so a show is one B-tree lookup and a list is one range scan in name order.
 
 use crate::world::{
-    Fault, Settings, SqlDatabase, SqlServer, StorageAccount, Subscription, User, World,
+    Fault, Settings, SqlDatabase, SqlManagedInstance, SqlServer, StorageAccount, Subscription,
+    User, World,
 };
 use anyhow::{Context, Result, bail};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
@@ -36,6 +37,7 @@ pub enum Kind {
     StorageAccount,
     SqlServer,
     SqlDatabase,
+    SqlManagedInstance,
 }
 
 impl Kind {
@@ -44,6 +46,7 @@ impl Kind {
             Kind::StorageAccount => "storageAccount",
             Kind::SqlServer => "sqlServer",
             Kind::SqlDatabase => "sqlDatabase",
+            Kind::SqlManagedInstance => "sqlManagedInstance",
         }
     }
 }
@@ -151,6 +154,9 @@ impl Store {
             for sdb in &world.sql_databases {
                 db.put(Kind::SqlDatabase, database_loc(sdb), sdb)?;
             }
+            for mi in &world.sql_managed_instances {
+                db.put(Kind::SqlManagedInstance, managed_instance_loc(mi), mi)?;
+            }
             let mut fault_stmt = db.conn.prepare("INSERT INTO faults (idx, body, remaining) VALUES (?1, ?2, ?3)")?;
             for (idx, fault) in world.faults.iter().enumerate() {
                 let body = Fault { times: None, ..fault.clone() };
@@ -172,6 +178,7 @@ impl Store {
             storage_accounts: db.scan(Kind::StorageAccount, None)?,
             sql_servers: db.scan(Kind::SqlServer, None)?,
             sql_databases: db.scan(Kind::SqlDatabase, None)?,
+            sql_managed_instances: db.scan(Kind::SqlManagedInstance, None)?,
             faults: db.faults()?.into_iter().map(|(_, f)| f).collect(),
         })
     }
@@ -192,6 +199,15 @@ pub fn server_loc(srv: &SqlServer) -> Loc<'_> {
         rg: &srv.resource_group,
         parent: "",
         name: &srv.name,
+    }
+}
+
+pub fn managed_instance_loc(mi: &SqlManagedInstance) -> Loc<'_> {
+    Loc {
+        sub: &mi.subscription,
+        rg: &mi.resource_group,
+        parent: "",
+        name: &mi.name,
     }
 }
 
@@ -367,6 +383,7 @@ mod tests {
         World::from_json(
             r#"{"subscriptions":[{"id":"S1","name":"one"}],
                 "storageAccounts":[{"resourceGroup":"RG-One","name":"SaOne"},{"resourceGroup":"rg-two","name":"satwo"}],
+                "sqlManagedInstances":[{"resourceGroup":"rg-mi","name":"Mi1","protector":{"serverKeyType":"AzureKeyVault","uri":"https://kv1.vault.azure.net/keys/k/v1"}}],
                 "faults":[{"times":1,"latencyMs":5}]}"#,
         )
         .unwrap()
@@ -394,6 +411,20 @@ mod tests {
             .list(Kind::StorageAccount, "s1", Some("rg-two"), None)
             .unwrap();
         assert_eq!(in_group.len(), 1);
+        let mi: SqlManagedInstance = db
+            .get(
+                Kind::SqlManagedInstance,
+                Loc {
+                    sub: "S1",
+                    rg: "RG-MI",
+                    parent: "",
+                    name: "mi1",
+                },
+            )
+            .unwrap()
+            .unwrap();
+        assert_eq!((mi.name.as_str(), mi.keys.len()), ("Mi1", 1));
+        assert!(db.group_exists("s1", "rg-mi").unwrap());
     }
 
     #[test]

@@ -28,6 +28,10 @@ pub struct World {
     pub sql_servers: Vec<SqlServer>,
     #[serde(default)]
     pub sql_databases: Vec<SqlDatabase>,
+    /// Absent (and not dumped) when empty, so worlds written before managed instances existed
+    /// load and dump unchanged.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sql_managed_instances: Vec<SqlManagedInstance>,
     #[serde(default)]
     pub faults: Vec<Fault>,
 }
@@ -259,6 +263,75 @@ pub struct SqlServer {
     pub keys: Vec<ServerKey>,
 }
 
+/// A SQL Managed Instance (`az sql mi`): like a server, a TDE protector and the Key Vault keys
+/// registered on it (`az sql mi tde-key`, `az sql mi key`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SqlManagedInstance {
+    #[serde(default)]
+    pub subscription: String,
+    pub resource_group: String,
+    pub name: String,
+    #[serde(default = "eastus")]
+    pub location: String,
+    #[serde(default)]
+    pub tags: Option<Value>,
+    #[serde(default)]
+    pub identity: Option<Value>,
+    #[serde(default = "managed_instance_sku")]
+    pub sku: Value,
+    #[serde(default)]
+    pub protector: Protector,
+    #[serde(default)]
+    pub keys: Vec<ServerKey>,
+}
+
+impl SqlManagedInstance {
+    /// The DNS zone Azure gives an instance's virtual cluster (13 hex digits), fixed per
+    /// instance so both faces print the same.
+    pub fn dns_zone(&self) -> String {
+        crate::synth::hex(
+            &format!(
+                "dnszone|{}|{}|{}",
+                self.subscription.to_ascii_lowercase(),
+                self.resource_group.to_ascii_lowercase(),
+                self.name.to_ascii_lowercase()
+            ),
+            13,
+        )
+    }
+
+    pub fn fully_qualified_domain_name(&self) -> String {
+        format!(
+            "{}.{}.database.windows.net",
+            self.name.to_ascii_lowercase(),
+            self.dns_zone()
+        )
+    }
+
+    /// The delegated subnet every instance lives in: `vnet-{name}/subnets/ManagedInstance` in
+    /// its own group.
+    pub fn subnet_id(&self) -> String {
+        format!(
+            "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.Network/virtualNetworks/vnet-{}/subnets/ManagedInstance",
+            self.subscription, self.resource_group, self.name
+        )
+    }
+
+    /// The first user-assigned identity, which Azure makes the primary one.
+    pub fn primary_user_assigned_identity(&self) -> Option<String> {
+        self.identity
+            .as_ref()
+            .and_then(|i| i.get("userAssignedIdentities"))
+            .and_then(Value::as_object)
+            .and_then(|m| m.keys().next().cloned())
+    }
+}
+
+fn managed_instance_sku() -> Value {
+    json!({"name": "GP_Gen5", "tier": "GeneralPurpose", "family": "Gen5", "capacity": 4})
+}
+
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
 pub enum TdeState {
     #[default]
@@ -393,6 +466,7 @@ impl World {
         self.normalize_storage_accounts(&subs)?;
         self.normalize_sql_servers(&subs)?;
         self.normalize_sql_databases(&subs)?;
+        self.normalize_sql_managed_instances(&subs)?;
         for fault in &self.faults {
             fault.validate()?;
         }
@@ -453,7 +527,24 @@ impl World {
             if !servers.insert(key(&[&srv.subscription, &srv.resource_group, &srv.name])) {
                 bail!("duplicate SQL server {}", srv.name);
             }
-            normalize_protector(srv)?;
+            normalize_protector(
+                &mut srv.protector,
+                &mut srv.keys,
+                &format!("SQL server {}", srv.name),
+            )?;
+        }
+        Ok(())
+    }
+
+    fn normalize_sql_managed_instances(&mut self, subs: &KnownSubscriptions) -> Result<()> {
+        let mut seen = HashSet::new();
+        for mi in &mut self.sql_managed_instances {
+            let what = format!("SQL managed instance {}", mi.name);
+            subs.fill(&mut mi.subscription, &what)?;
+            if !seen.insert(key(&[&mi.subscription, &mi.resource_group, &mi.name])) {
+                bail!("duplicate {what}");
+            }
+            normalize_protector(&mut mi.protector, &mut mi.keys, &what)?;
         }
         Ok(())
     }
@@ -513,23 +604,27 @@ impl KnownSubscriptions {
     }
 }
 
-/// An AzureKeyVault protector always names a registered server key in Azure; a world that
-/// forgets to list it gets it added, so that `key list` and `tde-key set` stay consistent.
-fn normalize_protector(srv: &mut SqlServer) -> Result<()> {
-    match (srv.protector.server_key_type, &srv.protector.uri) {
-        (ServerKeyType::AzureKeyVault, None) => bail!(
-            "SQL server {}: an AzureKeyVault protector needs a uri",
-            srv.name
-        ),
+/// An AzureKeyVault protector always names a registered key in Azure (on a server or a managed
+/// instance); a world that forgets to list it gets it added, so that `key list` and `tde-key
+/// set` stay consistent.
+fn normalize_protector(
+    protector: &mut Protector,
+    keys: &mut Vec<ServerKey>,
+    what: &str,
+) -> Result<()> {
+    match (protector.server_key_type, &protector.uri) {
+        (ServerKeyType::AzureKeyVault, None) => {
+            bail!("{what}: an AzureKeyVault protector needs a uri")
+        }
         (ServerKeyType::AzureKeyVault, Some(uri)) => {
-            if !srv.keys.iter().any(|k| k.uri.eq_ignore_ascii_case(uri)) {
-                srv.keys.push(ServerKey {
+            if !keys.iter().any(|k| k.uri.eq_ignore_ascii_case(uri)) {
+                keys.push(ServerKey {
                     uri: uri.clone(),
-                    auto_rotation_enabled: srv.protector.auto_rotation_enabled,
+                    auto_rotation_enabled: protector.auto_rotation_enabled,
                 });
             }
         }
-        (ServerKeyType::ServiceManaged, _) => srv.protector.uri = None,
+        (ServerKeyType::ServiceManaged, _) => protector.uri = None,
     }
     Ok(())
 }
@@ -584,6 +679,34 @@ mod tests {
         );
         assert_eq!(w.sql_databases[0].kind.as_deref(), Some("v12.0,system"));
         assert!(w.settings.signed_in);
+    }
+
+    #[test]
+    fn managed_instances_are_optional_and_normalized_like_servers() {
+        let old = r#"{"subscriptions":[{"id":"s1","name":"one"}]}"#;
+        let w = World::from_json(old).unwrap();
+        assert!(w.sql_managed_instances.is_empty());
+        let dumped = serde_json::to_value(&w).unwrap();
+        assert!(
+            dumped.get("sqlManagedInstances").is_none(),
+            "a world without instances dumps as before"
+        );
+        let w = World::from_json(
+            r#"{"subscriptions":[{"id":"s1","name":"one"}],
+                "sqlManagedInstances":[{"resourceGroup":"rg","name":"mi1","protector":{"serverKeyType":"AzureKeyVault","uri":"https://kv.vault.azure.net/keys/k/0a","autoRotationEnabled":true}}]}"#,
+        )
+        .unwrap();
+        let mi = &w.sql_managed_instances[0];
+        assert_eq!(mi.subscription, "s1");
+        assert_eq!(mi.keys.len(), 1, "protector key is registered");
+        assert!(mi.keys[0].auto_rotation_enabled);
+        assert_eq!(mi.sku["name"], "GP_Gen5");
+        let dup = r#"{"subscriptions":[{"id":"s1","name":"one"}],
+            "sqlManagedInstances":[{"resourceGroup":"rg","name":"mi1"},{"resourceGroup":"RG","name":"MI1"}]}"#;
+        assert!(World::from_json(dup).is_err());
+        let no_uri = r#"{"subscriptions":[{"id":"s1","name":"one"}],
+            "sqlManagedInstances":[{"resourceGroup":"rg","name":"mi1","protector":{"serverKeyType":"AzureKeyVault"}}]}"#;
+        assert!(World::from_json(no_uri).is_err());
     }
 
     #[test]

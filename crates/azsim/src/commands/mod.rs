@@ -5,6 +5,7 @@ mod account;
 mod keyvault;
 pub mod resource_group;
 pub mod sql_db;
+pub mod sql_mi;
 pub mod sql_server;
 mod storage;
 
@@ -45,6 +46,7 @@ fn all() -> impl Iterator<Item = &'static Command> {
         .chain(storage::COMMANDS)
         .chain(sql_server::COMMANDS)
         .chain(sql_db::COMMANDS)
+        .chain(sql_mi::COMMANDS)
         .chain(keyvault::COMMANDS)
         .chain(resource_group::COMMANDS)
 }

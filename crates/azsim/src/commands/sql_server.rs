@@ -14,10 +14,10 @@ const RG: Param = group().required().id(IdPart::ResourceGroup);
 const SERVER: Param = Param::one("server", &["--server", "-s"])
     .required()
     .id(IdPart::Name);
-const KID: Param = Param::one("kid", &["--kid", "-k"]).required();
+pub(super) const KID: Param = Param::one("kid", &["--kid", "-k"]).required();
 
 /// azure-cli 2.91's text, two spaces before "For example" included.
-const INVALID_KID: &str = "The provided uri is invalid. Please provide a valid Azure Key Vault key id.  For example: \
+pub(super) const INVALID_KID: &str = "The provided uri is invalid. Please provide a valid Azure Key Vault key id.  For example: \
 \"https://YourVaultName.vault.azure.net/keys/YourKeyName/01234567890123456789012345678901\" or \
 \"https://YourManagedHsmRegion.YourManagedHsmName.managedhsm.azure.net/keys/YourKeyName/01234567890123456789012345678901\" \
 for versioned key or \"https://YourVaultName.vault.azure.net/keys/YourKeyName\" for a versionless key.";
@@ -238,16 +238,24 @@ fn tde_key_set(ctx: &mut Ctx, p: &Parsed) -> Result<Value, CommandError> {
     let sub = ctx.sub();
     ctx.store.immediate(|db| {
         let mut server = load_server(db, &sub, arg(p, "resource_group"), arg(p, "server"), true)?;
-        set_protector(&mut server, key_type, wanted_name.as_deref(), rotation)?;
+        set_protector(
+            &mut server.protector,
+            &server.keys,
+            key_type,
+            wanted_name.as_deref(),
+            rotation,
+        )?;
         db.put(Kind::SqlServer, server_loc(&server), &server)?;
         Ok(render::protector(&server))
     })
 }
 
-/// What the SQL service does with a protector change (both faces): an AzureKeyVault protector
-/// must name a key registered on the server (by its server key name), else ServerKeyNotFound.
+/// What the SQL service does with a protector change (both faces, servers and managed
+/// instances): an AzureKeyVault protector must name a key registered on the server or instance
+/// (by its server key name), else ServerKeyNotFound.
 pub fn set_protector(
-    server: &mut SqlServer,
+    protector: &mut Protector,
+    keys: &[ServerKey],
     key_type: ServerKeyType,
     key_name: Option<&str>,
     rotation: bool,
@@ -255,23 +263,16 @@ pub fn set_protector(
     let uri = match (key_type, key_name) {
         (ServerKeyType::ServiceManaged, _) => None,
         (ServerKeyType::AzureKeyVault, name) => {
-            let name = name.unwrap_or_default();
-            let key = server
-                .keys
-                .iter()
-                .find(|k| {
-                    armid::server_key_name(&k.uri).is_some_and(|n| n.eq_ignore_ascii_case(name))
-                })
-                .ok_or_else(|| {
-                    CommandError::service(
-                        "ServerKeyNotFound",
-                        "The requested server key was not found.",
-                    )
-                })?;
+            let key = find_key(keys, name.unwrap_or_default()).ok_or_else(|| {
+                CommandError::service(
+                    "ServerKeyNotFound",
+                    "The requested server key was not found.",
+                )
+            })?;
             Some(key.uri.clone())
         }
     };
-    server.protector = Protector {
+    *protector = Protector {
         server_key_type: key_type,
         uri,
         auto_rotation_enabled: rotation,
@@ -279,19 +280,24 @@ pub fn set_protector(
     Ok(())
 }
 
-/// Registers a Key Vault key on a server (a PUT: registering a known key changes nothing) and
-/// returns its index in `server.keys`.
-pub fn register_key(server: &mut SqlServer, kid: &str, name: &str) -> usize {
-    let existing = server
-        .keys
+/// The registered key whose server key name (derived from its URI) is `name`.
+pub fn find_key<'k>(keys: &'k [ServerKey], name: &str) -> Option<&'k ServerKey> {
+    keys.iter()
+        .find(|k| armid::server_key_name(&k.uri).is_some_and(|n| n.eq_ignore_ascii_case(name)))
+}
+
+/// Registers a Key Vault key on a server or instance (a PUT: registering a known key changes
+/// nothing) and returns its index in `keys`.
+pub fn register_key(keys: &mut Vec<ServerKey>, kid: &str, name: &str) -> usize {
+    let existing = keys
         .iter()
         .position(|k| armid::server_key_name(&k.uri).is_some_and(|n| n.eq_ignore_ascii_case(name)));
     existing.unwrap_or_else(|| {
-        server.keys.push(ServerKey {
+        keys.push(ServerKey {
             uri: kid.to_string(),
             auto_rotation_enabled: false,
         });
-        server.keys.len() - 1
+        keys.len() - 1
     })
 }
 
@@ -315,7 +321,7 @@ fn key_create(ctx: &mut Ctx, p: &Parsed) -> Result<Value, CommandError> {
     ctx.store.immediate(|db| {
         let mut server = load_server(db, &sub, arg(p, "resource_group"), arg(p, "server"), true)?;
         let count = server.keys.len();
-        let index = register_key(&mut server, kid, &name);
+        let index = register_key(&mut server.keys, kid, &name);
         if server.keys.len() != count {
             db.put(Kind::SqlServer, server_loc(&server), &server)?;
         }
@@ -327,10 +333,7 @@ fn key_show(ctx: &mut Ctx, p: &Parsed) -> Result<Value, CommandError> {
     let name =
         armid::server_key_name(arg(p, "kid")).ok_or_else(|| CommandError::client(INVALID_KID))?;
     let server = nested_server(ctx, p)?;
-    let key = server
-        .keys
-        .iter()
-        .find(|k| armid::server_key_name(&k.uri).is_some_and(|n| n.eq_ignore_ascii_case(&name)))
+    let key = find_key(&server.keys, &name)
         .ok_or_else(|| errors::sql_not_found("Microsoft.Sql/servers/keys", &name))?;
     Ok(render::server_key(&server, Some(key)))
 }

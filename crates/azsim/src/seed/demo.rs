@@ -3,8 +3,8 @@
 
 use super::{cmk, critical, key_id, mmk, system_identity, uai_id, user_identity};
 use crate::world::{
-    EncryptionIdentity, Protector, ServerKey, ServerKeyType, Settings, SqlDatabase, SqlServer,
-    StorageAccount, Subscription, TdeState, User, World,
+    EncryptionIdentity, Protector, ServerKey, ServerKeyType, Settings, SqlDatabase,
+    SqlManagedInstance, SqlServer, StorageAccount, Subscription, TdeState, User, World,
 };
 use serde_json::{Value, json};
 
@@ -20,6 +20,7 @@ const V_SQL_PAY: &str = "9a4e7c1f3b8d4a2e6c0f5b9d1e3a7c48";
 const V_SQL_HR: &str = "e2c8a5f1b7d34e9a0c6f2b8d4a1e7c93";
 const V_SQL_HR_OLD: &str = "5d1b9e3a7c2f4e8b0a6d3c9f1e5b7a24";
 const V_DB_KEY: &str = "c6f0a3e9d2b74c1e8a5f9b0d3e7c2a61";
+const V_MI_PAY: &str = "4b8e2d6a0c9f4e1b7a3d5c8f2e6b0a97";
 
 fn account(sub: &str, rg: &str, name: &str, tags: Value) -> StorageAccount {
     StorageAccount {
@@ -352,6 +353,36 @@ fn sql_databases(servers: &[SqlServer]) -> Vec<SqlDatabase> {
     dbs
 }
 
+fn managed_instance(rg: &str, name: &str, protector: Protector) -> SqlManagedInstance {
+    SqlManagedInstance {
+        subscription: PROD.into(),
+        resource_group: rg.into(),
+        name: name.into(),
+        location: "eastus".into(),
+        tags: Some(critical()),
+        identity: Some(system_identity(TENANT, name)),
+        sku: json!({"name": "GP_Gen5", "tier": "GeneralPurpose", "family": "Gen5", "capacity": 4}),
+        protector,
+        keys: Vec::new(),
+    }
+}
+
+/// SQL Managed Instances: one on the service-managed key, one on a Key Vault key with
+/// auto-rotation (its key registered, as Azure requires).
+fn sql_managed_instances() -> Vec<SqlManagedInstance> {
+    let mi_key = key_id("kv-payments-prod", "sqlmi-tde", V_MI_PAY);
+    vec![
+        managed_instance("rg-sqlmi", "sqlmi-ops-prod", Protector::default()),
+        SqlManagedInstance {
+            keys: vec![ServerKey {
+                uri: mi_key.clone(),
+                auto_rotation_enabled: true,
+            }],
+            ..managed_instance("rg-sqlmi", "sqlmi-payments-prod", akv(&mi_key, true))
+        },
+    ]
+}
+
 pub fn world() -> World {
     let servers = sql_servers();
     World {
@@ -378,6 +409,7 @@ pub fn world() -> World {
         storage_accounts: storage_accounts(),
         sql_databases: sql_databases(&servers),
         sql_servers: servers,
+        sql_managed_instances: sql_managed_instances(),
         faults: Vec::new(),
     }
 }

@@ -6,10 +6,12 @@ use super::lro::{Operation, Operations};
 use super::wire;
 use crate::commands::resource_group;
 use crate::commands::sql_db::set_tde;
-use crate::commands::sql_server::{register_key, set_protector};
+use crate::commands::sql_server::{find_key, register_key, set_protector};
 use crate::errors::{self, CommandError};
-use crate::store::{Db, Kind, Loc, Store, database_loc, server_loc, storage_loc};
-use crate::world::{SqlDatabase, SqlServer, StorageAccount, Subscription};
+use crate::store::{
+    Db, Kind, Loc, Store, database_loc, managed_instance_loc, server_loc, storage_loc,
+};
+use crate::world::{SqlDatabase, SqlManagedInstance, SqlServer, StorageAccount, Subscription};
 use serde_json::{Value, json};
 
 /// A resource (or collection) path, with names decoded and in the case the caller sent.
@@ -71,6 +73,31 @@ pub enum Resource {
         db: String,
         name: String,
     },
+    ManagedInstances {
+        rg: Option<String>,
+    },
+    ManagedInstance {
+        rg: String,
+        name: String,
+    },
+    MiProtectors {
+        rg: String,
+        mi: String,
+    },
+    MiProtector {
+        rg: String,
+        mi: String,
+        name: String,
+    },
+    MiKeys {
+        rg: String,
+        mi: String,
+    },
+    MiKey {
+        rg: String,
+        mi: String,
+        name: String,
+    },
     /// An async operation status (`...AzureAsyncOperation/{id}`) or result
     /// (`...OperationResults/{id}`) URL that a 202 handed out.
     Operation {
@@ -88,11 +115,13 @@ pub fn parse(rest: &[String]) -> Option<Resource> {
     let s: Vec<&str> = rest.iter().map(String::as_str).collect();
     let storage = |p: &str, t: &str| is(p, "Microsoft.Storage") && is(t, "storageAccounts");
     let sql = |p: &str, t: &str| is(p, "Microsoft.Sql") && is(t, "servers");
+    let mi = |p: &str, t: &str| is(p, "Microsoft.Sql") && is(t, "managedInstances");
     let owned = |x: &str| x.to_string();
     Some(match s.as_slice() {
         [g, rg] if is(g, "resourceGroups") => Resource::Group { name: owned(rg) },
         ["providers", p, t] if storage(p, t) => Resource::StorageAccounts { rg: None },
         ["providers", p, t] if sql(p, t) => Resource::Servers { rg: None },
+        ["providers", p, t] if mi(p, t) => Resource::ManagedInstances { rg: None },
         ["providers", p, "locations", _, kind, id] if is(p, "Microsoft.Sql") => {
             return parse_operation(kind, id);
         }
@@ -112,6 +141,14 @@ pub fn parse(rest: &[String]) -> Option<Resource> {
         },
         [g, rg, "providers", p, t, srv, rest @ ..] if is(g, "resourceGroups") && sql(p, t) => {
             return parse_server_path(owned(rg), owned(srv), rest);
+        }
+        [g, rg, "providers", p, t] if is(g, "resourceGroups") && mi(p, t) => {
+            Resource::ManagedInstances {
+                rg: Some(owned(rg)),
+            }
+        }
+        [g, rg, "providers", p, t, m, rest @ ..] if is(g, "resourceGroups") && mi(p, t) => {
+            return parse_instance_path(owned(rg), owned(m), rest);
         }
         _ => return None,
     })
@@ -175,6 +212,27 @@ fn parse_server_path(rg: String, server: String, rest: &[&str]) -> Option<Resour
     })
 }
 
+/// A managed instance (`rest` empty) or what is under it: its encryption protector and keys.
+fn parse_instance_path(rg: String, mi: String, rest: &[&str]) -> Option<Resource> {
+    let owned = |x: &str| x.to_string();
+    Some(match rest {
+        [] => Resource::ManagedInstance { rg, name: mi },
+        [c] if is(c, "encryptionProtector") => Resource::MiProtectors { rg, mi },
+        [c, n] if is(c, "encryptionProtector") => Resource::MiProtector {
+            rg,
+            mi,
+            name: owned(n),
+        },
+        [c] if is(c, "keys") => Resource::MiKeys { rg, mi },
+        [c, n] if is(c, "keys") => Resource::MiKey {
+            rg,
+            mi,
+            name: owned(n),
+        },
+        _ => return None,
+    })
+}
+
 /// The az command a request serves: what a fault's `command` matches and the log records.
 /// Requests az makes for bookkeeping (operation polls) serve no command.
 pub fn command(resource: &Resource, method: &str) -> Option<&'static str> {
@@ -198,6 +256,15 @@ pub fn command(resource: &Resource, method: &str) -> Option<&'static str> {
         Resource::Database { .. } if get => "sql db show",
         Resource::Tdes { .. } | Resource::Tde { .. } if get => "sql db tde show",
         Resource::Tde { .. } if change => "sql db tde set",
+        Resource::ManagedInstances { .. } if get => "sql mi list",
+        Resource::ManagedInstance { .. } if get => "sql mi show",
+        Resource::MiProtectors { .. } | Resource::MiProtector { .. } if get => {
+            "sql mi tde-key show"
+        }
+        Resource::MiProtector { .. } if change => "sql mi tde-key set",
+        Resource::MiKeys { .. } if get => "sql mi key list",
+        Resource::MiKey { .. } if get => "sql mi key show",
+        Resource::MiKey { .. } if change => "sql mi key create",
         _ => return None,
     })
 }
@@ -312,6 +379,30 @@ fn server(
     })
 }
 
+/// A managed instance; `nested` says the request names something under it.
+fn instance(
+    db: &Db,
+    sub: &str,
+    rg: &str,
+    name: &str,
+    nested: bool,
+) -> Result<SqlManagedInstance, CommandError> {
+    group(db, sub, rg)?;
+    let loc = Loc {
+        sub,
+        rg,
+        parent: "",
+        name,
+    };
+    db.get(Kind::SqlManagedInstance, loc)?.ok_or_else(|| {
+        if nested {
+            errors::parent_not_found(name)
+        } else {
+            errors::arm_resource_not_found("Microsoft.Sql/managedInstances", name, rg)
+        }
+    })
+}
+
 fn database(
     db: &Db,
     sub: &str,
@@ -366,6 +457,18 @@ impl Ctx<'_> {
         operation: &str,
         outcome: Result<Value, CommandError>,
     ) -> Reply {
+        self.accepted_as(location, operation, operation, outcome)
+    }
+
+    /// [`Self::accepted`] where the operation URLs' kind (`{kind}AzureAsyncOperation`) and the
+    /// 202 body's `operation` differ, as for managed instances.
+    fn accepted_as(
+        &self,
+        location: &str,
+        kind: &str,
+        operation: &str,
+        outcome: Result<Value, CommandError>,
+    ) -> Reply {
         let op = self.ops.start(Operation::new(outcome.map_err(|e| match e {
             CommandError::Service { code, message, .. } => (code, message),
             CommandError::Client { message, .. } => ("InternalServerError".into(), message),
@@ -382,11 +485,11 @@ impl Ctx<'_> {
         )
         .with_header(
             "Azure-AsyncOperation",
-            format!("{prefix}/{operation}AzureAsyncOperation/{}?{query}", op.id),
+            format!("{prefix}/{kind}AzureAsyncOperation/{}?{query}", op.id),
         )
         .with_header(
             "Location",
-            format!("{prefix}/{operation}OperationResults/{}?{query}", op.id),
+            format!("{prefix}/{kind}OperationResults/{}?{query}", op.id),
         )
         .with_header("Retry-After", self.retry_after.to_string());
         Reply::Send(response)
@@ -455,6 +558,25 @@ impl Ctx<'_> {
                 db,
                 name,
             } => self.tde(method, rg, s, db, name, request),
+            Resource::ManagedInstances { rg } if get => self.instances(rg.as_deref()),
+            Resource::ManagedInstance { rg, name } if get => Ok(ok(wire::managed_instance(
+                &instance(&self.store.db(), &self.sub.id, rg, name, false)?,
+            ))),
+            Resource::MiProtectors { rg, mi } if get => {
+                let m = instance(&self.store.db(), &self.sub.id, rg, mi, true)?;
+                Ok(list(vec![wire::mi_protector(&m)]))
+            }
+            Resource::MiProtector { rg, mi, name } => {
+                self.mi_protector(method, rg, mi, name, request)
+            }
+            Resource::MiKeys { rg, mi } if get => {
+                let m = instance(&self.store.db(), &self.sub.id, rg, mi, true)?;
+                let mut keys: Vec<Value> =
+                    m.keys.iter().map(|k| wire::mi_key(&m, Some(k))).collect();
+                keys.push(wire::mi_key(&m, None));
+                Ok(list(keys))
+            }
+            Resource::MiKey { rg, mi, name } => self.mi_key(method, rg, mi, name, request),
             Resource::Operation { id, result } => self.operation(id, *result, request),
             _ => method_not_allowed(method),
         }
@@ -517,7 +639,8 @@ impl Ctx<'_> {
         let (location, outcome) = self.store.immediate(|db| {
             let mut srv = server(db, &sub, rg, s, true)?;
             let outcome = set_protector(
-                &mut srv,
+                &mut srv.protector,
+                &srv.keys,
                 put.server_key_type,
                 put.server_key_name.as_deref(),
                 put.auto_rotation_enabled,
@@ -577,7 +700,7 @@ impl Ctx<'_> {
         let (location, value) = self.store.immediate(|db| {
             let mut srv = server(db, &sub, rg, s, true)?;
             let count = srv.keys.len();
-            let index = register_key(&mut srv, &uri, name);
+            let index = register_key(&mut srv.keys, &uri, name);
             if srv.keys.len() != count {
                 db.put(Kind::SqlServer, server_loc(&srv), &srv)?;
             }
@@ -587,6 +710,101 @@ impl Ctx<'_> {
             ))
         })?;
         Ok(self.accepted(&location, "serverKey", Ok(value)))
+    }
+
+    fn instances(&self, rg: Option<&str>) -> Result<Reply, CommandError> {
+        let db = self.store.db();
+        if let Some(rg) = rg {
+            group(&db, &self.sub.id, rg)?;
+        }
+        let all: Vec<SqlManagedInstance> =
+            db.list(Kind::SqlManagedInstance, &self.sub.id, rg, None)?;
+        Ok(list(all.iter().map(wire::managed_instance).collect()))
+    }
+
+    /// A managed instance's encryption protector: GET shows it, PUT sets it as a long-running
+    /// operation (202 `UpsertManagedServerEncryptionProtector`, polled at
+    /// `managedInstanceEncryptionProtectorAzureAsyncOperation`, as recorded).
+    fn mi_protector(
+        &mut self,
+        method: &str,
+        rg: &str,
+        mi: &str,
+        name: &str,
+        request: &Request,
+    ) -> Result<Reply, CommandError> {
+        let sub = self.sub.id.clone();
+        current("Microsoft.Sql/managedInstances/encryptionProtector", name)?;
+        if method.eq_ignore_ascii_case("GET") {
+            let m = instance(&self.store.db(), &sub, rg, mi, true)?;
+            return Ok(ok(wire::mi_protector(&m)));
+        }
+        if !method.eq_ignore_ascii_case("PUT") {
+            return method_not_allowed(method);
+        }
+        let put = wire::parse_protector_put(&body_json(request)?)?;
+        let (location, outcome) = self.store.immediate(|db| {
+            let mut m = instance(db, &sub, rg, mi, true)?;
+            let outcome = set_protector(
+                &mut m.protector,
+                &m.keys,
+                put.server_key_type,
+                put.server_key_name.as_deref(),
+                put.auto_rotation_enabled,
+            );
+            if outcome.is_ok() {
+                db.put(Kind::SqlManagedInstance, managed_instance_loc(&m), &m)?;
+            }
+            Ok::<_, CommandError>((m.location.clone(), outcome.map(|()| wire::mi_protector(&m))))
+        })?;
+        Ok(self.accepted_as(
+            &location,
+            "managedInstanceEncryptionProtector",
+            "UpsertManagedServerEncryptionProtector",
+            outcome,
+        ))
+    }
+
+    /// One managed instance key: GET shows it, PUT registers a Key Vault key as a long-running
+    /// operation.
+    fn mi_key(
+        &mut self,
+        method: &str,
+        rg: &str,
+        mi: &str,
+        name: &str,
+        request: &Request,
+    ) -> Result<Reply, CommandError> {
+        let sub = self.sub.id.clone();
+        if method.eq_ignore_ascii_case("GET") {
+            let m = instance(&self.store.db(), &sub, rg, mi, true)?;
+            if name.eq_ignore_ascii_case("ServiceManaged") {
+                return Ok(ok(wire::mi_key(&m, None)));
+            }
+            let key = find_key(&m.keys, name).ok_or_else(|| {
+                errors::sql_not_found("Microsoft.Sql/managedInstances/keys", name)
+            })?;
+            return Ok(ok(wire::mi_key(&m, Some(key))));
+        }
+        if !method.eq_ignore_ascii_case("PUT") {
+            return method_not_allowed(method);
+        }
+        let uri = wire::parse_key_put(name, &body_json(request)?)?;
+        let (location, value) = self.store.immediate(|db| {
+            let mut m = instance(db, &sub, rg, mi, true)?;
+            let count = m.keys.len();
+            let index = register_key(&mut m.keys, &uri, name);
+            if m.keys.len() != count {
+                db.put(Kind::SqlManagedInstance, managed_instance_loc(&m), &m)?;
+            }
+            Ok::<_, CommandError>((m.location.clone(), wire::mi_key(&m, Some(&m.keys[index]))))
+        })?;
+        Ok(self.accepted_as(
+            &location,
+            "managedInstanceKey",
+            "UpsertManagedInstanceKey",
+            Ok(value),
+        ))
     }
 
     fn databases(&self, rg: &str, s: &str) -> Result<Reply, CommandError> {
@@ -738,6 +956,45 @@ mod tests {
             parse(&segs("resourceGroups/rg/providers/Microsoft.Web/sites/x")),
             None
         );
+        assert_eq!(
+            parse(&segs("providers/Microsoft.Sql/managedInstances")),
+            Some(Resource::ManagedInstances { rg: None })
+        );
+        assert_eq!(
+            parse(&segs(
+                "resourcegroups/rg/providers/microsoft.sql/managedinstances/mi1/encryptionProtector/current"
+            )),
+            Some(Resource::MiProtector {
+                rg: "rg".into(),
+                mi: "mi1".into(),
+                name: "current".into()
+            })
+        );
+        assert_eq!(
+            parse(&segs(
+                "resourceGroups/rg/providers/Microsoft.Sql/managedInstances/mi1/keys/kv_k_v1"
+            )),
+            Some(Resource::MiKey {
+                rg: "rg".into(),
+                mi: "mi1".into(),
+                name: "kv_k_v1".into()
+            })
+        );
+        assert_eq!(
+            parse(&segs(
+                "providers/Microsoft.Sql/locations/westus/managedInstanceEncryptionProtectorAzureAsyncOperation/4be5"
+            )),
+            Some(Resource::Operation {
+                id: "4be5".into(),
+                result: false
+            })
+        );
+        assert_eq!(
+            parse(&segs(
+                "resourceGroups/rg/providers/Microsoft.Sql/managedInstances/mi1/databases/db"
+            )),
+            None
+        );
     }
 
     #[test]
@@ -754,6 +1011,21 @@ mod tests {
             result: false,
         };
         assert_eq!(command(&op, "GET"), None);
+        let protector = Resource::MiProtector {
+            rg: "rg".into(),
+            mi: "m".into(),
+            name: "current".into(),
+        };
+        assert_eq!(command(&protector, "GET"), Some("sql mi tde-key show"));
+        assert_eq!(command(&protector, "PUT"), Some("sql mi tde-key set"));
+        let instances = Resource::ManagedInstances { rg: None };
+        assert_eq!(command(&instances, "GET"), Some("sql mi list"));
+        let key = Resource::MiKey {
+            rg: "rg".into(),
+            mi: "m".into(),
+            name: "k".into(),
+        };
+        assert_eq!(command(&key, "PUT"), Some("sql mi key create"));
         let group = Resource::Group { name: "rg".into() };
         assert_eq!(command(&group, "HEAD"), Some("group exists"));
         assert_eq!(command(&group, "GET"), None, "az group show is not served");

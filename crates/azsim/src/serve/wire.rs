@@ -11,7 +11,7 @@ use crate::errors::CommandError;
 use crate::synth;
 use crate::world::{
     Encryption, EncryptionIdentity, KeyVaultProperties, ServerKey, ServerKeyType, SqlDatabase,
-    SqlServer, StorageAccount, Subscription, default_services,
+    SqlManagedInstance, SqlServer, StorageAccount, Subscription, default_services,
 };
 use serde_json::{Map, Value, json};
 
@@ -284,6 +284,113 @@ pub fn server_key(srv: &SqlServer, key: Option<&ServerKey>) -> Value {
                     "creationDate": wire_time(CREATED),
                     "autoRotationEnabled": k.auto_rotation_enabled,
                 },
+            })
+        }
+    }
+}
+
+/// Managed Instances - Get / List / ListByResourceGroup (api-version 2024-11-01-preview, the
+/// shape of the spec's `ManagedInstanceGet` example). `keyId` is the TDE protector's key when it
+/// is in Key Vault.
+pub fn managed_instance(mi: &SqlManagedInstance) -> Value {
+    let mut props = json!({
+        "provisioningState": "Succeeded",
+        "fullyQualifiedDomainName": mi.fully_qualified_domain_name(),
+        "administratorLogin": "sqladmin",
+        "subnetId": mi.subnet_id(),
+        "state": "Ready",
+        "licenseType": "LicenseIncluded",
+        "storageSizeInGB": 256,
+        "collation": "SQL_Latin1_General_CP1_CI_AS",
+        "dnsZone": mi.dns_zone(),
+        "publicDataEndpointEnabled": false,
+        "proxyOverride": "Default",
+        "minimalTlsVersion": "1.2",
+        "currentBackupStorageRedundancy": "Geo",
+        "requestedBackupStorageRedundancy": "Geo",
+        "zoneRedundant": false,
+        "createTime": wire_time(CREATED),
+    });
+    if let Some(capacity) = mi.sku.get("capacity").filter(|c| !c.is_null()) {
+        props["vCores"] = capacity.clone();
+    }
+    if let Some(uri) = &mi.protector.uri {
+        props["keyId"] = json!(uri);
+    }
+    if let Some(uai) = mi.primary_user_assigned_identity() {
+        props["primaryUserAssignedIdentityId"] = json!(uai);
+    }
+    let mut out = json!({
+        "sku": compact(&mi.sku),
+        "properties": props,
+        "location": mi.location,
+        "id": armid::managed_instance_id(&mi.subscription, &mi.resource_group, &mi.name),
+        "name": mi.name,
+        "type": "Microsoft.Sql/managedInstances",
+    });
+    if let Some(tags) = mi.tags.as_ref().filter(|t| !t.is_null()) {
+        out["tags"] = tags.clone();
+    }
+    if let Some(identity) = identity(&mi.identity) {
+        out["identity"] = identity;
+    }
+    out
+}
+
+/// Managed Instance Encryption Protectors - Get / CreateOrUpdate, as recorded
+/// (`mi_tde_key_show_*`): kind, properties, id, name, type; no location and no thumbprint;
+/// `autoRotationEnabled` as api-version 2024-11-01-preview adds it.
+pub fn mi_protector(mi: &SqlManagedInstance) -> Value {
+    let p = &mi.protector;
+    let akv = p.server_key_type == ServerKeyType::AzureKeyVault;
+    let key_name = match (&p.uri, akv) {
+        (Some(uri), true) => armid::server_key_name(uri).unwrap_or_default(),
+        _ => "ServiceManaged".to_string(),
+    };
+    let mut props = json!({
+        "serverKeyName": key_name,
+        "serverKeyType": p.server_key_type,
+    });
+    if let Some(uri) = p.uri.as_deref().filter(|_| akv) {
+        props["uri"] = json!(uri);
+    }
+    props["autoRotationEnabled"] = json!(p.auto_rotation_enabled);
+    json!({
+        "kind": if akv { "azurekeyvault" } else { "servicemanaged" },
+        "properties": props,
+        "id": format!("{}/encryptionProtector/current", armid::managed_instance_id(&mi.subscription, &mi.resource_group, &mi.name)),
+        "name": "current",
+        "type": "Microsoft.Sql/managedInstances/encryptionProtector",
+    })
+}
+
+/// Managed Instance Keys - Get / ListByInstance / CreateOrUpdate, as recorded (`mi_key_*`: the
+/// Key Vault key with serverKeyType, uri, thumbprint and creationDate, the ServiceManaged key
+/// with serverKeyType only; no location); `None` is the built-in ServiceManaged key.
+pub fn mi_key(mi: &SqlManagedInstance, key: Option<&ServerKey>) -> Value {
+    let mi_id = armid::managed_instance_id(&mi.subscription, &mi.resource_group, &mi.name);
+    match key {
+        None => json!({
+            "kind": "servicemanaged",
+            "properties": {"serverKeyType": "ServiceManaged"},
+            "id": format!("{mi_id}/keys/ServiceManaged"),
+            "name": "ServiceManaged",
+            "type": "Microsoft.Sql/managedInstances/keys",
+        }),
+        Some(k) => {
+            let name = armid::server_key_name(&k.uri).unwrap_or_default();
+            json!({
+                "kind": "azurekeyvault",
+                "properties": {
+                    "serverKeyType": "AzureKeyVault",
+                    "uri": k.uri,
+                    "thumbprint": synth::thumbprint(&k.uri),
+                    "creationDate": wire_time(CREATED),
+                    "autoRotationEnabled": k.auto_rotation_enabled,
+                },
+                "id": format!("{mi_id}/keys/{name}"),
+                "name": name,
+                "type": "Microsoft.Sql/managedInstances/keys",
             })
         }
     }
@@ -1233,5 +1340,125 @@ mod tests {
         );
         assert!(parse_key_put("wrong_name", &request).is_err());
         assert_eq!(key_body["kind"], "azurekeyvault");
+    }
+
+    /// Bodies recorded by azure-cli's `test_sql_mi_tdebyok.yaml` (Azure/azure-cli @017442c3,
+    /// api-version 2017-10-01-preview; names sanitized by the recorder), copied here verbatim
+    /// because `tests/reference/` has no managed-instance recordings yet.
+    const MI_RECORDED_KID: &str = "https://sqltdebyok000005.vault.azure.net/keys/sqltdebyok000006/aa8abe4e93ce4a9d9a047c8d1e8154ea";
+    const MI_TDE_KEY_SHOW_AKV: &str = r#"{"kind":"azurekeyvault","properties":{"serverKeyName":"sqltdebyok000005_sqltdebyok000006_aa8abe4e93ce4a9d9a047c8d1e8154ea","serverKeyType":"AzureKeyVault","uri":"https://sqltdebyok000005.vault.azure.net/keys/sqltdebyok000006/aa8abe4e93ce4a9d9a047c8d1e8154ea"},"id":"/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/clitest000001/providers/Microsoft.Sql/managedInstances/clitestmi000002/encryptionProtector/current","name":"current","type":"Microsoft.Sql/managedInstances/encryptionProtector"}"#;
+    const MI_TDE_KEY_SHOW_SERVICEMANAGED: &str = r#"{"kind":"servicemanaged","properties":{"serverKeyName":"ServiceManaged","serverKeyType":"ServiceManaged"},"id":"/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/clitest000001/providers/Microsoft.Sql/managedInstances/clitestmi000002/encryptionProtector/current","name":"current","type":"Microsoft.Sql/managedInstances/encryptionProtector"}"#;
+    const MI_KEY_LIST: &str = r#"{"value":[{"kind":"azurekeyvault","properties":{"serverKeyType":"AzureKeyVault","uri":"https://sqltdebyok000005.vault.azure.net/keys/sqltdebyok000006/aa8abe4e93ce4a9d9a047c8d1e8154ea","thumbprint":"44C8BE244912E58DCD41E8977823CCE2B73C63A7","creationDate":"2019-07-16T02:58:12.253Z"},"id":"/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/clitest000001/providers/Microsoft.Sql/managedInstances/clitestmi000002/keys/sqltdebyok000005_sqltdebyok000006_aa8abe4e93ce4a9d9a047c8d1e8154ea","name":"sqltdebyok000005_sqltdebyok000006_aa8abe4e93ce4a9d9a047c8d1e8154ea","type":"Microsoft.Sql/managedInstances/keys"},{"kind":"servicemanaged","properties":{"serverKeyType":"ServiceManaged"},"id":"/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/clitest000001/providers/Microsoft.Sql/managedInstances/clitestmi000002/keys/ServiceManaged","name":"ServiceManaged","type":"Microsoft.Sql/managedInstances/keys"}]}"#;
+
+    fn recorded_instance(protector: Protector) -> SqlManagedInstance {
+        SqlManagedInstance {
+            subscription: ZERO_SUB.into(),
+            resource_group: "clitest000001".into(),
+            name: "clitestmi000002".into(),
+            location: "westus".into(),
+            tags: None,
+            identity: None,
+            sku: json!({"name": "GP_Gen5", "tier": "GeneralPurpose", "family": "Gen5", "capacity": 8}),
+            protector,
+            keys: vec![ServerKey {
+                uri: MI_RECORDED_KID.into(),
+                auto_rotation_enabled: false,
+            }],
+        }
+    }
+
+    #[test]
+    fn mi_protectors_as_recorded() {
+        let recorded: Value = serde_json::from_str(MI_TDE_KEY_SHOW_SERVICEMANAGED).unwrap();
+        let mi = recorded_instance(Protector::default());
+        check(
+            "mi tde-key show ServiceManaged",
+            &mi_protector(&mi),
+            &recorded,
+            &[],
+            &[],
+            // Added by api-version 2024-11-01-preview (the spec's Get example has it).
+            &["properties.autoRotationEnabled"],
+        );
+        let recorded: Value = serde_json::from_str(MI_TDE_KEY_SHOW_AKV).unwrap();
+        let mi = recorded_instance(Protector {
+            server_key_type: ServerKeyType::AzureKeyVault,
+            uri: Some(MI_RECORDED_KID.into()),
+            auto_rotation_enabled: false,
+        });
+        let rendered = mi_protector(&mi);
+        check(
+            "mi tde-key show AzureKeyVault",
+            &rendered,
+            &recorded,
+            &[],
+            &[],
+            &["properties.autoRotationEnabled"],
+        );
+        let keys: Vec<&String> = rendered.as_object().unwrap().keys().collect();
+        assert!(
+            !keys.contains(&&"location".to_string()),
+            "no location, as recorded"
+        );
+    }
+
+    #[test]
+    fn mi_keys_as_recorded() {
+        let recorded: Value = serde_json::from_str(MI_KEY_LIST).unwrap();
+        let mi = recorded_instance(Protector::default());
+        let rendered = json!({"value": [mi_key(&mi, mi.keys.first()), mi_key(&mi, None)]});
+        check(
+            "mi key list",
+            &rendered,
+            &recorded,
+            &[],
+            // azsim's fixed creation date; the recorded thumbprint of the real key.
+            &[
+                "value.0.properties.creationDate",
+                "value.0.properties.thumbprint",
+            ],
+            &["value.0.properties.autoRotationEnabled"],
+        );
+    }
+
+    #[test]
+    fn managed_instance_as_specified() {
+        let example = spec_body_text(
+            r#"{"location":"japaneast","id":"/subscriptions/00000000-1111-2222-3333-444444444444/resourceGroups/testrg/providers/Microsoft.Sql/managedInstances/testinstance","name":"testinstance","type":"Microsoft.Sql/managedInstances","tags":{"key":"value"},"sku":{"name":"GP_Gen5","tier":"GeneralPurpose","capacity":8,"family":"Gen5"},"properties":{"administratorLogin":"dummylogin","state":"Ready","provisioningState":"Succeeded","vCores":8,"storageSizeInGB":1024,"licenseType":"LicenseIncluded","collation":"SQL_Latin1_General_CP1_CI_AS","publicDataEndpointEnabled":false,"proxyOverride":"Default","minimalTlsVersion":"1.2","currentBackupStorageRedundancy":"Geo","requestedBackupStorageRedundancy":"Geo"}}"#,
+        );
+        let mi = SqlManagedInstance {
+            subscription: "00000000-1111-2222-3333-444444444444".into(),
+            resource_group: "testrg".into(),
+            name: "testinstance".into(),
+            location: "japaneast".into(),
+            tags: Some(json!({"key": "value"})),
+            identity: None,
+            sku: example["sku"].clone(),
+            protector: Protector::default(),
+            keys: Vec::new(),
+        };
+        check(
+            "ManagedInstanceGet (the fields azsim models; from the 2024-11-01-preview example)",
+            &managed_instance(&mi),
+            &example,
+            &[],
+            // azsim's fixed login and storage size.
+            &[
+                "properties.administratorLogin",
+                "properties.storageSizeInGB",
+            ],
+            // Synthesized per instance (the example's are placeholders it does not share).
+            &[
+                "properties.fullyQualifiedDomainName",
+                "properties.subnetId",
+                "properties.dnsZone",
+                "properties.zoneRedundant",
+                "properties.createTime",
+            ],
+        );
+    }
+
+    fn spec_body_text(text: &str) -> Value {
+        serde_json::from_str(text).unwrap()
     }
 }

@@ -519,6 +519,230 @@ fn key_create_registers_a_key_for_tde_key_set() {
     assert!(first_line(&out).starts_with("ERROR: The provided uri is invalid."));
 }
 
+// ---------------------------------------------------------------------------------------------
+// SQL Managed Instance (shapes checked against azure-cli 2.91 over `azsim serve`)
+// ---------------------------------------------------------------------------------------------
+
+const MI_KEY: &str =
+    "https://kv-payments-prod.vault.azure.net/keys/sqlmi-tde/4b8e2d6a0c9f4e1b7a3d5c8f2e6b0a97";
+
+#[test]
+fn mi_list_and_show_per_subscription_and_group() {
+    let sim = demo();
+    assert_eq!(
+        sim.json("sql mi list --query [].name"),
+        json!(["sqlmi-ops-prod", "sqlmi-payments-prod"])
+    );
+    assert_eq!(
+        sim.json("sql mi list -g rg-sqlmi --query [].name"),
+        json!(["sqlmi-ops-prod", "sqlmi-payments-prod"])
+    );
+    let finance = "c4a9e613-8f27-4d5b-b0c1-9e3a7d5f2b64";
+    assert_eq!(
+        sim.json(&format!("sql mi list --subscription {finance}")),
+        json!([])
+    );
+    let mi = sim.json("sql mi show -g rg-sqlmi -n sqlmi-payments-prod");
+    assert_eq!(mi["keyId"], MI_KEY);
+    assert_eq!(mi["type"], "Microsoft.Sql/managedInstances");
+    assert_eq!(mi["resourceGroup"], "rg-sqlmi");
+    assert_eq!(mi["storageSizeInGb"], 256);
+    assert_eq!(mi["vCores"], 4);
+    assert_eq!(mi["sku"]["size"], Value::Null);
+    assert_eq!(mi["servicePrincipal"], Value::Null);
+    assert_eq!(
+        sim.json("sql mi show -g rg-sqlmi -n sqlmi-ops-prod")["keyId"],
+        Value::Null
+    );
+    let out = sim.az("sql mi show -g rg-sqlmi -n nope");
+    assert_eq!(
+        failure(&out),
+        fails(
+            3,
+            "ERROR: (ResourceNotFound) The Resource 'Microsoft.Sql/managedInstances/nope' under resource group 'rg-sqlmi' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix"
+        )
+    );
+    let out = sim.az("sql mi list -g rg-nope");
+    assert_eq!(
+        failure(&out),
+        fails(
+            3,
+            "ERROR: (ResourceGroupNotFound) Resource group 'rg-nope' could not be found."
+        )
+    );
+}
+
+#[test]
+fn mi_tde_key_show_and_set_both_ways() {
+    let sim = demo();
+    let pay = "-g rg-sqlmi --mi sqlmi-payments-prod";
+    let shown = sim.json(&format!("sql mi tde-key show {pay}"));
+    assert_eq!(
+        shown,
+        json!({
+            "autoRotationEnabled": true,
+            "id": "/subscriptions/7d2f8a41-3c6b-4e19-9a5d-1b0e6f4c2a87/resourceGroups/rg-sqlmi/providers/Microsoft.Sql/managedInstances/sqlmi-payments-prod/encryptionProtector/current",
+            "kind": "azurekeyvault",
+            "name": "current",
+            "resourceGroup": "rg-sqlmi",
+            "serverKeyName": "kv-payments-prod_sqlmi-tde_4b8e2d6a0c9f4e1b7a3d5c8f2e6b0a97",
+            "serverKeyType": "AzureKeyVault",
+            "thumbprint": null,
+            "type": "Microsoft.Sql/managedInstances/encryptionProtector",
+            "uri": MI_KEY,
+        })
+    );
+    let sm = sim.json(&format!("sql mi tde-key set {pay} -t ServiceManaged"));
+    assert_eq!(
+        (&sm["serverKeyName"], &sm["kind"], &sm["uri"]),
+        (
+            &json!("ServiceManaged"),
+            &json!("servicemanaged"),
+            &Value::Null
+        )
+    );
+    assert_eq!(sm["autoRotationEnabled"], false);
+    assert_eq!(sim.json(&format!("sql mi tde-key show {pay}")), sm);
+    assert_eq!(
+        sim.json("sql mi show -g rg-sqlmi -n sqlmi-payments-prod")["keyId"],
+        Value::Null
+    );
+    let back = sim.json(&format!(
+        "sql mi tde-key set {pay} --server-key-type AzureKeyVault --kid {MI_KEY} --auto-rotation-enabled true"
+    ));
+    assert_eq!(
+        back, shown,
+        "the registered key is still there to go back to"
+    );
+
+    // A key never registered on the instance: the service refuses it and nothing changes.
+    let ops = "--resource-group rg-sqlmi --managed-instance sqlmi-ops-prod";
+    let out = sim.az(&format!(
+        "sql mi tde-key set {ops} -t AzureKeyVault -k {MI_KEY}"
+    ));
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr),
+        "ERROR: (ServerKeyNotFound) The requested server key was not found.\n\
+         Code: ServerKeyNotFound\nMessage: The requested server key was not found.\n"
+    );
+    let out = sim.az(&format!("sql mi tde-key set {ops} -t AzureKeyVault"));
+    assert_eq!(
+        failure(&out),
+        fails(
+            1,
+            "ERROR: A uri must be provided if the server_key_type is AzureKeyVault."
+        )
+    );
+    assert_eq!(
+        sim.json(&format!("sql mi tde-key show {ops}"))["serverKeyType"],
+        "ServiceManaged"
+    );
+    let out = sim.az("sql mi tde-key show -g rg-sqlmi --mi nope");
+    assert_eq!(
+        failure(&out),
+        fails(
+            3,
+            "ERROR: (ParentResourceNotFound) Can not perform requested operation on nested resource. Parent resource 'nope' not found."
+        )
+    );
+}
+
+#[test]
+fn mi_key_create_list_show() {
+    let sim = demo();
+    let ops = "-g rg-sqlmi --mi sqlmi-ops-prod";
+    let only_builtin = sim.json(&format!("sql mi key list {ops}"));
+    assert_eq!(
+        only_builtin,
+        json!([{
+            "autoRotationEnabled": null,
+            "creationDate": null,
+            "id": "/subscriptions/7d2f8a41-3c6b-4e19-9a5d-1b0e6f4c2a87/resourceGroups/rg-sqlmi/providers/Microsoft.Sql/managedInstances/sqlmi-ops-prod/keys/ServiceManaged",
+            "kind": "servicemanaged",
+            "name": "ServiceManaged",
+            "resourceGroup": "rg-sqlmi",
+            "serverKeyType": "ServiceManaged",
+            "thumbprint": null,
+            "type": "Microsoft.Sql/managedInstances/keys",
+            "uri": null,
+        }])
+    );
+    let created = sim.json(&format!("sql mi key create {ops} --kid {MI_KEY}"));
+    assert_eq!(
+        created["name"],
+        "kv-payments-prod_sqlmi-tde_4b8e2d6a0c9f4e1b7a3d5c8f2e6b0a97"
+    );
+    assert_eq!(created["uri"], MI_KEY);
+    assert_eq!(created["serverKeyType"], "AzureKeyVault");
+    assert_eq!(created["creationDate"], "2024-01-01T00:00:00+00:00");
+    assert_eq!(
+        sim.json(&format!("sql mi key create {ops} --kid {MI_KEY}")),
+        created,
+        "create is idempotent"
+    );
+    assert_eq!(
+        sim.json(&format!("sql mi key list {ops} --query [].name")),
+        json!([created["name"], "ServiceManaged"])
+    );
+    assert_eq!(
+        sim.json(&format!("sql mi key show {ops} -k {MI_KEY}")),
+        created
+    );
+    let set = sim.json(&format!(
+        "sql mi tde-key set {ops} -t AzureKeyVault -k {MI_KEY}"
+    ));
+    assert_eq!(set["serverKeyName"], created["name"]);
+    assert_eq!(set["autoRotationEnabled"], false);
+
+    let other = "https://kv1.vault.azure.net/keys/k/0123456789abcdef0123456789abcdef";
+    let out = sim.az(&format!("sql mi key show {ops} -k {other}"));
+    assert_eq!(
+        failure(&out),
+        fails(
+            3,
+            "ERROR: (ResourceNotFound) The requested resource of type 'Microsoft.Sql/managedInstances/keys' with name 'kv1_k_0123456789abcdef0123456789abcdef' was not found."
+        )
+    );
+    let out = sim.az(&format!("sql mi key create {ops}"));
+    assert_eq!(
+        failure(&out),
+        fails(2, "ERROR: the following arguments are required: --kid/-k")
+    );
+    let out = sim.az(&format!(
+        "sql mi key create {ops} --kid https://example.com/keys/k/1"
+    ));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(first_line(&out).starts_with("ERROR: The provided uri is invalid."));
+    let dumped = sim.dump();
+    let mi = dumped["sqlManagedInstances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "sqlmi-ops-prod")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        mi["keys"],
+        json!([{"uri": MI_KEY, "autoRotationEnabled": false}])
+    );
+    assert_eq!(mi["protector"]["uri"], MI_KEY);
+}
+
+#[test]
+fn worlds_without_managed_instances_load_and_dump_unchanged() {
+    let world = json!({
+        "subscriptions": [{"id": SUB, "name": "one"}],
+        "sqlServers": [{"resourceGroup": "rg1", "name": "sql1"}]
+    });
+    let sim = Sim::new(&world);
+    let dumped = sim.dump();
+    assert!(dumped.get("sqlManagedInstances").is_none(), "{dumped}");
+    assert_eq!(sim.json("sql mi list"), json!([]));
+    let again = Sim::new(&dumped);
+    assert_eq!(again.dump(), dumped);
+}
+
 #[test]
 fn db_list_includes_master_and_protector_strings() {
     let sim = demo();

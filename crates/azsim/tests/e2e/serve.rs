@@ -557,6 +557,133 @@ fn sql_changes_are_long_running_operations() {
 }
 
 #[test]
+fn managed_instances_in_wire_shapes_with_long_running_changes() {
+    let s = Serve::start(|_| {}, &["--lro-polls", "1"]);
+    let all = s
+        .get(&arm("/providers/Microsoft.Sql/managedInstances"))
+        .json();
+    let names: Vec<&str> = all["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["sqlmi-ops-prod", "sqlmi-payments-prod"]);
+    let in_group = s
+        .get(&arm(
+            "/resourceGroups/rg-sqlmi/providers/Microsoft.Sql/managedInstances",
+        ))
+        .json();
+    assert_eq!(in_group["value"].as_array().unwrap().len(), 2);
+    let base = "/resourceGroups/rg-sqlmi/providers/Microsoft.Sql/managedInstances";
+    let pay = s.get(&arm(&format!("{base}/sqlmi-payments-prod"))).json();
+    assert_eq!(pay["type"], "Microsoft.Sql/managedInstances");
+    assert_eq!(pay["properties"]["storageSizeInGB"], 256);
+    assert!(
+        pay["properties"]["keyId"]
+            .as_str()
+            .unwrap()
+            .contains("sqlmi-tde")
+    );
+    let missing = s.get(&arm(&format!("{base}/nope")));
+    assert_eq!(
+        (missing.status, error_code(&missing)),
+        (404, "ResourceNotFound".to_string())
+    );
+
+    // The recorded shapes: kind, properties, id, name, type; no location, no thumbprint.
+    let protector = arm(&format!(
+        "{base}/sqlmi-ops-prod/encryptionProtector/current"
+    ));
+    let shown = s.get(&protector).json();
+    assert_eq!(
+        shown,
+        json!({
+            "kind": "servicemanaged",
+            "properties": {"serverKeyName": "ServiceManaged", "serverKeyType": "ServiceManaged", "autoRotationEnabled": false},
+            "id": format!("/subscriptions/{PROD}{base}/sqlmi-ops-prod/encryptionProtector/current"),
+            "name": "current",
+            "type": "Microsoft.Sql/managedInstances/encryptionProtector",
+        })
+    );
+    let keys = arm(&format!("{base}/sqlmi-ops-prod/keys"));
+    assert_eq!(
+        s.get(&keys).json()["value"],
+        json!([{
+            "kind": "servicemanaged",
+            "properties": {"serverKeyType": "ServiceManaged"},
+            "id": format!("/subscriptions/{PROD}{base}/sqlmi-ops-prod/keys/ServiceManaged"),
+            "name": "ServiceManaged",
+            "type": "Microsoft.Sql/managedInstances/keys",
+        }])
+    );
+
+    // Setting an unregistered key: 202 as recorded, then the operation fails.
+    let kid =
+        "https://kv-payments-prod.vault.azure.net/keys/sqlmi-tde/4b8e2d6a0c9f4e1b7a3d5c8f2e6b0a97";
+    let name = "kv-payments-prod_sqlmi-tde_4b8e2d6a0c9f4e1b7a3d5c8f2e6b0a97";
+    let body = json!({"properties": {"serverKeyType": "AzureKeyVault", "serverKeyName": name, "autoRotationEnabled": true}}).to_string();
+    let refused = s.send("PUT", &protector, Some(&body));
+    assert_eq!(refused.status, 202, "{}", refused.body);
+    assert_eq!(
+        refused.json()["operation"],
+        "UpsertManagedServerEncryptionProtector"
+    );
+    assert!(refused.header("Azure-AsyncOperation").is_some_and(|u| {
+        u.contains("/locations/eastus/managedInstanceEncryptionProtectorAzureAsyncOperation/")
+    }));
+    let last = poll(&s, &refused).pop().unwrap();
+    assert_eq!(
+        (&last["status"], &last["error"]["code"]),
+        (&json!("Failed"), &json!("ServerKeyNotFound"))
+    );
+    assert_eq!(
+        s.get(&protector).json(),
+        shown,
+        "a refused change changes nothing"
+    );
+
+    // Register the key (long-running too), then set it.
+    let key = arm(&format!("{base}/sqlmi-ops-prod/keys/{name}"));
+    let created = s.send(
+        "PUT",
+        &key,
+        Some(&json!({"properties": {"serverKeyType": "AzureKeyVault", "uri": kid}}).to_string()),
+    );
+    assert_eq!(created.status, 202);
+    assert_eq!(poll(&s, &created).pop().unwrap()["status"], "Succeeded");
+    let got = s.get(&key).json();
+    assert_eq!(got["properties"]["uri"], kid);
+    assert_eq!(got["kind"], "azurekeyvault");
+    assert!(got.get("location").is_none());
+    let put = s.send("PUT", &protector, Some(&body));
+    assert_eq!(put.status, 202);
+    let statuses: Vec<Value> = poll(&s, &put).iter().map(|p| p["status"].clone()).collect();
+    assert_eq!(statuses, [json!("InProgress"), json!("Succeeded")]);
+    let now = s.get(&protector).json();
+    assert_eq!(now["kind"], "azurekeyvault");
+    assert_eq!(
+        now["properties"],
+        json!({"serverKeyName": name, "serverKeyType": "AzureKeyVault", "uri": kid, "autoRotationEnabled": true})
+    );
+    let nested = s.get(&arm(&format!("{base}/nope/encryptionProtector/current")));
+    assert_eq!(
+        (nested.status, error_code(&nested)),
+        (404, "ParentResourceNotFound".to_string())
+    );
+    let calls = s.sim.calls("");
+    assert!(
+        calls.contains(r#""command":"sql mi tde-key set""#),
+        "{calls}"
+    );
+    assert!(
+        calls.contains(r#""command":"sql mi key create""#),
+        "{calls}"
+    );
+    assert!(calls.contains(r#""command":"sql mi list""#), "{calls}");
+}
+
+#[test]
 fn faults_fire_on_the_requests_of_a_command() {
     let s = Serve::start(
         |w| {
