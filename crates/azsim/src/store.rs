@@ -7,7 +7,8 @@
 //! call uses, so a show is one B-tree lookup and a list is one range scan in name order.
 
 use crate::world::{
-    Fault, Settings, SqlDatabase, SqlServer, StorageAccount, Subscription, User, World,
+    EncryptionScope, Fault, Settings, SqlDatabase, SqlServer, StorageAccount, Subscription, User,
+    World,
 };
 use anyhow::{Context, Result, bail};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
@@ -36,6 +37,8 @@ pub enum Kind {
     StorageAccount,
     SqlServer,
     SqlDatabase,
+    /// A storage account's encryption scope; its parent is the account's name.
+    EncryptionScope,
 }
 
 impl Kind {
@@ -44,6 +47,7 @@ impl Kind {
             Kind::StorageAccount => "storageAccount",
             Kind::SqlServer => "sqlServer",
             Kind::SqlDatabase => "sqlDatabase",
+            Kind::EncryptionScope => "encryptionScope",
         }
     }
 }
@@ -151,6 +155,9 @@ impl Store {
             for sdb in &world.sql_databases {
                 db.put(Kind::SqlDatabase, database_loc(sdb), sdb)?;
             }
+            for scope in &world.encryption_scopes {
+                db.put(Kind::EncryptionScope, scope_loc(scope), scope)?;
+            }
             let mut fault_stmt = db.conn.prepare("INSERT INTO faults (idx, body, remaining) VALUES (?1, ?2, ?3)")?;
             for (idx, fault) in world.faults.iter().enumerate() {
                 let body = Fault { times: None, ..fault.clone() };
@@ -172,6 +179,7 @@ impl Store {
             storage_accounts: db.scan(Kind::StorageAccount, None)?,
             sql_servers: db.scan(Kind::SqlServer, None)?,
             sql_databases: db.scan(Kind::SqlDatabase, None)?,
+            encryption_scopes: db.scan(Kind::EncryptionScope, None)?,
             faults: db.faults()?.into_iter().map(|(_, f)| f).collect(),
         })
     }
@@ -201,6 +209,15 @@ pub fn database_loc(db: &SqlDatabase) -> Loc<'_> {
         rg: &db.resource_group,
         parent: &db.server,
         name: &db.name,
+    }
+}
+
+pub fn scope_loc(scope: &EncryptionScope) -> Loc<'_> {
+    Loc {
+        sub: &scope.subscription,
+        rg: &scope.resource_group,
+        parent: &scope.account,
+        name: &scope.name,
     }
 }
 
@@ -367,6 +384,7 @@ mod tests {
         World::from_json(
             r#"{"subscriptions":[{"id":"S1","name":"one"}],
                 "storageAccounts":[{"resourceGroup":"RG-One","name":"SaOne"},{"resourceGroup":"rg-two","name":"satwo"}],
+                "encryptionScopes":[{"resourceGroup":"RG-One","account":"SaOne","name":"scope1"}],
                 "faults":[{"times":1,"latencyMs":5}]}"#,
         )
         .unwrap()

@@ -98,6 +98,7 @@ pub fn world(size: &Size, subscriptions: Option<u32>, percent: u64, seed: u64) -
         storage_accounts,
         sql_servers,
         sql_databases,
+        encryption_scopes: Vec::new(),
         faults: Vec::new(),
     }
 }
