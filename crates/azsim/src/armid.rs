@@ -44,6 +44,10 @@ pub fn storage_id(sub: &str, rg: &str, name: &str) -> String {
     resource_id(sub, rg, "Microsoft.Storage/storageAccounts", name)
 }
 
+pub fn encryption_scope_id(sub: &str, rg: &str, account: &str, name: &str) -> String {
+    format!("{}/encryptionScopes/{name}", storage_id(sub, rg, account))
+}
+
 pub fn server_id(sub: &str, rg: &str, name: &str) -> String {
     resource_id(sub, rg, "Microsoft.Sql/servers", name)
 }

@@ -47,7 +47,7 @@ enum Command {
         seed: u64,
     },
     /// Change settings: signedIn=true|false, latencyMs=N, jitterMs=N, tdeField=state|status,
-    /// cloudName=NAME.
+    /// cloudName=NAME, encryptionScopePageSize=N (N >= 1).
     Settings {
         #[arg(required = true, value_name = "KEY=VALUE")]
         pairs: Vec<String>,
@@ -221,8 +221,12 @@ fn apply_setting(settings: &mut Settings, pair: &str) -> Result<()> {
             }
         }
         "cloudName" if !value.is_empty() => settings.cloud_name = value.to_string(),
+        "encryptionScopePageSize" => match value.parse::<u32>() {
+            Ok(n) if n >= 1 => settings.encryption_scope_page_size = n,
+            _ => bail!("encryptionScopePageSize must be a whole number of at least 1: '{pair}'"),
+        },
         _ => bail!(
-            "unknown setting '{pair}' (known: signedIn, latencyMs, jitterMs, tdeField, cloudName)"
+            "unknown setting '{pair}' (known: signedIn, latencyMs, jitterMs, tdeField, cloudName, encryptionScopePageSize)"
         ),
     }
     Ok(())
@@ -241,6 +245,7 @@ mod tests {
             "jitterMs=50",
             "tdeField=status",
             "cloudName=EmuCloud",
+            "encryptionScopePageSize=7",
         ] {
             apply_setting(&mut s, pair).unwrap();
         }
@@ -258,6 +263,7 @@ mod tests {
             "signedIn=maybe",
             "latencyMs=-1",
             "tdeField=both",
+            "encryptionScopePageSize=0",
             "color=blue",
             "novalue",
         ] {

@@ -5,8 +5,8 @@
 use crate::armid;
 use crate::synth;
 use crate::world::{
-    Encryption, ServerKey, ServerKeyType, SqlDatabase, SqlManagedInstance, SqlServer,
-    StorageAccount, Subscription, TdeField, User,
+    Encryption, EncryptionScope, ServerKey, ServerKeyType, SqlDatabase, SqlManagedInstance,
+    SqlServer, StorageAccount, Subscription, TdeField, User,
 };
 use serde_json::{Map, Value, json};
 
@@ -508,6 +508,47 @@ pub fn tde(db: &SqlDatabase, field: TdeField, after_set: bool) -> Value {
         }
     }
     out
+}
+
+/// `az storage account encryption-scope show/list/update` (and `create`, `put: true`): the
+/// SDK model flattened, `systemData` and unset attributes null. `keyVaultProperties` is null
+/// for a Microsoft.Storage scope, except after a PUT, whose response carries `{}` (printed
+/// with its three attributes null).
+///
+/// A list item (`listed`) shows only `keyUri` of the Key Vault properties, the other two null,
+/// because the provider's list answer carries only `keyUri` (see `serve::wire`).
+pub fn encryption_scope(scope: &EncryptionScope, put: bool, listed: bool) -> Value {
+    let kvp = match &scope.key_vault_properties {
+        Some(k) if listed => json!({
+            "currentVersionedKeyIdentifier": null,
+            "keyUri": k.key_uri,
+            "lastKeyRotationTimestamp": null,
+        }),
+        Some(k) => json!({
+            "currentVersionedKeyIdentifier": k.current_versioned_key_identifier,
+            "keyUri": k.key_uri,
+            "lastKeyRotationTimestamp": k.last_key_rotation_timestamp,
+        }),
+        None if put => json!({
+            "currentVersionedKeyIdentifier": null,
+            "keyUri": null,
+            "lastKeyRotationTimestamp": null,
+        }),
+        None => Value::Null,
+    };
+    json!({
+        "creationTime": scope.creation_time,
+        "id": armid::encryption_scope_id(&scope.subscription, &scope.resource_group, &scope.account, &scope.name),
+        "keyVaultProperties": kvp,
+        "lastModifiedTime": scope.last_modified_time,
+        "name": scope.name,
+        "requireInfrastructureEncryption": scope.require_infrastructure_encryption,
+        "resourceGroup": scope.resource_group,
+        "source": scope.source,
+        "state": scope.state.as_str(),
+        "systemData": null,
+        "type": "Microsoft.Storage/storageAccounts/encryptionScopes",
+    })
 }
 
 #[cfg(test)]

@@ -7,8 +7,8 @@
 //! call uses, so a show is one B-tree lookup and a list is one range scan in name order.
 
 use crate::world::{
-    Fault, Settings, SqlDatabase, SqlManagedInstance, SqlServer, StorageAccount, Subscription,
-    User, World,
+    EncryptionScope, Fault, Settings, SqlDatabase, SqlManagedInstance, SqlServer, StorageAccount,
+    Subscription, User, World,
 };
 use anyhow::{Context, Result, bail};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
@@ -38,6 +38,8 @@ pub enum Kind {
     SqlServer,
     SqlDatabase,
     SqlManagedInstance,
+    /// A storage account's encryption scope; its parent is the account's name.
+    EncryptionScope,
 }
 
 impl Kind {
@@ -47,6 +49,7 @@ impl Kind {
             Kind::SqlServer => "sqlServer",
             Kind::SqlDatabase => "sqlDatabase",
             Kind::SqlManagedInstance => "sqlManagedInstance",
+            Kind::EncryptionScope => "encryptionScope",
         }
     }
 }
@@ -157,6 +160,9 @@ impl Store {
             for mi in &world.sql_managed_instances {
                 db.put(Kind::SqlManagedInstance, managed_instance_loc(mi), mi)?;
             }
+            for scope in &world.encryption_scopes {
+                db.put(Kind::EncryptionScope, scope_loc(scope), scope)?;
+            }
             let mut fault_stmt = db.conn.prepare("INSERT INTO faults (idx, body, remaining) VALUES (?1, ?2, ?3)")?;
             for (idx, fault) in world.faults.iter().enumerate() {
                 let body = Fault { times: None, ..fault.clone() };
@@ -179,6 +185,7 @@ impl Store {
             sql_servers: db.scan(Kind::SqlServer, None)?,
             sql_databases: db.scan(Kind::SqlDatabase, None)?,
             sql_managed_instances: db.scan(Kind::SqlManagedInstance, None)?,
+            encryption_scopes: db.scan(Kind::EncryptionScope, None)?,
             faults: db.faults()?.into_iter().map(|(_, f)| f).collect(),
         })
     }
@@ -217,6 +224,15 @@ pub fn database_loc(db: &SqlDatabase) -> Loc<'_> {
         rg: &db.resource_group,
         parent: &db.server,
         name: &db.name,
+    }
+}
+
+pub fn scope_loc(scope: &EncryptionScope) -> Loc<'_> {
+    Loc {
+        sub: &scope.subscription,
+        rg: &scope.resource_group,
+        parent: &scope.account,
+        name: &scope.name,
     }
 }
 
@@ -384,6 +400,7 @@ mod tests {
             r#"{"subscriptions":[{"id":"S1","name":"one"}],
                 "storageAccounts":[{"resourceGroup":"RG-One","name":"SaOne"},{"resourceGroup":"rg-two","name":"satwo"}],
                 "sqlManagedInstances":[{"resourceGroup":"rg-mi","name":"Mi1","protector":{"serverKeyType":"AzureKeyVault","uri":"https://kv1.vault.azure.net/keys/k/v1"}}],
+                "encryptionScopes":[{"resourceGroup":"RG-One","account":"SaOne","name":"scope1"}],
                 "faults":[{"times":1,"latencyMs":5}]}"#,
         )
         .unwrap()

@@ -32,6 +32,10 @@ pub struct World {
     /// load and dump unchanged.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sql_managed_instances: Vec<SqlManagedInstance>,
+    /// Storage accounts' encryption scopes; left out of `dump` when there are none, so a world
+    /// written before scopes existed dumps unchanged.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub encryption_scopes: Vec<EncryptionScope>,
     #[serde(default)]
     pub faults: Vec<Fault>,
 }
@@ -83,6 +87,23 @@ pub struct Settings {
     /// Printed as `environmentName`/`cloudName`; the reference corpus ran against `EmuCloud`.
     #[serde(default = "default_cloud")]
     pub cloud_name: String,
+    /// How many encryption scopes one list page holds when the caller gives no
+    /// `$maxpagesize` (small, so that tests and the demo page). Left out of `dump` at its default.
+    #[serde(
+        default = "default_scope_page_size",
+        skip_serializing_if = "is_default_scope_page_size"
+    )]
+    pub encryption_scope_page_size: u32,
+}
+
+pub const DEFAULT_SCOPE_PAGE_SIZE: u32 = 2;
+
+fn default_scope_page_size() -> u32 {
+    DEFAULT_SCOPE_PAGE_SIZE
+}
+
+fn is_default_scope_page_size(n: &u32) -> bool {
+    *n == DEFAULT_SCOPE_PAGE_SIZE
 }
 
 fn yes() -> bool {
@@ -101,6 +122,7 @@ impl Default for Settings {
             latency_ms: 0,
             jitter_ms: 0,
             cloud_name: default_cloud(),
+            encryption_scope_page_size: DEFAULT_SCOPE_PAGE_SIZE,
         }
     }
 }
@@ -206,6 +228,120 @@ pub struct EncryptionIdentity {
     pub encryption_user_assigned_identity: Option<String>,
     #[serde(default)]
     pub encryption_federated_identity_client_id: Option<String>,
+}
+
+pub const SCOPE_STORAGE: &str = "Microsoft.Storage";
+pub const SCOPE_KEYVAULT: &str = "Microsoft.KeyVault";
+
+/// An encryption scope of a storage account (`az storage account encryption-scope show`), in
+/// az's printed names. `source` is `Microsoft.Storage` or `Microsoft.KeyVault` (the only two
+/// values of the provider's enum); a Key Vault scope has `keyVaultProperties.keyUri`, versioned
+/// or versionless, and the service's `currentVersionedKeyIdentifier` and
+/// `lastKeyRotationTimestamp`, which `normalize` derives when a world leaves them out.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EncryptionScope {
+    #[serde(default)]
+    pub subscription: String,
+    pub resource_group: String,
+    /// The storage account's name.
+    pub account: String,
+    pub name: String,
+    #[serde(default = "scope_storage")]
+    pub source: String,
+    #[serde(default)]
+    pub key_vault_properties: Option<ScopeKeyVaultProperties>,
+    #[serde(default)]
+    pub state: ScopeState,
+    #[serde(default)]
+    pub require_infrastructure_encryption: Option<bool>,
+    #[serde(default = "scope_created")]
+    pub creation_time: String,
+    #[serde(default = "scope_created")]
+    pub last_modified_time: String,
+}
+
+fn scope_storage() -> String {
+    SCOPE_STORAGE.to_string()
+}
+
+fn scope_created() -> String {
+    "2024-01-01T00:00:00+00:00".to_string()
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ScopeKeyVaultProperties {
+    #[serde(default)]
+    pub key_uri: Option<String>,
+    #[serde(default)]
+    pub current_versioned_key_identifier: Option<String>,
+    #[serde(default)]
+    pub last_key_rotation_timestamp: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub enum ScopeState {
+    #[default]
+    Enabled,
+    Disabled,
+}
+
+impl ScopeState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScopeState::Enabled => "Enabled",
+            ScopeState::Disabled => "Disabled",
+        }
+    }
+
+    /// The provider's enum is case-insensitive.
+    pub fn parse(s: &str) -> Option<ScopeState> {
+        if s.eq_ignore_ascii_case("Enabled") {
+            Some(ScopeState::Enabled)
+        } else if s.eq_ignore_ascii_case("Disabled") {
+            Some(ScopeState::Disabled)
+        } else {
+            None
+        }
+    }
+}
+
+/// The canonical spelling of a scope's key source (the provider's enum is case-insensitive).
+pub fn scope_source(s: &str) -> Option<&'static str> {
+    [SCOPE_STORAGE, SCOPE_KEYVAULT]
+        .into_iter()
+        .find(|c| c.eq_ignore_ascii_case(s))
+}
+
+/// The versioned key id the service reports for a scope's key: the key URI itself when it
+/// names a version, else the key's current version (deterministic in azsim).
+pub fn scope_current_key(key_uri: &str) -> String {
+    let trimmed = key_uri.trim_end_matches('/');
+    let parts: Vec<&str> = trimmed.split('/').collect();
+    // https: / "" / vault / keys / name [/ version]
+    match parts.as_slice() {
+        [_, _, _, keys, _, version] if keys.eq_ignore_ascii_case("keys") && !version.is_empty() => {
+            trimmed.to_string()
+        }
+        [scheme, empty, host, keys, name] if keys.eq_ignore_ascii_case("keys") => {
+            let vault = format!("{scheme}/{empty}/{host}");
+            format!("{trimmed}/{}", crate::synth::key_version(&vault, name))
+        }
+        _ => trimmed.to_string(),
+    }
+}
+
+impl EncryptionScope {
+    /// Sets a Key Vault key as the service does: the versioned id it resolves and a rotation
+    /// stamp (`now`).
+    pub fn set_key(&mut self, key_uri: &str, now: &str) {
+        self.key_vault_properties = Some(ScopeKeyVaultProperties {
+            key_uri: Some(key_uri.to_string()),
+            current_versioned_key_identifier: Some(scope_current_key(key_uri)),
+            last_key_rotation_timestamp: Some(now.to_string()),
+        });
+    }
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -467,6 +603,7 @@ impl World {
         self.normalize_sql_servers(&subs)?;
         self.normalize_sql_databases(&subs)?;
         self.normalize_sql_managed_instances(&subs)?;
+        self.normalize_encryption_scopes(&subs)?;
         for fault in &self.faults {
             fault.validate()?;
         }
@@ -576,6 +713,57 @@ impl World {
                 bail!("duplicate SQL database {} on {}", db.name, db.server);
             }
             fill_database_defaults(db, &server.location);
+        }
+        Ok(())
+    }
+}
+
+impl World {
+    /// Every scope sits on a known account, with a known key source, a key URI exactly when its
+    /// source is Key Vault, and the versioned key id the service derives from it.
+    fn normalize_encryption_scopes(&mut self, subs: &KnownSubscriptions) -> Result<()> {
+        let accounts: HashSet<String> = self
+            .storage_accounts
+            .iter()
+            .map(|a| key(&[&a.subscription, &a.resource_group, &a.name]))
+            .collect();
+        let mut seen = HashSet::new();
+        for scope in &mut self.encryption_scopes {
+            let what = format!("encryption scope {} of {}", scope.name, scope.account);
+            subs.fill(&mut scope.subscription, &what)?;
+            let account = key(&[&scope.subscription, &scope.resource_group, &scope.account]);
+            if !accounts.contains(&account) {
+                bail!("{what}: no such storage account in that subscription and group");
+            }
+            if !seen.insert(key(&[&account, &scope.name])) {
+                bail!("duplicate {what}");
+            }
+            scope.source = scope_source(&scope.source)
+                .with_context(|| {
+                    format!(
+                        "{what}: source must be Microsoft.Storage or Microsoft.KeyVault, not {}",
+                        scope.source
+                    )
+                })?
+                .to_string();
+            if scope.source == SCOPE_STORAGE {
+                if scope.key_vault_properties.is_some() {
+                    bail!("{what}: a Microsoft.Storage scope has no keyVaultProperties");
+                }
+                continue;
+            }
+            let modified = scope.last_modified_time.clone();
+            let kvp = scope
+                .key_vault_properties
+                .as_mut()
+                .filter(|k| k.key_uri.is_some())
+                .with_context(|| {
+                    format!("{what}: a Microsoft.KeyVault scope needs keyVaultProperties.keyUri")
+                })?;
+            let uri = kvp.key_uri.clone().unwrap_or_default();
+            kvp.current_versioned_key_identifier
+                .get_or_insert_with(|| scope_current_key(&uri));
+            kvp.last_key_rotation_timestamp.get_or_insert(modified);
         }
         Ok(())
     }
@@ -722,6 +910,62 @@ mod tests {
         };
         assert!(two.validate().is_err());
         assert!(Fault::default().validate().is_err());
+    }
+
+    #[test]
+    fn a_world_without_scopes_serializes_as_before() {
+        let w = World::from_json(r#"{"subscriptions":[{"id":"s1","name":"one"}]}"#).unwrap();
+        let text = serde_json::to_value(&w).unwrap();
+        assert!(text.get("encryptionScopes").is_none(), "{text}");
+        assert!(text["settings"].get("encryptionScopePageSize").is_none());
+        assert_eq!(
+            w.settings.encryption_scope_page_size,
+            DEFAULT_SCOPE_PAGE_SIZE
+        );
+    }
+
+    #[test]
+    fn scopes_are_normalized_and_checked() {
+        let base = r#"{"subscriptions":[{"id":"s1","name":"one"}],
+            "storageAccounts":[{"resourceGroup":"rg","name":"sa"}],"encryptionScopes":"#;
+        let w = World::from_json(&format!(
+            r#"{base}[{{"resourceGroup":"RG","account":"SA","name":"a","source":"microsoft.keyvault",
+                "keyVaultProperties":{{"keyUri":"https://kv.vault.azure.net/keys/k"}}}},
+               {{"resourceGroup":"rg","account":"sa","name":"b","state":"Disabled"}}]}}"#
+        ))
+        .unwrap();
+        let (a, b) = (&w.encryption_scopes[0], &w.encryption_scopes[1]);
+        assert_eq!(
+            (a.subscription.as_str(), a.source.as_str()),
+            ("s1", SCOPE_KEYVAULT)
+        );
+        let kvp = a.key_vault_properties.as_ref().unwrap();
+        assert!(
+            kvp.current_versioned_key_identifier
+                .as_deref()
+                .unwrap()
+                .starts_with("https://kv.vault.azure.net/keys/k/")
+        );
+        assert_eq!(
+            kvp.last_key_rotation_timestamp.as_deref(),
+            Some(a.last_modified_time.as_str())
+        );
+        assert_eq!(
+            (b.source.as_str(), b.state),
+            (SCOPE_STORAGE, ScopeState::Disabled)
+        );
+        for bad in [
+            r#"[{"resourceGroup":"rg","account":"nope","name":"a"}]"#,
+            r#"[{"resourceGroup":"rg","account":"sa","name":"a"},{"resourceGroup":"rg","account":"sa","name":"A"}]"#,
+            r#"[{"resourceGroup":"rg","account":"sa","name":"a","source":"Microsoft.KeyVault"}]"#,
+            r#"[{"resourceGroup":"rg","account":"sa","name":"a","source":"Other"}]"#,
+            r#"[{"resourceGroup":"rg","account":"sa","name":"a","keyVaultProperties":{"keyUri":"u"}}]"#,
+        ] {
+            assert!(
+                World::from_json(&format!("{base}{bad}}}")).is_err(),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! to its handler, and this module resolves command words to a command as az's parser does.
 
 mod account;
+pub mod encryption_scope;
 mod keyvault;
 pub mod resource_group;
 pub mod sql_db;
@@ -44,6 +45,7 @@ fn all() -> impl Iterator<Item = &'static Command> {
     account::COMMANDS
         .iter()
         .chain(storage::COMMANDS)
+        .chain(encryption_scope::COMMANDS)
         .chain(sql_server::COMMANDS)
         .chain(sql_db::COMMANDS)
         .chain(sql_mi::COMMANDS)

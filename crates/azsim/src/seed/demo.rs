@@ -3,7 +3,8 @@
 
 use super::{cmk, critical, key_id, mmk, system_identity, uai_id, user_identity};
 use crate::world::{
-    EncryptionIdentity, Protector, ServerKey, ServerKeyType, Settings, SqlDatabase,
+    EncryptionIdentity, EncryptionScope, Protector, SCOPE_KEYVAULT, SCOPE_STORAGE,
+    ScopeKeyVaultProperties, ScopeState, ServerKey, ServerKeyType, Settings, SqlDatabase,
     SqlManagedInstance, SqlServer, StorageAccount, Subscription, TdeState, User, World,
 };
 use serde_json::{Value, json};
@@ -383,6 +384,60 @@ fn sql_managed_instances() -> Vec<SqlManagedInstance> {
     ]
 }
 
+/// A scope on stfinance01 (an MMK account), created at the demo's creation time.
+fn scope(name: &str, source: &str, key_uri: Option<&str>, state: ScopeState) -> EncryptionScope {
+    EncryptionScope {
+        subscription: PROD.into(),
+        resource_group: "rg-finance".into(),
+        account: "stfinance01".into(),
+        name: name.into(),
+        source: source.into(),
+        // The service's versioned key id and rotation time are derived by `normalize`.
+        key_vault_properties: key_uri.map(|u| ScopeKeyVaultProperties {
+            key_uri: Some(u.into()),
+            ..Default::default()
+        }),
+        state,
+        require_infrastructure_encryption: None,
+        creation_time: "2024-02-01T09:00:00+00:00".into(),
+        last_modified_time: "2024-02-01T09:00:00+00:00".into(),
+    }
+}
+
+/// stfinance01's encryption scopes: five, so that a list pages at the default page size (2)
+/// into three pages. A Key Vault scope on a versionless key (enabled), one on a pinned version
+/// (disabled: a list with `--include Enabled` leaves it out), Microsoft.Storage scopes (one
+/// with infrastructure encryption), and a second enabled Key Vault scope.
+fn encryption_scopes() -> Vec<EncryptionScope> {
+    let versionless = "https://kv-payments-prod.vault.azure.net/keys/scope-cmk";
+    let pinned = key_id("kv-audit-prod", "scope-cmk", V_AUDIT);
+    vec![
+        scope(
+            "archive",
+            SCOPE_KEYVAULT,
+            Some(&pinned),
+            ScopeState::Disabled,
+        ),
+        scope(
+            "customer-data",
+            SCOPE_KEYVAULT,
+            Some(versionless),
+            ScopeState::Enabled,
+        ),
+        EncryptionScope {
+            require_infrastructure_encryption: Some(true),
+            ..scope("infra-double", SCOPE_STORAGE, None, ScopeState::Enabled)
+        },
+        scope("platform", SCOPE_STORAGE, None, ScopeState::Enabled),
+        scope(
+            "reports",
+            SCOPE_KEYVAULT,
+            Some(versionless),
+            ScopeState::Enabled,
+        ),
+    ]
+}
+
 pub fn world() -> World {
     let servers = sql_servers();
     World {
@@ -410,6 +465,7 @@ pub fn world() -> World {
         sql_databases: sql_databases(&servers),
         sql_servers: servers,
         sql_managed_instances: sql_managed_instances(),
+        encryption_scopes: encryption_scopes(),
         faults: Vec::new(),
     }
 }

@@ -99,6 +99,7 @@ pub fn world(size: &Size, subscriptions: Option<u32>, percent: u64, seed: u64) -
         sql_servers,
         sql_databases,
         sql_managed_instances: Vec::new(),
+        encryption_scopes: Vec::new(),
         faults: Vec::new(),
     }
 }

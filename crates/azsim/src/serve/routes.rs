@@ -4,12 +4,13 @@
 use super::http::{Reply, Request, Response};
 use super::lro::{Operation, Operations};
 use super::wire;
+use crate::commands::encryption_scope as scope;
 use crate::commands::resource_group;
 use crate::commands::sql_db::set_tde;
 use crate::commands::sql_server::{find_key, register_key, set_protector};
 use crate::errors::{self, CommandError};
 use crate::store::{
-    Db, Kind, Loc, Store, database_loc, managed_instance_loc, server_loc, storage_loc,
+    Db, Kind, Loc, Store, database_loc, managed_instance_loc, scope_loc, server_loc, storage_loc,
 };
 use crate::world::{SqlDatabase, SqlManagedInstance, SqlServer, StorageAccount, Subscription};
 use serde_json::{Value, json};
@@ -26,6 +27,15 @@ pub enum Resource {
     },
     StorageAccount {
         rg: String,
+        name: String,
+    },
+    EncryptionScopes {
+        rg: String,
+        account: String,
+    },
+    EncryptionScope {
+        rg: String,
+        account: String,
         name: String,
     },
     Servers {
@@ -136,6 +146,23 @@ pub fn parse(rest: &[String]) -> Option<Resource> {
                 name: owned(name),
             }
         }
+        [g, rg, "providers", p, t, a, c]
+            if is(g, "resourceGroups") && storage(p, t) && is(c, "encryptionScopes") =>
+        {
+            Resource::EncryptionScopes {
+                rg: owned(rg),
+                account: owned(a),
+            }
+        }
+        [g, rg, "providers", p, t, a, c, n]
+            if is(g, "resourceGroups") && storage(p, t) && is(c, "encryptionScopes") =>
+        {
+            Resource::EncryptionScope {
+                rg: owned(rg),
+                account: owned(a),
+                name: owned(n),
+            }
+        }
         [g, rg, "providers", p, t] if is(g, "resourceGroups") && sql(p, t) => Resource::Servers {
             rg: Some(owned(rg)),
         },
@@ -243,6 +270,14 @@ pub fn command(resource: &Resource, method: &str) -> Option<&'static str> {
         Resource::StorageAccounts { .. } if get => "storage account list",
         Resource::StorageAccount { .. } if get => "storage account show",
         Resource::StorageAccount { .. } if change => "storage account update",
+        Resource::EncryptionScopes { .. } if get => "storage account encryption-scope list",
+        Resource::EncryptionScope { .. } if get => "storage account encryption-scope show",
+        Resource::EncryptionScope { .. } if method.eq_ignore_ascii_case("PATCH") => {
+            "storage account encryption-scope update"
+        }
+        Resource::EncryptionScope { .. } if method.eq_ignore_ascii_case("PUT") => {
+            "storage account encryption-scope create"
+        }
         Resource::Servers { .. } if get => "sql server list",
         Resource::Server { .. } if get => "sql server show",
         Resource::Protectors { .. } | Resource::Protector { .. } if get => {
@@ -516,6 +551,12 @@ impl Ctx<'_> {
             Resource::StorageAccount { rg, name } if method.eq_ignore_ascii_case("PATCH") => {
                 self.patch_storage_account(rg, name, request)
             }
+            Resource::EncryptionScopes { rg, account } if get => {
+                self.encryption_scopes(rg, account, request)
+            }
+            Resource::EncryptionScope { rg, account, name } => {
+                self.encryption_scope(method, rg, account, name, request)
+            }
             Resource::Servers { rg } if get => self.servers(rg.as_deref()),
             Resource::Server { rg, name } if get => Ok(ok(wire::sql_server(&server(
                 &self.store.db(),
@@ -558,6 +599,26 @@ impl Ctx<'_> {
                 db,
                 name,
             } => self.tde(method, rg, s, db, name, request),
+            Resource::ManagedInstances { .. }
+            | Resource::ManagedInstance { .. }
+            | Resource::MiProtectors { .. }
+            | Resource::MiProtector { .. }
+            | Resource::MiKeys { .. }
+            | Resource::MiKey { .. } => self.handle_instance(method, resource, request),
+            Resource::Operation { id, result } => self.operation(id, *result, request),
+            _ => method_not_allowed(method),
+        }
+    }
+
+    /// The managed-instance routes of [`Ctx::handle`].
+    fn handle_instance(
+        &mut self,
+        method: &str,
+        resource: &Resource,
+        request: &Request,
+    ) -> Result<Reply, CommandError> {
+        let get = method.eq_ignore_ascii_case("GET");
+        match resource {
             Resource::ManagedInstances { rg } if get => self.instances(rg.as_deref()),
             Resource::ManagedInstance { rg, name } if get => Ok(ok(wire::managed_instance(
                 &instance(&self.store.db(), &self.sub.id, rg, name, false)?,
@@ -577,7 +638,6 @@ impl Ctx<'_> {
                 Ok(list(keys))
             }
             Resource::MiKey { rg, mi, name } => self.mi_key(method, rg, mi, name, request),
-            Resource::Operation { id, result } => self.operation(id, *result, request),
             _ => method_not_allowed(method),
         }
     }
@@ -605,6 +665,81 @@ impl Ctx<'_> {
             wire::patch_storage_account(&mut sa, &body)?;
             db.put(Kind::StorageAccount, storage_loc(&sa), &sa)?;
             Ok(ok(wire::storage_account(&sa)))
+        })
+    }
+
+    /// Encryption scopes - List, paged: `$maxpagesize` (else the world's page size),
+    /// `$include`, `$filter` and the `$skipToken` of a `nextLink` this server handed out.
+    fn encryption_scopes(
+        &self,
+        rg: &str,
+        account: &str,
+        request: &Request,
+    ) -> Result<Reply, CommandError> {
+        let db = self.store.db();
+        let sa = scope::account(&db, &self.sub.id, rg, account)?;
+        let q = scope::PageQuery {
+            max: request.query_param("$maxpagesize"),
+            include: request.query_param("$include"),
+            filter: request.query_param("$filter"),
+            skip_token: request.query_param("$skipToken"),
+        };
+        let page_size = db.header()?.settings.encryption_scope_page_size;
+        let page = scope::page(&db, &sa, &q, page_size)?;
+        let mut body = json!({
+            "value": page.items.iter().map(|s| wire::encryption_scope(s, false, true)).collect::<Vec<_>>(),
+        });
+        if let Some(token) = page.next {
+            body["nextLink"] = json!(scope::next_link(
+                self.base,
+                &sa,
+                self.api_version,
+                &q,
+                &token
+            ));
+        }
+        Ok(ok(body))
+    }
+
+    /// One encryption scope: GET, PATCH (update) and PUT (create, 201; or replace, 200).
+    fn encryption_scope(
+        &mut self,
+        method: &str,
+        rg: &str,
+        account: &str,
+        name: &str,
+        request: &Request,
+    ) -> Result<Reply, CommandError> {
+        let sub = self.sub.id.clone();
+        if method.eq_ignore_ascii_case("GET") {
+            let db = self.store.db();
+            let sa = scope::account(&db, &sub, rg, account)?;
+            return Ok(ok(wire::encryption_scope(
+                &scope::scope(&db, &sa, name)?,
+                false,
+                false,
+            )));
+        }
+        let put = method.eq_ignore_ascii_case("PUT");
+        if !put && !method.eq_ignore_ascii_case("PATCH") {
+            return method_not_allowed(method);
+        }
+        let change = wire::parse_scope_change(&body_json(request)?)?;
+        let now = crate::synth::now_iso();
+        self.store.immediate(|db| {
+            let sa = scope::account(db, &sub, rg, account)?;
+            if put {
+                let (s, created) = scope::put(db, &sa, name, &change, &now)?;
+                let body = wire::encryption_scope(&s, true, false);
+                return Ok(Reply::Send(Response::json(
+                    if created { 201 } else { 200 },
+                    &body,
+                )));
+            }
+            let mut s = scope::scope(db, &sa, name)?;
+            scope::patch(&mut s, &change, &now)?;
+            db.put(Kind::EncryptionScope, scope_loc(&s), &s)?;
+            Ok(ok(wire::encryption_scope(&s, false, false)))
         })
     }
 

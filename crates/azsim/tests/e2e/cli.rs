@@ -1500,3 +1500,297 @@ fn dump_load_round_trip_and_management_help() {
         .expect("azsim az");
     assert_eq!(text(&via_azsim.stdout), "\"Contoso Production\"\n");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Encryption scopes (stfinance01 in the demo fleet has five; the default page size is 2)
+// ---------------------------------------------------------------------------------------------
+
+const SCOPES: &[&str] = &["storage", "account", "encryption-scope"];
+
+fn scope_args<'a>(verb: &'a str, rest: &[&'a str]) -> Vec<&'a str> {
+    let mut args: Vec<&str> = SCOPES.to_vec();
+    args.push(verb);
+    args.extend(["--account-name", "stfinance01", "-g", "rg-finance"]);
+    args.extend(rest);
+    args
+}
+
+/// The names on a printed page and the nextMarker item at its end, if any.
+fn scope_page(page: &Value) -> (Vec<String>, Option<String>) {
+    let items = page.as_array().expect("a list");
+    let mut names = Vec::new();
+    let mut marker = None;
+    for (i, item) in items.iter().enumerate() {
+        if let Some(m) = item.get("nextMarker") {
+            assert_eq!(i, items.len() - 1, "nextMarker is the last item");
+            assert_eq!(item.as_object().unwrap().len(), 1, "{item}");
+            marker = Some(m.as_str().unwrap().to_string());
+        } else {
+            names.push(item["name"].as_str().unwrap().to_string());
+        }
+    }
+    (names, marker)
+}
+
+#[test]
+fn encryption_scope_list_pages_with_a_next_marker() {
+    let sim = Sim::seeded("--fleet demo");
+    let mut names = Vec::new();
+    let mut pages = 0;
+    let mut marker: Option<String> = None;
+    loop {
+        let page = match &marker {
+            None => sim.json_args(&scope_args("list", &[])),
+            Some(m) => sim.json_args(&scope_args("list", &["--marker", m])),
+        };
+        pages += 1;
+        let (page_names, next) = scope_page(&page);
+        assert!(page_names.len() <= 2);
+        names.extend(page_names);
+        match next {
+            Some(m) => {
+                assert!(
+                    m.starts_with("https://management.azure.com/subscriptions/7d2f8a41-3c6b-4e19-9a5d-1b0e6f4c2a87/resourceGroups/rg-finance/providers/Microsoft.Storage/storageAccounts/stfinance01/encryptionScopes?api-version=2025-08-01&$skipToken="),
+                    "{m}"
+                );
+                marker = Some(m);
+            }
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(
+        names,
+        [
+            "archive",
+            "customer-data",
+            "infra-double",
+            "platform",
+            "reports"
+        ]
+    );
+
+    // --include and --maxpagesize travel in the marker; the marker's own values apply.
+    let first = sim.json_args(&scope_args(
+        "list",
+        &["--include", "enabled", "--maxpagesize", "3"],
+    ));
+    let (names, marker) = scope_page(&first);
+    assert_eq!(names, ["customer-data", "infra-double", "platform"]);
+    let marker = marker.expect("a fourth enabled scope");
+    assert!(
+        marker.contains("$maxpagesize=3&$include=Enabled&$skipToken=reports"),
+        "{marker}"
+    );
+    let rest = sim.json_args(&scope_args(
+        "list",
+        &["--marker", &marker, "--maxpagesize", "1"],
+    ));
+    assert_eq!(scope_page(&rest), (vec!["reports".to_string()], None));
+
+    let disabled = sim.json_args(&scope_args("list", &["--include", "Disabled"]));
+    assert_eq!(scope_page(&disabled), (vec!["archive".to_string()], None));
+    let filtered = sim.json_args(&scope_args("list", &["--filter", "startswith(name, 'p')"]));
+    assert_eq!(scope_page(&filtered), (vec!["platform".to_string()], None));
+
+    // A list item of a Key Vault scope carries only keyUri, as the provider's list answers.
+    let kv = &first[0]["keyVaultProperties"];
+    assert_eq!(
+        kv,
+        &json!({"currentVersionedKeyIdentifier": null, "keyUri": "https://kv-payments-prod.vault.azure.net/keys/scope-cmk", "lastKeyRotationTimestamp": null})
+    );
+    assert_eq!(first[1]["keyVaultProperties"], Value::Null);
+
+    // A bigger world page size: one page, no marker.
+    sim.settings("encryptionScopePageSize=10");
+    let all = sim.json_args(&scope_args("list", &[]));
+    assert_eq!(scope_page(&all).0.len(), 5);
+    assert_eq!(scope_page(&all).1, None);
+}
+
+#[test]
+fn encryption_scope_show_in_az_shape() {
+    let sim = Sim::seeded("--fleet demo");
+    let kv = sim.json_args(&scope_args("show", &["-n", "customer-data"]));
+    assert_eq!(
+        kv,
+        json!({
+            "creationTime": "2024-02-01T09:00:00+00:00",
+            "id": "/subscriptions/7d2f8a41-3c6b-4e19-9a5d-1b0e6f4c2a87/resourceGroups/rg-finance/providers/Microsoft.Storage/storageAccounts/stfinance01/encryptionScopes/customer-data",
+            "keyVaultProperties": {
+                "currentVersionedKeyIdentifier": kv["keyVaultProperties"]["currentVersionedKeyIdentifier"],
+                "keyUri": "https://kv-payments-prod.vault.azure.net/keys/scope-cmk",
+                "lastKeyRotationTimestamp": "2024-02-01T09:00:00+00:00"
+            },
+            "lastModifiedTime": "2024-02-01T09:00:00+00:00",
+            "name": "customer-data",
+            "requireInfrastructureEncryption": null,
+            "resourceGroup": "rg-finance",
+            "source": "Microsoft.KeyVault",
+            "state": "Enabled",
+            "systemData": null,
+            "type": "Microsoft.Storage/storageAccounts/encryptionScopes"
+        })
+    );
+    let current = kv["keyVaultProperties"]["currentVersionedKeyIdentifier"]
+        .as_str()
+        .unwrap();
+    assert!(current.starts_with("https://kv-payments-prod.vault.azure.net/keys/scope-cmk/"));
+    let mmk = sim.json_args(&scope_args("show", &["-n", "infra-double"]));
+    assert_eq!(mmk["keyVaultProperties"], Value::Null);
+    assert_eq!(mmk["requireInfrastructureEncryption"], true);
+    // Without -g, the account's group is looked up by name (azure-cli's process_resource_group).
+    let no_group = sim.json_args(&[
+        "storage",
+        "account",
+        "encryption-scope",
+        "show",
+        "--account-name",
+        "stfinance01",
+        "-n",
+        "platform",
+    ]);
+    assert_eq!(no_group["source"], "Microsoft.Storage");
+    let missing = sim.az_args(&scope_args("show", &["-n", "nope"]));
+    assert_eq!(
+        failure(&missing),
+        fails(
+            3,
+            "ERROR: (ResourceNotFound) The Resource 'Microsoft.Storage/storageAccounts/encryptionScopes/stfinance01/nope' under resource group 'rg-finance' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix"
+        )
+    );
+    let no_account = sim.az("storage account encryption-scope show --account-name nosuch -n x");
+    assert_eq!(
+        failure(&no_account),
+        fails(2, "ERROR: Storage account 'nosuch' not found.")
+    );
+}
+
+#[test]
+fn encryption_scope_update_both_ways() {
+    let sim = Sim::seeded("--fleet demo");
+    let mmk = sim.json_args(&scope_args(
+        "update",
+        &["-n", "customer-data", "--key-source", "Microsoft.Storage"],
+    ));
+    assert_eq!(
+        (&mmk["source"], &mmk["keyVaultProperties"]),
+        (&json!("Microsoft.Storage"), &Value::Null),
+        "switching to Microsoft.Storage clears the Key Vault properties"
+    );
+    assert_ne!(mmk["lastModifiedTime"], "2024-02-01T09:00:00+00:00");
+    let shown = sim.json_args(&scope_args("show", &["-n", "customer-data"]));
+    assert_eq!(shown["keyVaultProperties"], Value::Null);
+
+    let pinned = "https://kv-x.vault.azure.net/keys/k1/0123456789abcdef0123456789abcdef";
+    let cmk = sim.json_args(&scope_args(
+        "update",
+        &[
+            "-n",
+            "customer-data",
+            "-s",
+            "microsoft.keyvault",
+            "-u",
+            pinned,
+        ],
+    ));
+    assert_eq!(cmk["source"], "Microsoft.KeyVault");
+    assert_eq!(cmk["keyVaultProperties"]["keyUri"], pinned);
+    assert_eq!(
+        cmk["keyVaultProperties"]["currentVersionedKeyIdentifier"],
+        pinned
+    );
+    assert_eq!(
+        cmk["keyVaultProperties"]["lastKeyRotationTimestamp"],
+        cmk["lastModifiedTime"]
+    );
+
+    let disabled = sim.json_args(&scope_args(
+        "update",
+        &["-n", "customer-data", "--state", "Disabled"],
+    ));
+    assert_eq!(disabled["state"], "Disabled");
+    assert_eq!(
+        disabled["keyVaultProperties"]["keyUri"], pinned,
+        "state alone keeps the key"
+    );
+
+    // az's validator (a CLIError: exit 1), with the enum member as Python 3.11+ formats it.
+    let no_uri = sim.az_args(&scope_args(
+        "update",
+        &["-n", "platform", "-s", "Microsoft.KeyVault"],
+    ));
+    assert_eq!(
+        failure(&no_uri),
+        fails(
+            1,
+            "ERROR: usage error: Please specify --key-uri when using EncryptionScopeSource.MICROSOFT_KEY_VAULT as key source."
+        )
+    );
+    let uri_only = sim.az_args(&scope_args("update", &["-n", "platform", "-u", pinned]));
+    assert_eq!(
+        failure(&uri_only),
+        fails(
+            1,
+            "ERROR: usage error: Specify `--key-source=EncryptionScopeSource.MICROSOFT_KEY_VAULT` and --key-uri to configure key vault properties."
+        )
+    );
+    let bad_state = sim.az_args(&scope_args("update", &["-n", "platform", "--state", "Off"]));
+    assert_eq!(bad_state.status.code(), Some(2));
+    assert!(
+        first_line(&bad_state).contains(
+            "'Off' is not a valid value for '--state'. Allowed values: Disabled, Enabled."
+        )
+    );
+    let calls = sim.calls("--mutating");
+    assert_eq!(
+        calls
+            .lines()
+            .filter(|l| l.contains("customer-data"))
+            .count(),
+        3,
+        "{calls}"
+    );
+}
+
+#[test]
+fn encryption_scope_create_and_list_validation() {
+    let sim = Sim::seeded("--fleet demo");
+    let created = sim.json_args(&scope_args("create", &["-n", "newscope", "-i"]));
+    assert_eq!(created["source"], "Microsoft.Storage");
+    assert_eq!(created["requireInfrastructureEncryption"], true);
+    assert_eq!(
+        created["keyVaultProperties"],
+        json!({"currentVersionedKeyIdentifier": null, "keyUri": null, "lastKeyRotationTimestamp": null}),
+        "a PUT answers keyVaultProperties {{}}"
+    );
+    let shown = sim.json_args(&scope_args("show", &["-n", "newscope"]));
+    assert_eq!(shown["keyVaultProperties"], Value::Null);
+    let uri_default_source = sim.az_args(&scope_args(
+        "create",
+        &["-n", "x", "-u", "https://v.vault.azure.net/keys/k"],
+    ));
+    assert_eq!(uri_default_source.status.code(), Some(1));
+    let bad_size = sim.az_args(&scope_args("list", &["--maxpagesize", "x"]));
+    assert_eq!(
+        failure(&bad_size),
+        fails(2, "ERROR: argument --maxpagesize: invalid int value: 'x'")
+    );
+    let bad_include = sim.az_args(&scope_args("list", &["--include", "bogus"]));
+    assert_eq!(
+        failure(&bad_include),
+        fails(
+            2,
+            "ERROR: az storage account encryption-scope list: 'bogus' is not a valid value for '--include'. Allowed values: All, Enabled, Disabled."
+        )
+    );
+    let zero = sim.az_args(&scope_args("list", &["--maxpagesize", "0"]));
+    assert_eq!(zero.status.code(), Some(1));
+    let names = scope_page(&sim.json_args(&scope_args("list", &["--maxpagesize", "10"]))).0;
+    assert_eq!(names.len(), 6);
+    // The world dumps the scopes; a world without any dumps no encryptionScopes key.
+    let world = sim.dump();
+    assert_eq!(world["encryptionScopes"].as_array().unwrap().len(), 6);
+    let plain = Sim::new(&json!({"subscriptions": [{"id": SUB, "name": "one"}]}));
+    assert!(plain.dump().get("encryptionScopes").is_none());
+}

@@ -839,3 +839,171 @@ fn database_lists_can_omit_the_protector() {
     let one = s.get(&arm("/resourceGroups/rg-web/providers/Microsoft.Sql/servers/sql-web-prod/databases/customers")).json();
     assert!(one["properties"]["encryptionProtector"].is_string());
 }
+
+const SCOPES_PATH: &str = "/resourceGroups/rg-finance/providers/Microsoft.Storage/storageAccounts/stfinance01/encryptionScopes";
+
+#[test]
+fn encryption_scopes_page_by_next_link() {
+    let s = Serve::demo();
+    let mut target = format!("/subscriptions/{PROD}{SCOPES_PATH}?api-version=2025-08-01");
+    let mut names = Vec::new();
+    let mut pages = 0;
+    loop {
+        let r = s.get(&target);
+        assert_eq!(r.status, 200, "{}", r.body);
+        let body = r.json();
+        pages += 1;
+        for item in body["value"].as_array().unwrap() {
+            assert_eq!(
+                item["type"],
+                "Microsoft.Storage/storageAccounts/encryptionScopes"
+            );
+            names.push(item["name"].as_str().unwrap().to_string());
+        }
+        let Some(next) = body.get("nextLink").and_then(Value::as_str) else {
+            break;
+        };
+        let base = format!("https://127.0.0.1:{}", s.port);
+        target = next
+            .strip_prefix(&base)
+            .unwrap_or_else(|| panic!("{next}"))
+            .to_string();
+        assert!(target.contains("$skipToken="), "{target}");
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(
+        names,
+        [
+            "archive",
+            "customer-data",
+            "infra-double",
+            "platform",
+            "reports"
+        ]
+    );
+    let enabled = s
+        .get(&arm(&format!(
+            "{SCOPES_PATH}?$include=Enabled&$maxpagesize=10"
+        )))
+        .json();
+    assert_eq!(enabled["value"].as_array().unwrap().len(), 4);
+    assert!(
+        enabled.get("nextLink").is_none(),
+        "no nextLink key on the last page"
+    );
+    // A list item carries only keyUri; one scope its versioned key id and rotation time too.
+    let kv_item = &enabled["value"][0]["properties"];
+    assert_eq!(
+        kv_item["keyVaultProperties"],
+        json!({"keyUri": "https://kv-payments-prod.vault.azure.net/keys/scope-cmk"})
+    );
+    let one = s.get(&arm(&format!("{SCOPES_PATH}/customer-data"))).json();
+    let kvp = &one["properties"]["keyVaultProperties"];
+    assert!(
+        kvp["currentVersionedKeyIdentifier"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://kv-payments-prod.vault.azure.net/keys/scope-cmk/")
+    );
+    assert_eq!(
+        kvp["lastKeyRotationTimestamp"],
+        "2024-02-01T09:00:00.0000000Z"
+    );
+    let mmk = s.get(&arm(&format!("{SCOPES_PATH}/platform"))).json();
+    assert!(
+        mmk["properties"].get("keyVaultProperties").is_none(),
+        "{mmk}"
+    );
+    let bad = s.get(&arm(&format!("{SCOPES_PATH}?$maxpagesize=0")));
+    assert_eq!(
+        (bad.status, error_code(&bad)),
+        (400, "InvalidQueryParameterValue".to_string())
+    );
+    let missing = s.get(&arm(&format!("{SCOPES_PATH}/nope")));
+    assert_eq!(
+        (missing.status, error_code(&missing)),
+        (404, "ResourceNotFound".to_string())
+    );
+    let log = s.sim.calls("");
+    assert!(
+        log.contains("\"command\":\"storage account encryption-scope list\""),
+        "{log}"
+    );
+    assert!(
+        log.contains("\"command\":\"storage account encryption-scope show\""),
+        "{log}"
+    );
+}
+
+#[test]
+fn encryption_scope_patch_and_put() {
+    let s = Serve::demo();
+    let path = arm(&format!("{SCOPES_PATH}/customer-data"));
+    let mmk = s.send(
+        "PATCH",
+        &path,
+        Some(r#"{"properties": {"source": "Microsoft.Storage"}}"#),
+    );
+    assert_eq!(mmk.status, 200, "{}", mmk.body);
+    let props = &mmk.json()["properties"];
+    assert_eq!(props["source"], "Microsoft.Storage");
+    assert!(props.get("keyVaultProperties").is_none(), "{props}");
+    let no_key = s.send(
+        "PATCH",
+        &path,
+        Some(r#"{"properties": {"source": "Microsoft.KeyVault"}}"#),
+    );
+    assert_eq!(no_key.status, 400, "{}", no_key.body);
+    let key = "https://kv-x.vault.azure.net/keys/k1";
+    let cmk = s.send(
+        "PATCH",
+        &path,
+        Some(&json!({"properties": {"source": "Microsoft.KeyVault", "keyVaultProperties": {"keyUri": key}, "state": "Disabled"}}).to_string()),
+    );
+    assert_eq!(cmk.status, 200, "{}", cmk.body);
+    let props = &cmk.json()["properties"];
+    assert_eq!(
+        (props["source"].as_str(), props["state"].as_str()),
+        (Some("Microsoft.KeyVault"), Some("Disabled"))
+    );
+    assert_eq!(props["keyVaultProperties"]["keyUri"], key);
+
+    let new = arm(&format!("{SCOPES_PATH}/fresh"));
+    let created = s.send(
+        "PUT",
+        &new,
+        Some(r#"{"properties": {"requireInfrastructureEncryption": true}}"#),
+    );
+    assert_eq!(created.status, 201, "{}", created.body);
+    let props = &created.json()["properties"];
+    assert_eq!(
+        props["keyVaultProperties"],
+        json!({}),
+        "a PUT answers an empty object"
+    );
+    assert_eq!(props["requireInfrastructureEncryption"], true);
+    let again = s.send("PUT", &new, Some("{}"));
+    assert_eq!(again.status, 200, "{}", again.body);
+    let world = s.sim.dump();
+    assert_eq!(world["encryptionScopes"].as_array().unwrap().len(), 6);
+    let mutating = s.sim.calls("--mutating");
+    let commands: Vec<String> = mutating
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["command"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        commands,
+        [
+            "storage account encryption-scope update",
+            "storage account encryption-scope update",
+            "storage account encryption-scope update",
+            "storage account encryption-scope create",
+            "storage account encryption-scope create",
+        ]
+    );
+}
