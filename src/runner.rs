@@ -17,8 +17,8 @@ use crate::model::{Change, ChangeReport, ChangeStatus};
 use crate::playbook::Playbook;
 use crate::scheduler;
 use serde_json::Value;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, PoisonError};
 
 /// Why a run stopped starting new changes, once it has.
 #[derive(Default)]
@@ -28,16 +28,25 @@ struct Stop {
 
 impl Stop {
     fn get(&self) -> Option<String> {
-        self.reason.lock().expect("stop lock").clone()
+        self.reason
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// The first reason stays: later ones are its consequences.
     fn set(&self, reason: String) {
-        self.reason.lock().expect("stop lock").get_or_insert(reason);
+        self.reason
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_or_insert(reason);
     }
 }
 
-/// Runs steps against Azure and records them; shared by every worker of one run.
+/// Runs steps against Azure and records them; shared by every worker of one run. Its locks are
+/// taken through a poison (a worker that panicked while holding one): the run must still close
+/// its change log and print its results after a bug, and each guarded value stays consistent
+/// (a record is appended whole or not at all; a list of names is only pushed to or pruned).
 pub struct Runner<'a> {
     pub az: &'a Az<'a>,
     /// None for a dry run: nothing is written and nothing is changed.
@@ -92,7 +101,12 @@ impl<'a> Runner<'a> {
             if self.interrupted() {
                 self.stop.set(INTERRUPTED.to_string());
                 if let Some(announce) = self.on_interrupt {
-                    announce(&self.in_flight.lock().expect("in-flight lock"));
+                    announce(
+                        &self
+                            .in_flight
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner),
+                    );
                 }
                 return;
             }
@@ -130,7 +144,7 @@ impl<'a> Runner<'a> {
             .into_iter()
             .map(|s| {
                 s.into_inner()
-                    .expect("change slot")
+                    .unwrap_or_else(PoisonError::into_inner)
                     .expect("every item ran")
             })
             .collect();
@@ -159,7 +173,7 @@ impl<'a> Runner<'a> {
                         ),
                         None => self.guarded(item, work, ended),
                     };
-                    *slot.lock().expect("change slot") = Some(change);
+                    *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(change);
                     progress.assessed();
                 });
             }
@@ -197,7 +211,10 @@ impl<'a> Runner<'a> {
         let Some(journal) = self.journal else {
             return Ok(0);
         };
-        let appended = journal.lock().expect("journal lock").append(record);
+        let appended = journal
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .append(record);
         appended.map_err(|e| {
             let reason = format!("the change log cannot be written: {e:#}");
             self.stop.set(reason.clone());
@@ -219,7 +236,10 @@ impl<'a> Runner<'a> {
         };
         let summary = report.summary;
         let record = Record::RunEnd(RunEnd { status, summary });
-        journal.lock().expect("journal lock").append(record)?;
+        journal
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .append(record)?;
         Ok(())
     }
 
@@ -243,12 +263,12 @@ impl<'a> Runner<'a> {
             .map_err(|e| format!("{e}, so nothing was changed"))?;
         self.in_flight
             .lock()
-            .expect("in-flight lock")
+            .unwrap_or_else(PoisonError::into_inner)
             .push(resource.clone());
         let ran = self.az.run_full(&argv, CallKind::Change);
         self.in_flight
             .lock()
-            .expect("in-flight lock")
+            .unwrap_or_else(PoisonError::into_inner)
             .retain(|r| *r != resource);
         if let Err(error) = &ran
             && stops_the_run(error)
