@@ -139,9 +139,12 @@ fn backout_run(
     let runner = Runner::new(&az, journal.as_ref()).on_interrupt(&super::announce_interrupt);
     let (changes, stopped) = backout::execute(&runner, work, global.jobs, options.force, &bar);
     bar.finish();
-    let own_run = journal
-        .as_ref()
-        .map(|j| j.lock().expect("journal lock").run_id().to_string());
+    let own_run = journal.as_ref().map(|j| {
+        j.lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .run_id()
+            .to_string()
+    });
     let report = ChangeReport::new(own_run.clone(), changes, Vec::new());
     let incomplete = stopped.is_some() || report.has_failures();
     let logged = runner.end(&report, stopped.is_some());

@@ -216,7 +216,11 @@ pub fn apply(
         &bar,
     );
     bar.finish();
-    let run_id = journal.lock().expect("journal lock").run_id().to_string();
+    let run_id = journal
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .run_id()
+        .to_string();
     let report = ChangeReport::new(Some(run_id), done, errors);
     let code = match () {
         _ if runner.interrupted() => exit::INTERRUPTED,
