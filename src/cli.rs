@@ -23,7 +23,8 @@ Examples:
   azbook test --all-subscriptions --jobs 16
 
 Exit codes: 0 all compliant, 1 noncompliant found, 2 nothing ran (usage or playbook
-error, az missing, not signed in), 3 some targets could not be tested.";
+error, az missing, not signed in), 3 some targets could not be tested or changed (and any
+failure once a change was attempted), 130 interrupted (Ctrl-C or SIGTERM).";
 
 const TEST_EXAMPLES: &str = "\
 Examples:
@@ -35,7 +36,8 @@ Examples:
   azbook test --playbook ./my-control.toml      a playbook of your own
 
 Exit codes: 0 all compliant, 1 noncompliant found, 2 nothing ran, 3 some targets could not be
-tested (their results say why; the others are still reported).";
+tested (their results say why; the others are still reported), 130 interrupted (what was read
+is printed).";
 
 /// Run security-control runbooks against Azure: test, plan, apply and back out, through the
 /// Azure CLI you already use.
@@ -266,7 +268,8 @@ Examples:
 
 A plan never changes anything. A saved plan (--out) is bound to its tenant, subscriptions,
 signed-in identity and playbook versions; apply it with `azbook apply FILE`.
-Exit codes: 0 planned, 2 nothing ran, 3 some targets could not be read.";
+Exit codes: 0 planned, 2 nothing ran, 3 some targets could not be read, 130 interrupted (the
+plan is shown, never saved).";
 
 const APPLY_EXAMPLES: &str = "\
 Examples:
@@ -279,7 +282,9 @@ after it; undo a run with `azbook backout`.
 A plan step that deletes, purges, revokes, regenerates keys or grants access (a custom playbook
 must declare it `reversible = false` with a `warning`) runs only with --allow-destructive.
 Exit codes: 0 done, 2 nothing ran (declined, lock held, too many changes, refused plan,
-destructive steps without --allow-destructive), 3 some changes failed or drifted.";
+destructive steps without --allow-destructive), 3 some changes failed or drifted (or a failure
+came after changes were made), 130 interrupted: the first Ctrl-C starts no new change and waits
+for the running ones, a second kills them.";
 
 const BACKOUT_EXAMPLES: &str = "\
 Examples:
@@ -290,7 +295,8 @@ Examples:
   azbook backout 20261129T080102Z-apply-3f2a --yes
   azbook backout --force --yes                  also restore targets that drifted since
 
-Exit codes: 0 restored (or nothing to do), 2 nothing ran, 3 some targets drifted or failed.";
+Exit codes: 0 restored, 2 nothing ran (nothing to back out included), 3 some targets drifted or
+failed, 130 interrupted (as for apply).";
 
 #[derive(Args, Debug)]
 struct TestArgs {
