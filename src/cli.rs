@@ -295,8 +295,8 @@ Examples:
   azbook backout 20261129T080102Z-apply-3f2a --yes
   azbook backout --force --yes                  also restore targets that drifted since
 
-Exit codes: 0 restored, 2 nothing ran (nothing to back out included), 3 some targets drifted or
-failed, 130 interrupted (as for apply).";
+Exit codes: 0 restored (or already as before), 2 nothing ran (no run left to back out
+included), 3 some targets drifted or failed, 130 interrupted (as for apply).";
 
 #[derive(Args, Debug)]
 struct TestArgs {
