@@ -8,8 +8,8 @@ use super::{
     ChangeRenderer, ChangeView, TestRenderer, command_line, one_line, printable, state_changes,
 };
 use crate::model::{
-    Change, ChangeReport, ChangeStatus, PlannedStep, PlaybookInfo, ReportContext, Status, StepKind,
-    TestReport,
+    Change, ChangeReport, ChangeStatus, PlannedStep, PlaybookInfo, ReportContext, RunCommand,
+    Status, StepKind, TestReport,
 };
 use std::io::{self, Write};
 use unicode_width::UnicodeWidthStr;
@@ -353,11 +353,19 @@ impl ChangeRenderer for Table {
     fn render_changes(
         &self,
         report: &ChangeReport,
-        _: &ReportContext,
+        ctx: &ReportContext,
         view: ChangeView,
         out: &mut dyn Write,
     ) -> io::Result<()> {
         let text = match view {
+            // A backout dry run with nothing in it is about the change log, not compliance.
+            ChangeView::Plan
+                if ctx.command == Some(RunCommand::Backout)
+                    && report.changes.is_empty()
+                    && report.errors.is_empty() =>
+            {
+                "Nothing to back out: the change log holds no change to restore.\n".to_string()
+            }
             ChangeView::Plan => render_plan(report, self.colour),
             ChangeView::Results => render_change_table(report, self.colour),
         };

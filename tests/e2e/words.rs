@@ -53,3 +53,42 @@ fn an_az_that_prints_nothing_is_not_said_to_have_printed_something() {
         "{stderr}"
     );
 }
+
+/// A backout dry run of a log whose only change can no longer be read never talks about
+/// compliance: it says there is nothing to back out.
+#[test]
+fn a_backout_dry_run_with_nothing_to_restore_does_not_claim_compliance() {
+    let sim = Sim::new(&edge_world());
+    let report = sim.azbook_json(
+        &[
+            "apply",
+            "--yes",
+            "--playbook",
+            "storage-account-mmk",
+            "--name",
+            "stcmkpinned",
+            "--output",
+            "json",
+        ],
+        0,
+    );
+    let run = report["run"].as_str().unwrap();
+    let journal = sim
+        .dir
+        .path()
+        .join("xdg-state/azbook/runs")
+        .join(run)
+        .join("journal.jsonl");
+    let text = std::fs::read_to_string(&journal).unwrap();
+    let mut lines: Vec<String> = text.lines().map(String::from).collect();
+    lines[1] = "{not a record".into();
+    std::fs::write(&journal, lines.join("\n") + "\n").unwrap();
+    let out = sim
+        .azbook()
+        .args(["backout", run, "--dry-run", "--force"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!stdout.contains("compliant"), "{stdout}");
+    assert!(stdout.contains("Nothing to back out"), "{stdout}");
+}
