@@ -398,20 +398,7 @@ fn server(
     name: &str,
     nested: bool,
 ) -> Result<SqlServer, CommandError> {
-    group(db, sub, rg)?;
-    let loc = Loc {
-        sub,
-        rg,
-        parent: "",
-        name,
-    };
-    db.get(Kind::SqlServer, loc)?.ok_or_else(|| {
-        if nested {
-            errors::parent_not_found(name)
-        } else {
-            errors::arm_resource_not_found("Microsoft.Sql/servers", name, rg)
-        }
-    })
+    sql_parent(db, (sub, rg, name), nested, Kind::SqlServer, "servers")
 }
 
 /// A managed instance; `nested` says the request names something under it.
@@ -422,6 +409,24 @@ fn instance(
     name: &str,
     nested: bool,
 ) -> Result<SqlManagedInstance, CommandError> {
+    sql_parent(
+        db,
+        (sub, rg, name),
+        nested,
+        Kind::SqlManagedInstance,
+        "managedInstances",
+    )
+}
+
+/// A SQL server or managed instance (`Microsoft.Sql/<arm_type>`) in its group, or ARM's error
+/// for it: ParentResourceNotFound when the request names something under it (`nested`).
+fn sql_parent<T: serde::de::DeserializeOwned>(
+    db: &Db,
+    (sub, rg, name): (&str, &str, &str),
+    nested: bool,
+    kind: Kind,
+    arm_type: &str,
+) -> Result<T, CommandError> {
     group(db, sub, rg)?;
     let loc = Loc {
         sub,
@@ -429,11 +434,11 @@ fn instance(
         parent: "",
         name,
     };
-    db.get(Kind::SqlManagedInstance, loc)?.ok_or_else(|| {
+    db.get(kind, loc)?.ok_or_else(|| {
         if nested {
             errors::parent_not_found(name)
         } else {
-            errors::arm_resource_not_found("Microsoft.Sql/managedInstances", name, rg)
+            errors::arm_resource_not_found(&format!("Microsoft.Sql/{arm_type}"), name, rg)
         }
     })
 }
