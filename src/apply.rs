@@ -176,6 +176,9 @@ fn run_step<'p>(
         backout: change.backout.clone(),
         reverts: None,
     };
+    if let Some(why) = &step.long_running {
+        runner.long_step(&change.resource, &step.name, why);
+    }
     let StepResult { seq, ran } = runner.start(intent)?;
     let (outcome, verdict) = match ran {
         Err(e) => after_failure(runner, playbook, change, spec, seq, e),
@@ -305,6 +308,14 @@ fn prechecks(az: &Az, playbook: &Playbook, change: &Change, checked: &Checked) -
     let mut warnings = Vec::new();
     for check in &playbook.prechecks {
         let subscription = check.subscription.then_some(change.subscription.as_str());
+        match check.when.as_ref().map(|w| w.test(&ctx)) {
+            Some(Ok(false)) => continue,
+            Some(Err(why)) => {
+                warnings.push(format!("{} ({}: {why})", check.warning, check.name));
+                continue;
+            }
+            Some(Ok(true)) | None => {}
+        }
         let problem = match check.read.render(&ctx) {
             Err(why) => Some(why),
             Ok(argv) => {

@@ -267,9 +267,13 @@ fn run_step(
         instructions: None,
         reversible: true,
         warning: None,
+        long_running: spec.long_running.clone(),
     });
     if runner.dry_run() {
         return Ok(Ran::Yes);
+    }
+    if let Some(why) = &spec.long_running {
+        runner.long_step(&t.resource, &spec.name, why);
     }
     let step = runner.start(Intent {
         resource: t.resource.clone(),

@@ -268,9 +268,11 @@ impl<'a> Discovery<'a> {
             for (depth, level) in playbook.discover.iter().enumerate() {
                 let command = level.argv.command_words().join(" ");
                 *callers.entry(command.clone()).or_default() += 1;
-                keep.entry(command)
-                    .or_default()
-                    .merge(playbook.level_fields(depth));
+                let mut fields = playbook.level_fields(depth);
+                if level.next_marker.is_some() {
+                    fields.insert(&[NEXT_MARKER]);
+                }
+                keep.entry(command).or_default().merge(fields);
             }
         }
         Discovery {
@@ -377,10 +379,11 @@ impl<'a> Discovery<'a> {
         let key = (argv.to_vec(), subscription.to_string());
         let listed = self.memo.get(key, callers, || {
             let at = crate::timefmt::now_rfc3339();
-            Arc::new(Listed {
-                result: self.az.run_list(argv, Some(subscription), keep),
-                at,
-            })
+            let result = match &level.next_marker {
+                Some(option) => self.all_pages(argv, option, subscription, keep),
+                None => self.az.run_list(argv, Some(subscription), keep),
+            };
+            Arc::new(Listed { result, at })
         });
         let at = listed.at.clone();
         // The last holder of a list takes its items instead of copying them one by one.
@@ -389,6 +392,48 @@ impl<'a> Discovery<'a> {
             Err(shared) => shared.result.clone(),
         };
         Listed { result, at }
+    }
+
+    /// Every page of a list that az pages with a trailing `{"nextMarker": "..."}` item: the
+    /// marker items are dropped and `option=<marker>` asks for the next page, until a page
+    /// ends without one. A marker az gives twice would loop for ever: that is an error.
+    fn all_pages(
+        &self,
+        argv: &[String],
+        option: &str,
+        subscription: &str,
+        keep: &FieldTree,
+    ) -> Result<Value, AzError> {
+        let mut items = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        let mut page_argv = argv.to_vec();
+        loop {
+            let page = match self.az.run_list(&page_argv, Some(subscription), keep)? {
+                Value::Array(page) => page,
+                other => return Ok(other),
+            };
+            let (page, marker) = split_marker(page);
+            items.extend(page);
+            let Some(marker) = marker else {
+                return Ok(Value::Array(items));
+            };
+            if !seen.insert(marker.clone()) {
+                return Err(AzError {
+                    kind: ErrorKind::MalformedOutput,
+                    code: None,
+                    message: format!(
+                        "az gave the page marker {marker:?} twice; the list would never end"
+                    ),
+                    command: crate::az::display_command(&Az::full_argv(
+                        &page_argv,
+                        Some(subscription),
+                    )),
+                    exit_code: Some(0),
+                });
+            }
+            page_argv = argv.to_vec();
+            page_argv.push(format!("{option}={marker}"));
+        }
     }
 
     /// One listed item: left out by the filters, skipped by a rule, or found; a found item of
@@ -462,6 +507,26 @@ struct Listing<'l, 's, 'p> {
     last: bool,
 }
 
+/// The key of the item that az appends to one page of a paged list.
+const NEXT_MARKER: &str = "nextMarker";
+
+/// A page's items and the marker of the next page, if its last item is az's
+/// `{"nextMarker": "..."}` (an object with that key alone; null or "" means no more pages).
+fn split_marker(mut page: Vec<Value>) -> (Vec<Value>, Option<String>) {
+    let is_marker = |v: &Value| {
+        v.as_object()
+            .is_some_and(|o| o.len() == 1 && o.contains_key(NEXT_MARKER))
+    };
+    if !page.last().is_some_and(is_marker) {
+        return (page, None);
+    }
+    let marker = page.pop().and_then(|v| match v.get(NEXT_MARKER) {
+        Some(Value::String(m)) if !m.is_empty() => Some(m.clone()),
+        _ => None,
+    });
+    (page, marker)
+}
+
 /// `az group exists --name=NAME` in `subscription`: whether the resource group named with
 /// `--resource-group` is there. az prints `true` or `false`; anything else is malformed output.
 /// (`--name=` keeps a name that starts with `-`, such as `-rg.ops(1)`, a value.)
@@ -522,6 +587,25 @@ pub fn json_type(v: &Value) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_trailing_marker_item_is_taken_off_the_page() {
+        let page = vec![json!({"name": "a"}), json!({"nextMarker": "https://next"})];
+        assert_eq!(
+            split_marker(page),
+            (vec![json!({"name": "a"})], Some("https://next".to_string()))
+        );
+        // The last page: a null or empty marker, or none at all.
+        for last in [json!({"nextMarker": null}), json!({"nextMarker": ""})] {
+            assert_eq!(split_marker(vec![last]), (vec![], None));
+        }
+        let plain = vec![json!({"name": "a"})];
+        assert_eq!(split_marker(plain.clone()), (plain, None));
+        // An item that has other fields besides is an item, not a marker.
+        let item = vec![json!({"name": "a", "nextMarker": "x"})];
+        assert_eq!(split_marker(item.clone()), (item, None));
+    }
 
     #[test]
     fn a_recorded_target_outside_the_filters_is_named() {
@@ -575,7 +659,6 @@ mod tests {
             Some("tag env=prod")
         );
     }
-    use serde_json::json;
 
     fn filters(rg: Option<&str>, tags: &[&str], names: &[&str], excludes: &[&str]) -> Filters {
         Filters {

@@ -6,7 +6,7 @@ use crate::discover::{
 };
 use crate::fieldpath::FieldPath;
 use crate::model::{Evidence, Status, TestResult};
-use crate::playbook::{Argv, Playbook, Reads};
+use crate::playbook::{Argv, NamedRead, Playbook, Reads};
 use crate::scheduler::{self, Spawner};
 use serde_json::{Map, Value};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -166,13 +166,18 @@ fn read_parts(
                 (None, Some(argv)) => run(argv)?,
                 (None, None) => context.get("target").cloned().unwrap_or(Value::Null),
             };
+            // A conditional read is judged on the target as it is now (a database that has
+            // its own key again after backout is read for it).
+            let mut fresh = context.clone();
+            fresh["target"] = target.clone();
             let mut state = Map::from_iter([("target".to_string(), target)]);
-            for (name, argv) in named {
-                let value = match reuse(name) {
+            for read in named {
+                let value = match reuse(&read.name) {
                     Some(known) => known,
-                    None => run(argv)?,
+                    None if !applies(read, &fresh)? => Value::Null,
+                    None => run(&read.argv)?,
                 };
-                state.insert(name.clone(), value);
+                state.insert(read.name.clone(), value);
             }
             Ok(Value::Object(state))
         }
@@ -184,6 +189,13 @@ fn read_parts(
             ),
         )),
     }
+}
+
+/// Whether a conditional read runs for the target in `context`; a condition that cannot be
+/// judged is an error, never a read silently left out.
+fn applies(read: &NamedRead, context: &Value) -> Result<bool, AzError> {
+    read.applies(context)
+        .map_err(|m| render_error(&read.argv.command_words(), m))
 }
 
 /// Which outcomes keep their target and state once judged: a test of ten thousand accounts
@@ -481,47 +493,75 @@ impl<'e, 'p> Engine<'e, 'p> {
                 self.conclude(target, Ok(Value::Object(state)));
             }
             Reads::Named(reads) => {
+                let context = target.context(None);
+                let mut state = Map::from_iter([("target".to_string(), target.item().clone())]);
+                let mut wanted = Vec::new();
+                for read in reads {
+                    match applies(read, &context) {
+                        Ok(true) => wanted.push(read),
+                        Ok(false) => {
+                            state.insert(read.name.clone(), Value::Null);
+                        }
+                        Err(e) => return self.conclude(target, Err(e)),
+                    }
+                }
+                if wanted.is_empty() {
+                    return self.conclude(target, Ok(Value::Object(state)));
+                }
                 let join = Arc::new(Mutex::new(Join {
-                    remaining: reads.len(),
-                    state: Map::from_iter([("target".to_string(), target.item().clone())]),
+                    remaining: wanted.len(),
+                    state,
                     error: None,
                     target: Some(target.clone()),
                 }));
-                for (name, argv) in reads {
-                    let join = join.clone();
-                    let target = target.clone();
-                    spawner.spawn(move |_| {
-                        if self.abort.is_set() {
-                            return;
-                        }
-                        let mut calls = Vec::new();
-                        let result = self.read(&target, argv, &mut calls);
-                        let mut j = join.lock().expect("join lock");
-                        if let Some(t) = j.target.as_mut() {
-                            t.calls.extend(calls);
-                        }
-                        match result {
-                            Ok(v) => {
-                                j.state.insert(name.clone(), v);
-                            }
-                            Err(e) => {
-                                j.error.get_or_insert(e);
-                            }
-                        }
-                        j.remaining -= 1;
-                        if j.remaining == 0 {
-                            let target = j.target.take().expect("concluded once");
-                            let state = match j.error.take() {
-                                Some(e) => Err(e),
-                                None => Ok(Value::Object(std::mem::take(&mut j.state))),
-                            };
-                            drop(j);
-                            self.conclude(target, state);
-                        }
-                    });
+                for read in wanted {
+                    self.spawn_read(spawner, &join, &target, read);
                 }
             }
         }
+    }
+
+    /// One read of several for a target; the last to finish concludes the target.
+    fn spawn_read<'s>(
+        &'s self,
+        spawner: &Spawner<'s>,
+        join: &Arc<Mutex<Join<'p>>>,
+        target: &Target<'p>,
+        read: &'p NamedRead,
+    ) where
+        'p: 's,
+    {
+        let join = join.clone();
+        let target = target.clone();
+        spawner.spawn(move |_| {
+            if self.abort.is_set() {
+                return;
+            }
+            let mut calls = Vec::new();
+            let result = self.read(&target, &read.argv, &mut calls);
+            let mut j = join.lock().expect("join lock");
+            if let Some(t) = j.target.as_mut() {
+                t.calls.extend(calls);
+            }
+            match result {
+                Ok(v) => {
+                    j.state.insert(read.name.clone(), v);
+                }
+                Err(e) => {
+                    j.error.get_or_insert(e);
+                }
+            }
+            j.remaining -= 1;
+            if j.remaining == 0 {
+                let target = j.target.take().expect("concluded once");
+                let state = match j.error.take() {
+                    Some(e) => Err(e),
+                    None => Ok(Value::Object(std::mem::take(&mut j.state))),
+                };
+                drop(j);
+                self.conclude(target, state);
+            }
+        });
     }
 }
 

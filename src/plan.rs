@@ -83,6 +83,7 @@ pub fn derive(
             instructions,
             reversible: step.reversible,
             warning: step.warning.clone(),
+            long_running: step.long_running.clone(),
         });
     }
     let backout = backout_steps(playbook, subscription, context, before)?
@@ -246,33 +247,93 @@ mod tests {
         );
     }
 
+    /// A database's own key as `az sql db show --expand-keys` prints it (`dbkey`), with the
+    /// list item's protector (`target`).
+    fn own_key(identity_type: &str) -> Value {
+        let key = "https://kv.vault.azure.net/keys/k/1";
+        json!({"tde": {"state": "Enabled", "status": null},
+               "target": {"encryptionProtector": key, "encryptionProtectorAutoRotation": true},
+               "dbkey": {"encryptionProtector": key, "encryptionProtectorAutoRotation": true,
+                         "keys": {key: {"type": "AzureKeyVault"}, "https://kv.vault.azure.net/keys/k2": {}},
+                         "identity": {"type": identity_type, "userAssignedIdentities": {"/uai/one": {}, "/uai/two": {}}},
+                         "federatedClientId": "fc-1"}})
+    }
+
     #[test]
-    fn database_with_its_own_key_gets_a_manual_step_only() {
+    fn database_with_its_own_key_is_reverted_and_restored_with_every_key_field() {
         let p = playbook("sql-database-tde-mmk");
         let context = json!({"target": {"id": "/d", "name": "db1", "resourceGroup": "rg"}, "server": {"name": "sql1", "resourceGroup": "rg"}});
-        let before = json!({"tde": {"state": "Enabled", "status": null},
-                            "target": {"encryptionProtector": "https://kv.vault.azure.net/keys/k/1", "encryptionProtectorAutoRotation": null}});
-        let change = derive(&p, "/d", "sub", &context, &before).unwrap();
+        let change = derive(&p, "/d", "sub", &context, &own_key("UserAssigned")).unwrap();
+        assert_eq!(change.status, ChangeStatus::Pending);
+        assert_eq!(change.steps.len(), 1);
+        assert_eq!(
+            change.steps[0].argv[..6],
+            ["az", "sql", "db", "tde", "key", "revert"]
+        );
+        assert_eq!(
+            change.backout.len(),
+            1,
+            "TDE was on: only the key comes back"
+        );
+        let restore = &change.backout[0];
+        assert_eq!(restore[..4], ["az", "sql", "db", "update"]);
+        let after = |flag: &str| -> Vec<&str> {
+            let at = restore.iter().position(|a| a == flag).expect(flag);
+            restore[at + 1..]
+                .iter()
+                .take_while(|a| !a.starts_with("--"))
+                .map(String::as_str)
+                .collect()
+        };
+        let mut keys = after("--keys");
+        keys.sort();
+        assert_eq!(
+            keys,
+            [
+                "https://kv.vault.azure.net/keys/k/1",
+                "https://kv.vault.azure.net/keys/k2"
+            ]
+        );
+        assert_eq!(
+            after("--user-assigned-identity-id"),
+            ["/uai/one", "/uai/two"]
+        );
+        for arg in [
+            "--encryption-protector=https://kv.vault.azure.net/keys/k/1",
+            "--assign-identity=true",
+            "--federated-client-id=fc-1",
+            "--encryption-protector-auto-rotation=true",
+        ] {
+            assert!(restore.contains(&arg.to_string()), "{arg} in {restore:?}");
+        }
+    }
+
+    #[test]
+    fn database_key_setup_az_cannot_restore_stays_manual() {
+        let p = playbook("sql-database-tde-mmk");
+        let context = json!({"target": {"id": "/d", "name": "db1", "resourceGroup": "rg"}, "server": {"name": "sql1", "resourceGroup": "rg"}});
+        let change = derive(&p, "/d", "sub", &context, &own_key("SystemAssigned")).unwrap();
         assert_eq!(change.status, ChangeStatus::Manual);
         assert_eq!(change.steps.len(), 1);
         assert!(change.steps[0].argv.is_empty());
         assert!(!change.steps[0].reversible);
+        let text = change.steps[0].instructions.as_ref().unwrap();
         assert!(
-            change.steps[0]
-                .instructions
-                .as_ref()
-                .unwrap()
-                .contains("https://kv.vault.azure.net/keys/k/1")
+            text.contains("https://kv.vault.azure.net/keys/k/1") && text.contains("SystemAssigned")
         );
-        assert!(change.backout.is_empty(), "TDE was on: nothing to turn off");
 
-        let off = json!({"tde": {"state": "Disabled", "status": null}, "target": {"encryptionProtector": null, "encryptionProtectorAutoRotation": null}});
+        let off = json!({"tde": {"state": "Disabled", "status": null}, "target": {"encryptionProtector": null, "encryptionProtectorAutoRotation": null}, "dbkey": null});
         let change = derive(&p, "/d", "sub", &context, &off).unwrap();
         assert_eq!(change.status, ChangeStatus::Pending);
         assert!(
             change.steps[0]
                 .argv
                 .contains(&"--status=Enabled".to_string())
+        );
+        assert_eq!(
+            change.backout.len(),
+            1,
+            "no key of its own: no key to restore"
         );
         assert!(change.backout[0].contains(&"--status=Disabled".to_string()));
     }
@@ -312,6 +373,7 @@ mod tests {
             fields,
             [
                 "server.name",
+                "target.encryptionProtector",
                 "target.id",
                 "target.name",
                 "target.resourceGroup"

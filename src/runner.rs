@@ -56,7 +56,13 @@ pub struct Runner<'a> {
     in_flight: Mutex<Vec<String>>,
     /// Told, once, which changes are still running when the first interrupt arrives.
     on_interrupt: Option<&'a Announce>,
+    /// Told when a step that can take minutes starts, so that a person watching knows why.
+    on_long_step: Option<&'a LongStep>,
 }
+
+/// What a run says when a long-running step starts: the resource, the step's name, and why it
+/// can take minutes.
+pub type LongStep = dyn Fn(&str, &str, &str) + Sync;
 
 /// What a run says when the first interrupt arrives, given the changes still running.
 pub type Announce = dyn Fn(&[String]) + Sync;
@@ -80,6 +86,20 @@ impl<'a> Runner<'a> {
             stop: Stop::default(),
             in_flight: Mutex::new(Vec::new()),
             on_interrupt: None,
+            on_long_step: None,
+        }
+    }
+
+    /// Calls `announce` when a long-running step starts.
+    pub fn on_long_step(mut self, announce: &'a LongStep) -> Runner<'a> {
+        self.on_long_step = Some(announce);
+        self
+    }
+
+    /// Says that a long-running step is starting (see [`LongStep`]).
+    pub fn long_step(&self, resource: &str, step: &str, why: &str) {
+        if let Some(announce) = self.on_long_step {
+            announce(resource, step, why);
         }
     }
 

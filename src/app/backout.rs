@@ -136,7 +136,10 @@ fn backout_run(
             &playbooks,
         )?))
     };
-    let runner = Runner::new(&az, journal.as_ref()).on_interrupt(&super::announce_interrupt);
+    let long_step = super::long_step_announcer(global);
+    let runner = Runner::new(&az, journal.as_ref())
+        .on_interrupt(&super::announce_interrupt)
+        .on_long_step(&long_step);
     let (changes, stopped) = backout::execute(&runner, work, global.jobs, options.force, &bar);
     bar.finish();
     let own_run = journal.as_ref().map(|j| {

@@ -206,7 +206,10 @@ pub fn apply(
     let journal = Mutex::new(open_apply_run(global, &session, &lock, scope, err)?);
     session.az.share_with_children(lock.raw_fd());
     bar.restart("applying");
-    let runner = Runner::new(&session.az, Some(&journal)).on_interrupt(&super::announce_interrupt);
+    let long_step = super::long_step_announcer(global);
+    let runner = Runner::new(&session.az, Some(&journal))
+        .on_interrupt(&super::announce_interrupt)
+        .on_long_step(&long_step);
     let (done, stopped) = apply::execute(
         &runner,
         &session.playbooks,

@@ -127,6 +127,27 @@ pub(crate) fn announce_interrupt(running: &[String]) {
     }
 }
 
+/// What apply and backout say when a long-running step starts (a managed instance's protector):
+/// which resource, why it takes minutes, and how long azbook waits before it stops az.
+pub(crate) fn long_step_announcer(global: &Global) -> impl Fn(&str, &str, &str) + Sync + use<> {
+    let quiet = global.quiet;
+    let timeout = global.az.change_timeout.as_secs();
+    move |resource: &str, step: &str, why: &str| {
+        if quiet {
+            return;
+        }
+        let name = crate::report::printable(resource.rsplit('/').next().unwrap_or(resource));
+        let limit = if timeout % 60 == 0 {
+            format!("{} min", timeout / 60)
+        } else {
+            format!("{timeout} s")
+        };
+        eprintln!(
+            "{name}: {step}: long-running ({why}); azbook waits up to {limit} for it (--change-timeout)"
+        );
+    }
+}
+
 /// Asks a person to confirm; the CLI answers from the terminal, tests answer directly.
 pub trait Prompt {
     /// True only when a person is there to answer (stdin is a terminal).

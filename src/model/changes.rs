@@ -27,6 +27,13 @@ pub struct PlannedStep {
     pub reversible: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub warning: Option<String>,
+    /// Why the step can take minutes (the playbook's `long_running`); absent for most steps.
+    #[serde(
+        default,
+        rename = "longRunning",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub long_running: Option<String>,
 }
 
 impl PlannedStep {

@@ -121,6 +121,17 @@ impl Expr {
         }
     }
 
+    /// Evaluates an expression for its value (a list-valued argument's list).
+    pub fn evaluate(&self, data: &Value) -> Result<Value, String> {
+        let document = Document::new(data)?;
+        let result = self
+            .compiled
+            .search(document.0)
+            .map_err(|e| format!("evaluating `{}` failed: {}", self.source, e.reason))?;
+        serde_json::to_value(&*result)
+            .map_err(|e| format!("evaluating `{}` gave no JSON value: {e}", self.source))
+    }
+
     /// The field chains this expression reads from the document it is evaluated on, with their
     /// offsets: `a.b == 'x' && c` reads `a.b` and `c`. Fields inside projections, filters and
     /// `&expr` arguments are relative to other nodes and are not returned.

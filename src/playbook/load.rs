@@ -18,8 +18,16 @@ const BUILTIN: &[(&str, &str)] = &[
         include_str!("../../playbooks/storage-account-mmk.toml"),
     ),
     (
+        "storage-encryption-scope-mmk.toml",
+        include_str!("../../playbooks/storage-encryption-scope-mmk.toml"),
+    ),
+    (
         "sql-server-tde-protector-mmk.toml",
         include_str!("../../playbooks/sql-server-tde-protector-mmk.toml"),
+    ),
+    (
+        "sql-managed-instance-tde-protector-mmk.toml",
+        include_str!("../../playbooks/sql-managed-instance-tde-protector-mmk.toml"),
     ),
     (
         "sql-database-tde-mmk.toml",
@@ -241,6 +249,7 @@ struct RawPlaybook {
 struct RawPrecheck {
     name: Spanned<String>,
     read: RawArgv,
+    when: Option<Spanned<String>>,
     #[serde(default = "yes")]
     subscription: bool,
     warning: String,
@@ -266,6 +275,7 @@ struct RawDiscover {
     argv: RawArgv,
     #[serde(default)]
     skip: Vec<RawSkip>,
+    next_marker: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -280,6 +290,9 @@ struct RawSkip {
 struct RawTest {
     read: Option<RawArgv>,
     reads: Option<Spanned<BTreeMap<String, RawArgv>>>,
+    /// Named reads that run only for the targets whose condition holds (null for the others).
+    #[serde(default)]
+    read_when: BTreeMap<String, Spanned<String>>,
     refresh: Option<RawArgv>,
     compliant: Spanned<String>,
     #[serde(default)]
@@ -318,6 +331,7 @@ struct RawStep {
     when: Option<Spanned<String>>,
     reversible: Option<bool>,
     warning: Option<String>,
+    long_running: Option<Spanned<String>>,
     after: Option<Spanned<BTreeMap<String, toml::Value>>>,
     skip_if: Option<RawSkipIf>,
 }
@@ -342,7 +356,8 @@ enum RawArg {
 #[serde(deny_unknown_fields)]
 struct RawConditional {
     arg: String,
-    when: String,
+    when: Option<String>,
+    each: Option<String>,
 }
 
 // ---- validation ----
@@ -518,13 +533,33 @@ impl Loader<'_> {
                 .map(|a| Shape::of_list_item(&a.command_words()))
                 .unwrap_or(Shape::Any);
             let skip = self.skip_rules(level.skip, &item_shape);
+            let next_marker = level.next_marker.and_then(|m| self.next_marker(m));
             let name = level.name.into_inner();
             roots.push((name.clone(), item_shape));
             if let Some(argv) = argv {
-                levels.push(DiscoverLevel { name, argv, skip });
+                levels.push(DiscoverLevel {
+                    name,
+                    argv,
+                    skip,
+                    next_marker,
+                });
             }
         }
         (levels, roots)
+    }
+
+    /// `next_marker`: the long option (`--marker`) that asks az for the page after a marker.
+    fn next_marker(&mut self, raw: Spanned<String>) -> Option<String> {
+        let option = raw.get_ref();
+        if is_long_option(option) {
+            Some(option.clone())
+        } else {
+            self.error(
+                &raw.span(),
+                format!("`next_marker` must be the option that takes az's page marker, such as \"--marker\"; `{option}` is not a long option"),
+            );
+            None
+        }
     }
 
     /// A level's name becomes a root that templates and conditions name: an identifier, none of
@@ -651,6 +686,14 @@ impl Loader<'_> {
         read_roots: &Roots,
         target_shape: &Shape,
     ) -> (Reads, Shape) {
+        if test.reads.is_none()
+            && let Some((_, when)) = test.read_when.iter().next()
+        {
+            self.error(
+                &when.span(),
+                "`read_when` makes reads of `[test.reads]` conditional, and this test has none",
+            );
+        }
         match (&test.read, &test.reads) {
             (Some(_), Some(reads)) => {
                 self.error(&reads.span(), "give either `read` or `reads`, not both");
@@ -663,7 +706,7 @@ impl Loader<'_> {
                 }
                 None => (Reads::None, Shape::Any),
             },
-            (None, Some(reads)) => self.named_reads(reads, read_roots, target_shape),
+            (None, Some(reads)) => self.named_reads(test, reads, read_roots, target_shape),
             (None, None) => (Reads::None, target_shape.clone()),
         }
     }
@@ -673,12 +716,14 @@ impl Loader<'_> {
     /// already carries instead of reading it again.
     fn named_reads(
         &mut self,
+        test: &RawTest,
         reads: &Spanned<BTreeMap<String, RawArgv>>,
         read_roots: &Roots,
         target_shape: &Shape,
     ) -> (Reads, Shape) {
         let mut named = Vec::new();
         let mut shapes = vec![("target".to_string(), target_shape.clone())];
+        let context = Shape::object(read_roots.iter().cloned());
         for (name, argv) in reads.get_ref() {
             if !is_identifier(name) {
                 self.error(
@@ -692,9 +737,27 @@ impl Loader<'_> {
                     "`target` is not a read name: the state already holds the discovered target under it",
                 );
             }
-            if let Some(argv) = self.read_argv(argv, read_roots) {
+            let when = test
+                .read_when
+                .get(name)
+                .map(|w| self.condition(w, &context));
+            if let Some(argv) = self.read_argv(argv, read_roots)
+                && let Some(when) = when.map_or(Some(None), |w| w.map(Some))
+            {
                 shapes.push((name.clone(), Shape::of_command(&argv.command_words())));
-                named.push((name.clone(), argv));
+                named.push(NamedRead {
+                    name: name.clone(),
+                    argv,
+                    when,
+                });
+            }
+        }
+        for (name, when) in &test.read_when {
+            if !reads.get_ref().contains_key(name) {
+                self.error(
+                    &when.span(),
+                    format!("`read_when` names `{name}`, which is not a read of `[test.reads]`"),
+                );
             }
         }
         (Reads::Named(named), Shape::object(shapes))
@@ -770,10 +833,15 @@ impl Loader<'_> {
                     "a precheck needs a name that says what it confirms",
                 );
             }
-            if let Some(read) = self.read_argv(&check.read, roots) {
+            let context = Shape::object(roots.iter().cloned());
+            let when = check.when.as_ref().map(|w| self.condition(w, &context));
+            if let Some(read) = self.read_argv(&check.read, roots)
+                && let Some(when) = when.map_or(Some(None), |w| w.map(Some))
+            {
                 prechecks.push(Precheck {
                     name: check.name.into_inner(),
                     read,
+                    when,
                     subscription: check.subscription,
                     warning: check.warning,
                 });
@@ -823,12 +891,23 @@ impl Loader<'_> {
             self.check_destructive(argv, raw_argv, step.reversible, step.warning.as_deref());
         }
         let reversible = step.reversible.unwrap_or(true);
+        let long_running = step.long_running.and_then(|text| {
+            let manual = matches!(action, Some(Action::Manual(_)));
+            if manual || text.get_ref().trim().is_empty() {
+                self.error(
+                    &text.span(),
+                    "`long_running` says, for an az step, why it can take minutes (plans and apply show it)",
+                );
+            }
+            Some(text.into_inner())
+        });
         Some(Step {
             name: step.name.into_inner(),
             action: action?,
             when,
             reversible,
             warning: step.warning,
+            long_running,
             after,
             skip_if,
         })
@@ -1094,14 +1173,26 @@ impl Loader<'_> {
         context: &Shape,
     ) -> Option<Arg> {
         let span = element.span();
-        let (text, when_text) = match element.get_ref() {
-            RawArg::Plain(s) => (s.as_str(), None),
-            RawArg::Conditional(c) => (c.arg.as_str(), Some(c.when.as_str())),
+        let (text, when_text, each_text) = match element.get_ref() {
+            RawArg::Plain(s) => (s.as_str(), None, None),
+            RawArg::Conditional(c) => (c.arg.as_str(), c.when.as_deref(), c.each.as_deref()),
         };
+        if let RawArg::Conditional(c) = element.get_ref()
+            && c.when.is_none()
+            && c.each.is_none()
+        {
+            self.error(
+                &span,
+                "a table argument needs `when` (a conditional argument) or `each` (a list-valued one)",
+            );
+            return None;
+        }
         let template = self.arg_template(text, &span)?;
         let mut ok = true;
         if index == 0 {
-            ok &= self.check_program(text, when_text.is_some(), &span);
+            ok &= self.check_program(text, when_text.is_some() || each_text.is_some(), &span);
+        } else if each_text.is_some() {
+            ok &= self.check_list_option(text, &span);
         } else if !template.is_literal() {
             ok &= self.check_placeholder(&template, text, &span, roots);
         }
@@ -1115,16 +1206,34 @@ impl Loader<'_> {
             );
             ok = false;
         }
-        let when = match when_text {
-            Some(w) => {
+        let mut expr = |source: Option<&str>, ok: &mut bool| {
+            source.and_then(|w| {
                 let spanned = Spanned::new(span.clone(), w.to_string());
-                let when = self.condition(&spanned, context);
-                ok &= when.is_some();
-                when
-            }
-            None => None,
+                let compiled = self.condition(&spanned, context);
+                *ok &= compiled.is_some();
+                compiled
+            })
         };
-        ok.then_some(Arg { template, when })
+        let when = expr(when_text, &mut ok);
+        let each = expr(each_text, &mut ok);
+        ok.then_some(Arg {
+            template,
+            when,
+            each,
+        })
+    }
+
+    /// The option of a list-valued argument: a literal long option alone; its values come from
+    /// `each`, one argument each, and are checked when the argv is rendered.
+    fn check_list_option(&mut self, text: &str, span: &Range<usize>) -> bool {
+        if is_long_option(text) {
+            return true;
+        }
+        self.error(
+            span,
+            format!("`{text}`: a list-valued argument (`each`) must name a long option alone, such as \"--keys\"; its values come from `each`"),
+        );
+        false
     }
 
     /// An element's text as a template, refused unparsed when it holds shell syntax or control
@@ -1283,6 +1392,16 @@ fn looks_like_shell(text: &str) -> bool {
         .any(|s| text.contains(s))
 }
 
+/// `--option`: two dashes, then lower-case letters, digits and dashes.
+fn is_long_option(s: &str) -> bool {
+    s.len() > 2
+        && s.starts_with("--")
+        && s[2..]
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && s[2..].starts_with(|c: char| c.is_ascii_lowercase())
+}
+
 fn is_identifier(s: &str) -> bool {
     s.chars()
         .next()
@@ -1295,6 +1414,12 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn by_id<'a>(all: &'a [Playbook], id: &str) -> &'a Playbook {
+        all.iter()
+            .find(|p| p.id == id)
+            .expect("a built-in playbook")
+    }
+
     #[test]
     fn builtin_playbooks_load() {
         let all = builtin();
@@ -1303,7 +1428,9 @@ mod tests {
             ids,
             [
                 "storage-account-mmk",
+                "storage-encryption-scope-mmk",
                 "sql-server-tde-protector-mmk",
+                "sql-managed-instance-tde-protector-mmk",
                 "sql-database-tde-mmk"
             ]
         );
@@ -1368,12 +1495,12 @@ mod tests {
             }})
         );
         assert_eq!(
-            names(all[2].level_fields(0)),
+            names(by_id(&all, "sql-database-tde-mmk").level_fields(0)),
             ["id", "name", "resourceGroup", "tags"]
         );
         // The database list also serves the verdict's database-level key (`target.` fields).
         assert_eq!(
-            names(all[2].level_fields(1)),
+            names(by_id(&all, "sql-database-tde-mmk").level_fields(1)),
             [
                 "encryptionProtector",
                 "encryptionProtectorAutoRotation",
@@ -1550,6 +1677,87 @@ refresh = ["az", "storage", "account", "show", "--name={target.name}", "--resour
     }
 
     #[test]
+    fn next_marker_must_be_a_long_option() {
+        let paged = GOOD.replace(
+            "argv = [\"az\", \"storage\", \"account\", \"list\"]\n",
+            "argv = [\"az\", \"storage\", \"account\", \"list\"]\nnext_marker = \"--marker\"\n",
+        );
+        let p = parse("p.toml", &paged, "p.toml").unwrap();
+        assert_eq!(p.discover[0].next_marker.as_deref(), Some("--marker"));
+        let e = errors(&paged.replace("\"--marker\"", "\"marker x\""));
+        assert!(e[0].message.contains("long option"), "{}", e[0].message);
+        assert_eq!(e[0].line, 12);
+    }
+
+    /// GOOD with a backout step whose `--keys` lists the recorded tags' names.
+    fn with_list_argument(each: &str) -> String {
+        format!(
+            "{}[[backout]]\nname = \"n\"\nargv = [\"az\", \"storage\", \"account\", \"update\", \"--name={{target.name}}\", {{ arg = \"--keys\", each = \"{each}\" }}]\n",
+            GOOD.replace(
+                "record = [\"encryption.keySource\"]",
+                "record = [\"encryption.keySource\", \"tags\"]"
+            )
+        )
+    }
+
+    #[test]
+    fn a_list_argument_gives_its_option_then_one_argument_per_value() {
+        let p = parse("p.toml", &with_list_argument("keys(before.tags || `{}`)"), "p").unwrap();
+        let Action::Az(argv) = &p.backout[0].action else {
+            panic!("an az step")
+        };
+        let ctx = |tags: Value| json!({"target": {"name": "st1"}, "before": {"tags": tags}});
+        assert_eq!(
+            argv.render(&ctx(json!({"a": "1", "b": "2"}))).unwrap(),
+            ["az", "storage", "account", "update", "--name=st1", "--keys", "a", "b"]
+        );
+        // Nothing to give: not even the option.
+        assert_eq!(argv.render(&ctx(json!(null))).unwrap().len(), 5);
+        // A value az would read as an option is refused, never passed.
+        let e = argv.render(&ctx(json!({"--subscription": "x"}))).unwrap_err();
+        assert!(e.contains("as an option"), "{e}");
+        // The judged fields include what the list reads.
+        assert!(p.backout_writes().iter().any(|f| f.to_string() == "tags"));
+    }
+
+    #[test]
+    fn a_list_argument_is_checked_when_the_playbook_loads() {
+        let e = errors(&with_list_argument("keys(before.tagz || `{}`)"));
+        assert!(e[0].message.contains("cannot exist"), "{}", e[0].message);
+        let e = errors(&with_list_argument("keys(before.tags").replace("\"--keys\"", "\"--keys=x\""));
+        assert!(!e.is_empty());
+        let e = errors(&with_list_argument("keys(before.tags || `{}`)").replace("\"--keys\"", "\"--keys={target.name}\""));
+        assert!(e[0].message.contains("long option alone"), "{}", e[0].message);
+        let bare = with_list_argument("x").replace(", each = \"x\"", "");
+        let e = errors(&bare);
+        assert!(e[0].message.contains("`when`") && e[0].message.contains("`each`"), "{}", e[0].message);
+    }
+
+    #[test]
+    fn a_conditional_read_names_a_read_and_fields_that_exist() {
+        let reads = named_reads(true);
+        let with = |when: &str| format!("{reads}[test.read_when]\nshown = \"{when}\"\n");
+        assert!(parse("p.toml", &with("target.name != 'x'"), "p").is_ok());
+        let e = errors(&with("target.nme != 'x'"));
+        assert!(e[0].message.contains("cannot exist"), "{}", e[0].message);
+        let e = errors(&with("true").replace("read_when]\nshown", "read_when]\nshwn"));
+        assert!(e[0].message.contains("not a read"), "{}", e[0].message);
+        let e = errors(&format!("{GOOD}[test.read_when]\nx = \"true\"\n"));
+        assert!(e[0].message.contains("has none"), "{}", e[0].message);
+    }
+
+    #[test]
+    fn long_running_belongs_to_an_az_step_and_says_why() {
+        let step = |extra: &str| {
+            format!("{GOOD}[[implement]]\nname = \"n\"\nargv = [\"az\", \"storage\", \"account\", \"update\", \"--name={{target.name}}\"]\n{extra}")
+        };
+        let p = parse("p.toml", &step("long_running = \"minutes\"\n"), "p").unwrap();
+        assert_eq!(p.implement[0].long_running.as_deref(), Some("minutes"));
+        let e = errors(&step("long_running = \" \"\n"));
+        assert!(e[0].message.contains("long_running"), "{}", e[0].message);
+    }
+
+    #[test]
     fn destructive_commands_are_known_by_their_words() {
         for (command, expected) in [
             ("group delete", Some("deletes")),
@@ -1613,7 +1821,7 @@ refresh = ["az", "storage", "account", "show", "--name={target.name}", "--resour
             match &p.test.reads {
                 Reads::None => {}
                 Reads::One(argv) => argvs.push(argv),
-                Reads::Named(named) => argvs.extend(named.iter().map(|(_, a)| a)),
+                Reads::Named(named) => argvs.extend(named.iter().map(|r| &r.argv)),
             }
             argvs.extend(&p.test.refresh);
             argvs.extend(p.prechecks.iter().map(|c| &c.read));

@@ -56,6 +56,10 @@ pub struct DiscoverLevel {
     pub name: String,
     pub argv: Argv,
     pub skip: Vec<SkipRule>,
+    /// For a list that az pages (`az storage account encryption-scope list` prints one page
+    /// and a last item `{"nextMarker": "..."}`): the option that asks for the next page.
+    /// Discovery follows it until no marker is left (ARCHITECTURE.md, "Paged lists").
+    pub next_marker: Option<String>,
 }
 
 /// Items that discovery returns but that are never targets (`master`), reported as `skipped`.
@@ -71,7 +75,24 @@ pub struct SkipRule {
 pub enum Reads {
     None,
     One(Argv),
-    Named(Vec<(String, Argv)>),
+    Named(Vec<NamedRead>),
+}
+
+/// One read of `[test.reads]`. A read with `when` runs only for the targets its condition
+/// (on `target` and the levels) holds for, and is null for the others: a database's own
+/// key setup costs a call only for the databases that have one.
+#[derive(Debug)]
+pub struct NamedRead {
+    pub name: String,
+    pub argv: Argv,
+    pub when: Option<Expr>,
+}
+
+impl NamedRead {
+    /// Whether the read runs for the target in `context`.
+    pub fn applies(&self, context: &Value) -> Result<bool, String> {
+        self.when.as_ref().map_or(Ok(true), |w| w.test(context))
+    }
 }
 
 #[derive(Debug)]
@@ -106,6 +127,9 @@ pub struct Step {
     pub reversible: bool,
     /// Shown in every plan and change record that includes this step.
     pub warning: Option<String>,
+    /// Why the step can take minutes (a managed instance's protector change): plans show it,
+    /// and apply and backout say it when the step starts, with how long azbook waits.
+    pub long_running: Option<String>,
     /// Predicted values of state fields after the step.
     pub after: Vec<(FieldPath, Value)>,
     pub skip_if: Option<SkipIf>,
@@ -124,6 +148,8 @@ pub enum Action {
 pub struct Precheck {
     pub name: String,
     pub read: Argv,
+    /// The changes it is about (a database with its own key); absent means every change.
+    pub when: Option<Expr>,
     /// False for data-plane reads (Key Vault keys), which az runs without a subscription.
     pub subscription: bool,
     pub warning: String,
@@ -145,9 +171,59 @@ pub struct Argv {
 
 #[derive(Debug)]
 pub struct Arg {
+    /// With `each`: the option alone (`--keys`), a literal.
     pub template: Template,
     /// Present only when the argument is conditional.
     pub when: Option<Expr>,
+    /// A list-valued argument (`{ arg = "--keys", each = "keys(before.db.keys)" }`): the option
+    /// followed by one argument per string of the list the expression gives; an empty list or
+    /// null gives nothing, not even the option.
+    pub each: Option<Expr>,
+}
+
+impl Arg {
+    /// The fields of the context this argument reads, in its template and its list.
+    pub fn fields(&self) -> Vec<FieldPath> {
+        let mut fields: Vec<FieldPath> = self.template.fields().cloned().collect();
+        if let Some(each) = &self.each {
+            fields.extend(
+                each.root_fields()
+                    .into_iter()
+                    .map(|(path, _)| FieldPath::from_segments(path)),
+            );
+        }
+        fields
+    }
+
+    /// The values of a list-valued argument: strings that az cannot read as options or as
+    /// anything but one value each.
+    fn values(each: &Expr, flag: &str, context: &Value) -> Result<Vec<String>, String> {
+        let list = match each.evaluate(context)? {
+            Value::Null => return Ok(Vec::new()),
+            Value::Array(list) => list,
+            other => {
+                return Err(format!(
+                    "`{}` (the values of {flag}) must give a list of strings, but gave {other}",
+                    each.source()
+                ));
+            }
+        };
+        list.into_iter()
+            .map(|v| match v {
+                Value::String(s) if s.is_empty() || s.starts_with('-') => Err(format!(
+                    "{flag} would get the value {s:?}, which az would read as an option or as nothing"
+                )),
+                Value::String(s) if s.chars().any(char::is_control) => Err(format!(
+                    "{flag} would get a value with control characters: {s:?}"
+                )),
+                Value::String(s) => Ok(s),
+                other => Err(format!(
+                    "`{}` (the values of {flag}) must give strings, but one is {other}",
+                    each.source()
+                )),
+            })
+            .collect()
+    }
 }
 
 impl TestSpec {
@@ -180,11 +256,7 @@ impl TestSpec {
 impl DiscoverLevel {
     /// The fields this level's argv names (`{server.name}` in a database list).
     fn args_fields(&self) -> Vec<FieldPath> {
-        self.argv
-            .args
-            .iter()
-            .flat_map(|a| a.template.fields().cloned())
-            .collect()
+        self.argv.args.iter().flat_map(Arg::fields).collect()
     }
 }
 
@@ -215,7 +287,17 @@ impl Argv {
             {
                 continue;
             }
-            out.push(arg.template.render(context)?);
+            let text = arg.template.render(context)?;
+            match &arg.each {
+                Some(each) => {
+                    let values = Arg::values(each, &text, context)?;
+                    if !values.is_empty() {
+                        out.push(text);
+                        out.extend(values);
+                    }
+                }
+                None => out.push(text),
+            }
         }
         Ok(out)
     }
@@ -329,10 +411,14 @@ impl Playbook {
         match &self.test.reads {
             Reads::None => {}
             Reads::One(argv) => argvs.push(argv),
-            Reads::Named(named) => argvs.extend(named.iter().map(|(_, a)| a)),
+            Reads::Named(named) => {
+                argvs.extend(named.iter().map(|r| &r.argv));
+                conditions.extend(named.iter().filter_map(|r| r.when.as_ref()));
+            }
         }
         argvs.extend(&self.test.refresh);
         argvs.extend(self.prechecks.iter().map(|p| &p.read));
+        conditions.extend(self.prechecks.iter().filter_map(|p| p.when.as_ref()));
         for step in self.implement.iter().chain(&self.backout) {
             conditions.extend(&step.when);
             match &step.action {
@@ -346,7 +432,7 @@ impl Playbook {
         }
         for argv in argvs {
             for arg in &argv.args {
-                fields.extend(arg.template.fields().cloned());
+                fields.extend(arg.fields());
                 conditions.extend(&arg.when);
             }
         }
@@ -387,7 +473,7 @@ fn before_fields_of_expr(expr: &Expr, fields: &mut Vec<FieldPath>) {
 
 fn before_fields_of_argv(argv: &Argv, fields: &mut Vec<FieldPath>) {
     for arg in &argv.args {
-        for path in arg.template.fields() {
+        for path in arg.fields() {
             add_before_field(path.segments(), fields);
         }
         if let Some(when) = &arg.when {

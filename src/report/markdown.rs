@@ -442,6 +442,13 @@ fn steps(c: &Change) -> String {
         if let Some(w) = &step.warning {
             let _ = writeln!(out, "Warning: {}\n", esc(w));
         }
+        if let Some(why) = &step.long_running {
+            let _ = writeln!(
+                out,
+                "Long-running: {}; azbook waits for it up to `--change-timeout`.\n",
+                esc(why)
+            );
+        }
         match step.kind {
             StepKind::Az => out.push_str(&fence(&command_line(&step.argv), "sh")),
             StepKind::Manual => {
@@ -1029,6 +1036,7 @@ mod tests {
             instructions: None,
             reversible: true,
             warning: warning.map(str::to_string),
+            long_running: None,
         }
     }
 

@@ -294,6 +294,12 @@ fn plan_step(out: &mut String, number: usize, step: &PlannedStep, colour: bool) 
         out.push_str(&paint(colour, YELLOW, &format!("       ! {}", one_line(w))));
         out.push('\n');
     }
+    if let Some(why) = &step.long_running {
+        out.push_str(&format!(
+            "       ~ long-running: {}; azbook waits for it up to --change-timeout\n",
+            one_line(why)
+        ));
+    }
 }
 
 /// The result of apply or backout: one line per target.
@@ -473,6 +479,7 @@ mod tests {
                 instructions: None,
                 reversible: true,
                 warning: Some("careful\u{9b}".into()),
+            long_running: None,
             }],
             before: json!({"tags": {"owner": "a\u{202e}"}}),
             after: json!({"tags": {"owner": "b"}}),
@@ -513,6 +520,7 @@ mod tests {
             instructions: None,
             reversible: false,
             warning: Some(warning.into()),
+            long_running: None,
         };
         let change = Change {
             playbook: "p".into(),
