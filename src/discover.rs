@@ -230,6 +230,9 @@ impl Abort {
 struct Listed {
     result: Result<Value, AzError>,
     at: String,
+    /// For a paged list: where each page after the first starts among the items, and the
+    /// argv that read it (evidence names the call that printed each item).
+    pages: Vec<(usize, Vec<String>)>,
 }
 
 type Shared = Arc<Listed>;
@@ -357,12 +360,13 @@ impl<'a> Discovery<'a> {
                 level,
                 parents: &parents,
                 trail: &trail,
-                argv: &argv,
                 at: &listed.at,
                 last: depth + 1 == playbook.discover.len(),
             };
-            for item in items {
-                self.item(spawner, &listing, item);
+            for (i, item) in items.into_iter().enumerate() {
+                let page = listed.pages.iter().rev().find(|(start, _)| *start <= i);
+                let argv = page.map_or(argv.as_slice(), |(_, a)| a.as_slice());
+                self.item(spawner, &listing, argv, item);
             }
         });
     }
@@ -379,19 +383,22 @@ impl<'a> Discovery<'a> {
         let key = (argv.to_vec(), subscription.to_string());
         let listed = self.memo.get(key, callers, || {
             let at = crate::timefmt::now_rfc3339();
+            let mut pages = Vec::new();
             let result = match &level.next_marker {
-                Some(option) => self.all_pages(argv, option, subscription, keep),
+                Some(option) => self.all_pages(argv, option, subscription, keep, &mut pages),
                 None => self.az.run_list(argv, Some(subscription), keep),
             };
-            Arc::new(Listed { result, at })
+            Arc::new(Listed { result, at, pages })
         });
-        let at = listed.at.clone();
         // The last holder of a list takes its items instead of copying them one by one.
-        let result = match Arc::try_unwrap(listed) {
-            Ok(listed) => listed.result,
-            Err(shared) => shared.result.clone(),
-        };
-        Listed { result, at }
+        match Arc::try_unwrap(listed) {
+            Ok(listed) => listed,
+            Err(shared) => Listed {
+                result: shared.result.clone(),
+                at: shared.at.clone(),
+                pages: shared.pages.clone(),
+            },
+        }
     }
 
     /// Every page of a list that az pages with a trailing `{"nextMarker": "..."}` item: the
@@ -403,6 +410,7 @@ impl<'a> Discovery<'a> {
         option: &str,
         subscription: &str,
         keep: &FieldTree,
+        pages: &mut Vec<(usize, Vec<String>)>,
     ) -> Result<Value, AzError> {
         let mut items = Vec::new();
         let mut seen = std::collections::HashSet::new();
@@ -433,6 +441,7 @@ impl<'a> Discovery<'a> {
             }
             page_argv = argv.to_vec();
             page_argv.push(format!("{option}={marker}"));
+            pages.push((items.len(), page_argv.clone()));
         }
     }
 
@@ -442,6 +451,7 @@ impl<'a> Discovery<'a> {
         &'s self,
         spawner: &Spawner<'s>,
         listing: &Listing<'_, 's, 'p>,
+        argv: &[String],
         item: Value,
     ) {
         if !self.filters.keeps_level(&item) {
@@ -455,7 +465,7 @@ impl<'a> Discovery<'a> {
         let mut calls = listing.trail.to_vec();
         if self.evidence {
             calls.push(CallRecord {
-                argv: Az::full_argv(listing.argv, Some(listing.subscription)),
+                argv: Az::full_argv(argv, Some(listing.subscription)),
                 time: listing.at.to_string(),
                 output: item.clone(),
             });
@@ -500,8 +510,7 @@ struct Listing<'l, 's, 'p> {
     parents: &'l [(String, Value)],
     /// The calls that listed the parents, for evidence.
     trail: &'l [CallRecord],
-    /// The list call as rendered (without `--subscription`), and when it was made.
-    argv: &'l [String],
+    /// When the list call was made.
     at: &'l str,
     /// Whether this is the last level: its items are the targets.
     last: bool,

@@ -14,6 +14,7 @@
 use crate::timefmt;
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 use toml::Spanned;
@@ -68,6 +69,9 @@ pub struct Waivers {
     pub source: Option<String>,
     pub active: Vec<Waiver>,
     pub expired: Vec<Waiver>,
+    /// The resource type each known playbook targets, by id: what tells that a waiver for the
+    /// storage account playbook also covers the encryption scopes under that account.
+    types: BTreeMap<String, String>,
 }
 
 /// The 1-based line of a byte offset in `text`.
@@ -207,14 +211,26 @@ impl Waivers {
                 !targets
                     .clone()
                     .into_iter()
-                    .any(|(playbook, resource)| w.matches(playbook, resource))
+                    .any(|(playbook, resource)| w.matches(playbook, resource, &self.types))
             })
             .collect()
     }
 
     /// The active waiver for this resource and playbook, if any.
     pub fn find(&self, playbook: &str, resource: &str) -> Option<&Waiver> {
-        self.active.iter().find(|w| w.matches(playbook, resource))
+        self.active
+            .iter()
+            .find(|w| w.matches(playbook, resource, &self.types))
+    }
+
+    /// Tells the waivers which resource type each playbook targets (`Playbook::resource_type`),
+    /// so that a waiver on a resource covers the resources under it (README.md, "Waivers").
+    pub fn know_types<'a>(&mut self, types: impl IntoIterator<Item = (&'a str, &'a str)>) {
+        self.types.extend(
+            types
+                .into_iter()
+                .map(|(id, t)| (id.to_string(), t.to_string())),
+        );
     }
 
     /// For the scope line: which file, and how many of its waivers hold.
@@ -248,9 +264,21 @@ impl Waiver {
         )
     }
 
-    fn matches(&self, playbook: &str, resource: &str) -> bool {
-        (self.playbook == "*" || self.playbook == playbook)
-            && self.resource.matches_with(resource, CASE_INSENSITIVE)
+    /// A waiver covers the resources its pattern matches, for the playbook it names (or all),
+    /// and the resources under them (a storage account's encryption scopes, a SQL server's
+    /// databases): for the same playbooks, and for the playbooks of those child resources when
+    /// it names the parent's playbook.
+    fn matches(&self, playbook: &str, resource: &str, types: &BTreeMap<String, String>) -> bool {
+        let names = self.playbook == "*" || self.playbook == playbook;
+        if names && self.resource.matches_with(resource, CASE_INSENSITIVE) {
+            return true;
+        }
+        let parent_playbook = match (types.get(&self.playbook), types.get(playbook)) {
+            (Some(parent), Some(child)) => is_child_type(parent, child),
+            _ => false,
+        };
+        (names || parent_playbook)
+            && ancestors(resource).any(|a| self.resource.matches_with(a, CASE_INSENSITIVE))
     }
 
     /// True when the pattern names, literally, a subscription not in `subscriptions`: it is
@@ -267,6 +295,37 @@ impl Waiver {
         let sub = rest.split('/').next().unwrap_or_default();
         !sub.contains(['*', '?', '[']) && !subscriptions.iter().any(|s| s.eq_ignore_ascii_case(sub))
     }
+}
+
+/// `Microsoft.Storage/storageAccounts/encryptionScopes` is a child of
+/// `Microsoft.Storage/storageAccounts`.
+fn is_child_type(parent: &str, child: &str) -> bool {
+    child.len() > parent.len() + 1
+        && child.is_char_boundary(parent.len())
+        && child[..parent.len()].eq_ignore_ascii_case(parent)
+        && child[parent.len()..].starts_with('/')
+}
+
+/// The ARM ids of the resources above a child resource's: for
+/// `.../providers/NS/storageAccounts/A/encryptionScopes/S`, the account's id.
+fn ancestors(id: &str) -> impl Iterator<Item = &str> {
+    let parts: Vec<(usize, &str)> = id
+        .match_indices('/')
+        .map(|(at, _)| at)
+        .zip(id.split('/').skip(1))
+        .collect();
+    let providers = parts
+        .iter()
+        .rposition(|(_, p)| p.eq_ignore_ascii_case("providers"));
+    let ends: Vec<usize> = match providers {
+        // After `providers/NS`: type/name pairs; every pair but the last names an ancestor.
+        Some(at) => (at + 3..parts.len().saturating_sub(2))
+            .step_by(2)
+            .filter_map(|end| parts.get(end + 1).map(|(slash, _)| *slash))
+            .collect(),
+        None => Vec::new(),
+    };
+    ends.into_iter().map(move |end| &id[..end])
 }
 
 #[cfg(test)]
@@ -350,9 +409,11 @@ expires = 2026-01-31
         );
     }
 
-    const BUILTIN: [&str; 3] = [
+    const BUILTIN: [&str; 5] = [
         "storage-account-mmk",
+        "storage-encryption-scope-mmk",
         "sql-server-tde-protector-mmk",
+        "sql-managed-instance-tde-protector-mmk",
         "sql-database-tde-mmk",
     ];
 
@@ -453,5 +514,58 @@ expires = 2099-01-01
             w.describe_source(),
             "waivers: ./azbook.toml (1 active, 1 expired)"
         );
+    }
+
+    #[test]
+    fn a_waiver_on_an_account_covers_its_scopes() {
+        let text = r#"
+[[waiver]]
+resource = "*/storageAccounts/sthsm"
+playbook = "storage-account-mmk"
+reason = "r"
+approver = "a"
+expires = 2099-01-01
+
+[[waiver]]
+resource = "*/servers/sql-old"
+playbook = "*"
+reason = "r"
+approver = "a"
+expires = 2099-01-01
+"#;
+        let mut w = Waivers::parse(text, "w", at("2026-11-29T08:00:00Z")).unwrap();
+        w.know_types([
+            ("storage-account-mmk", "Microsoft.Storage/storageAccounts"),
+            (
+                "storage-encryption-scope-mmk",
+                "Microsoft.Storage/storageAccounts/encryptionScopes",
+            ),
+            ("sql-server-tde-protector-mmk", "Microsoft.Sql/servers"),
+            ("sql-database-tde-mmk", "Microsoft.Sql/servers/databases"),
+        ]);
+        let account =
+            "/subscriptions/S/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/sthsm";
+        let scope = format!("{account}/encryptionScopes/customer");
+        assert!(w.find("storage-account-mmk", account).is_some());
+        assert!(w.find("storage-encryption-scope-mmk", &scope).is_some());
+        // Not a scope of another account whose name starts the same.
+        let other = scope.replace("sthsm/", "sthsm2/");
+        assert!(w.find("storage-encryption-scope-mmk", &other).is_none());
+        // A waiver for the account playbook says nothing about SQL.
+        let db = "/subscriptions/S/resourceGroups/rg/providers/Microsoft.Sql/servers/sql-old/databases/d";
+        assert!(
+            w.find("sql-database-tde-mmk", db).is_some(),
+            "`*` covers what is under"
+        );
+        assert!(
+            w.find("sql-database-tde-mmk", &db.replace("sql-old", "sql-new"))
+                .is_none()
+        );
+        assert_eq!(
+            ancestors(&scope).collect::<Vec<_>>(),
+            [account],
+            "an account has no ancestor of its own"
+        );
+        assert_eq!(ancestors(account).count(), 0);
     }
 }

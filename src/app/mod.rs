@@ -89,7 +89,7 @@ impl Global {
         let Some((path, shown)) = self.waivers_file()? else {
             return Ok(Waivers::default());
         };
-        let waivers = Waivers::load(&path, &shown, std::time::SystemTime::now())?;
+        let mut waivers = Waivers::load(&path, &shown, std::time::SystemTime::now())?;
         let builtin = playbook::builtin();
         let mut known: Vec<&str> = builtin.iter().map(|p| p.id.as_str()).collect();
         for p in playbooks {
@@ -98,6 +98,8 @@ impl Global {
             }
         }
         waivers.check_playbooks(&known)?;
+        let types = builtin.iter().chain(playbooks);
+        waivers.know_types(types.map(|p| (p.id.as_str(), p.resource_type.as_str())));
         Ok(waivers)
     }
 }

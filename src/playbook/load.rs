@@ -1702,19 +1702,35 @@ refresh = ["az", "storage", "account", "show", "--name={target.name}", "--resour
 
     #[test]
     fn a_list_argument_gives_its_option_then_one_argument_per_value() {
-        let p = parse("p.toml", &with_list_argument("keys(before.tags || `{}`)"), "p").unwrap();
+        let p = parse(
+            "p.toml",
+            &with_list_argument("keys(before.tags || `{}`)"),
+            "p",
+        )
+        .unwrap();
         let Action::Az(argv) = &p.backout[0].action else {
             panic!("an az step")
         };
         let ctx = |tags: Value| json!({"target": {"name": "st1"}, "before": {"tags": tags}});
         assert_eq!(
             argv.render(&ctx(json!({"a": "1", "b": "2"}))).unwrap(),
-            ["az", "storage", "account", "update", "--name=st1", "--keys", "a", "b"]
+            [
+                "az",
+                "storage",
+                "account",
+                "update",
+                "--name=st1",
+                "--keys",
+                "a",
+                "b"
+            ]
         );
         // Nothing to give: not even the option.
         assert_eq!(argv.render(&ctx(json!(null))).unwrap().len(), 5);
         // A value az would read as an option is refused, never passed.
-        let e = argv.render(&ctx(json!({"--subscription": "x"}))).unwrap_err();
+        let e = argv
+            .render(&ctx(json!({"--subscription": "x"})))
+            .unwrap_err();
         assert!(e.contains("as an option"), "{e}");
         // The judged fields include what the list reads.
         assert!(p.backout_writes().iter().any(|f| f.to_string() == "tags"));
@@ -1724,13 +1740,25 @@ refresh = ["az", "storage", "account", "show", "--name={target.name}", "--resour
     fn a_list_argument_is_checked_when_the_playbook_loads() {
         let e = errors(&with_list_argument("keys(before.tagz || `{}`)"));
         assert!(e[0].message.contains("cannot exist"), "{}", e[0].message);
-        let e = errors(&with_list_argument("keys(before.tags").replace("\"--keys\"", "\"--keys=x\""));
+        let e =
+            errors(&with_list_argument("keys(before.tags").replace("\"--keys\"", "\"--keys=x\""));
         assert!(!e.is_empty());
-        let e = errors(&with_list_argument("keys(before.tags || `{}`)").replace("\"--keys\"", "\"--keys={target.name}\""));
-        assert!(e[0].message.contains("long option alone"), "{}", e[0].message);
+        let e = errors(
+            &with_list_argument("keys(before.tags || `{}`)")
+                .replace("\"--keys\"", "\"--keys={target.name}\""),
+        );
+        assert!(
+            e[0].message.contains("long option alone"),
+            "{}",
+            e[0].message
+        );
         let bare = with_list_argument("x").replace(", each = \"x\"", "");
         let e = errors(&bare);
-        assert!(e[0].message.contains("`when`") && e[0].message.contains("`each`"), "{}", e[0].message);
+        assert!(
+            e[0].message.contains("`when`") && e[0].message.contains("`each`"),
+            "{}",
+            e[0].message
+        );
     }
 
     #[test]
@@ -1749,7 +1777,9 @@ refresh = ["az", "storage", "account", "show", "--name={target.name}", "--resour
     #[test]
     fn long_running_belongs_to_an_az_step_and_says_why() {
         let step = |extra: &str| {
-            format!("{GOOD}[[implement]]\nname = \"n\"\nargv = [\"az\", \"storage\", \"account\", \"update\", \"--name={{target.name}}\"]\n{extra}")
+            format!(
+                "{GOOD}[[implement]]\nname = \"n\"\nargv = [\"az\", \"storage\", \"account\", \"update\", \"--name={{target.name}}\"]\n{extra}"
+            )
         };
         let p = parse("p.toml", &step("long_running = \"minutes\"\n"), "p").unwrap();
         assert_eq!(p.implement[0].long_running.as_deref(), Some("minutes"));

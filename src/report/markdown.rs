@@ -11,8 +11,8 @@
 use super::csv::ArmParts;
 use super::table::short_resource;
 use super::{
-    ChangeRenderer, ChangeView, TestRenderer, command_line, one_line, printable, state_changes,
-    summary_line,
+    ChangeRenderer, ChangeView, TestRenderer, command_line, grouped, one_line, printable,
+    state_changes, summary_line,
 };
 use crate::model::{
     Change, ChangeReport, Evidence, PlaybookDoc, ReportContext, RunCommand, Status, StepKind,
@@ -144,16 +144,23 @@ fn playbook_results(report: &TestReport, ctx: &ReportContext, id: &str, multi: b
         out.push_str("\nNo resource in scope.\n");
         return out;
     }
-    let rows: Vec<Vec<String>> = results
-        .iter()
-        .map(|r| {
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    for group in grouped(results.iter().copied()) {
+        if let Some((parent, kind)) = &group.parent {
+            rows.push(vec![
+                String::new(),
+                format!("**{}**", esc(&short_resource(parent, multi))),
+                format!("**{}**", esc(&group.tally(kind))),
+            ]);
+        }
+        rows.extend(group.results.iter().map(|r| {
             vec![
                 r.status.as_str().to_string(),
                 esc(&short_resource(&r.resource, multi)),
                 esc(&r.message),
             ]
-        })
-        .collect();
+        }));
+    }
     out.push('\n');
     out.push_str(&table(&["Status", "Resource", "Message"], &rows));
     out.push_str("\n##### Evidence\n");

@@ -19,11 +19,75 @@ pub use runs::{render_run_log, render_runs_table};
 pub use table::{render_plan, render_playbook_list};
 
 use crate::az::display_command;
-use crate::model::{Change, ChangeReport, ReportContext, TestReport};
+use crate::model::{Change, ChangeReport, ReportContext, Status, TestReport, TestResult};
 use serde_json::Value;
 use std::fmt::Write as _;
 use std::io::{self, Write};
 use std::path::PathBuf;
+
+/// Results of one playbook in report order, with the resource they lie under when they are
+/// child resources (an account's encryption scopes, a server's databases): tables and
+/// markdown list them under a line for that resource, so that one glance says which accounts
+/// hold customer-key data.
+pub(crate) struct Group<'r> {
+    /// The parent's ARM id and the children's kind as the id spells it (`encryptionScopes`).
+    pub parent: Option<(String, String)>,
+    pub results: Vec<&'r TestResult>,
+}
+
+impl Group<'_> {
+    /// `2 of 5 encryptionScopes noncompliant` (and errors, when there are any).
+    pub fn tally(&self, kind: &str) -> String {
+        let count = |status: Status| self.results.iter().filter(|r| r.status == status).count();
+        let mut text = format!(
+            "{} of {} {kind} noncompliant",
+            count(Status::Noncompliant),
+            self.results.len()
+        );
+        match count(Status::Error) {
+            0 => {}
+            errors => text.push_str(&format!(", {errors} could not be read")),
+        }
+        text
+    }
+}
+
+/// Consecutive results of the same playbook under the same parent form one group; a result
+/// that is not a child resource (or whose listing failed) is a group of its own.
+pub(crate) fn grouped<'r>(results: impl IntoIterator<Item = &'r TestResult>) -> Vec<Group<'r>> {
+    let mut groups: Vec<Group<'r>> = Vec::new();
+    for result in results {
+        let parent = parent_of(&result.resource);
+        match groups.last_mut() {
+            Some(last)
+                if parent.is_some()
+                    && last.parent == parent
+                    && last.results[0].playbook == result.playbook =>
+            {
+                last.results.push(result)
+            }
+            _ => groups.push(Group {
+                parent,
+                results: vec![result],
+            }),
+        }
+    }
+    groups
+}
+
+/// `.../providers/NS/T1/N1/T2/N2` lies under `.../providers/NS/T1/N1`, as kind `T2`.
+fn parent_of(id: &str) -> Option<(String, String)> {
+    let parts: Vec<&str> = id.split('/').collect();
+    let providers = parts
+        .iter()
+        .rposition(|p| p.eq_ignore_ascii_case("providers"))?;
+    let pairs = parts.len().checked_sub(providers + 2)?;
+    if pairs < 4 || pairs % 2 != 0 {
+        return None;
+    }
+    let kind = parts[parts.len() - 2].to_string();
+    Some((parts[..parts.len() - 2].join("/"), kind))
+}
 
 /// A format that renders test results (`azbook test`, `azbook report merge`).
 pub trait TestRenderer {
@@ -351,6 +415,55 @@ fn ansi_c_quoted(word: &str) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn result(playbook: &str, resource: &str, status: Status) -> TestResult {
+        TestResult {
+            playbook: playbook.into(),
+            resource: resource.into(),
+            status,
+            evidence: Default::default(),
+            message: String::new(),
+        }
+    }
+
+    #[test]
+    fn child_resources_are_grouped_under_their_parent() {
+        let account =
+            "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/st1";
+        let scope = |name: &str, status| {
+            result(
+                "storage-encryption-scope-mmk",
+                &format!("{account}/encryptionScopes/{name}"),
+                status,
+            )
+        };
+        let results = [
+            result("storage-account-mmk", account, Status::Compliant),
+            scope("a", Status::Noncompliant),
+            scope("b", Status::Compliant),
+            scope("c", Status::Error),
+            result(
+                "storage-encryption-scope-mmk",
+                &format!("{}2/encryptionScopes/x", account),
+                Status::Compliant,
+            ),
+        ];
+        let groups = grouped(&results);
+        assert_eq!(groups.len(), 3);
+        assert_eq!(groups[0].parent, None, "an account lies under nothing");
+        let (parent, kind) = groups[1].parent.clone().unwrap();
+        assert_eq!(
+            (parent.as_str(), kind.as_str()),
+            (account, "encryptionScopes")
+        );
+        assert_eq!(groups[1].results.len(), 3);
+        assert_eq!(
+            groups[1].tally(&kind),
+            "1 of 3 encryptionScopes noncompliant, 1 could not be read"
+        );
+        assert_eq!(groups[2].results.len(), 1, "another account, another group");
+        assert_eq!(parent_of("/subscriptions/s"), None);
+    }
 
     #[test]
     fn state_changes_lists_only_differing_leaves() {

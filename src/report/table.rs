@@ -5,11 +5,12 @@
 //! (two columns for a CJK one), not by bytes or chars.
 
 use super::{
-    ChangeRenderer, ChangeView, TestRenderer, command_line, one_line, printable, state_changes,
+    ChangeRenderer, ChangeView, TestRenderer, command_line, grouped, one_line, printable,
+    state_changes,
 };
 use crate::model::{
     Change, ChangeReport, ChangeStatus, PlannedStep, PlaybookInfo, ReportContext, RunCommand,
-    Status, StepKind, TestReport,
+    Status, StepKind, TestReport, TestResult,
 };
 use std::io::{self, Write};
 use unicode_width::UnicodeWidthStr;
@@ -115,14 +116,33 @@ pub fn render_test_table(report: &TestReport, colour_on: bool) -> String {
         "DETAIL".to_string(),
     ]];
     let mut colours = vec![None];
-    for r in &report.results {
-        rows.push(vec![
-            r.status.as_str().to_string(),
-            r.playbook.clone(),
-            short_resource(&r.resource, with_subscription),
-            r.message.clone(),
-        ]);
-        colours.push(colour_on.then(|| colour(r.status)));
+    for group in grouped(&report.results) {
+        let child_name = |r: &TestResult| -> String {
+            let name = r.resource.rsplit('/').next().unwrap_or_default();
+            format!("  {name}")
+        };
+        if let Some((parent, kind)) = &group.parent {
+            rows.push(vec![
+                String::new(),
+                group.results[0].playbook.clone(),
+                short_resource(parent, with_subscription),
+                group.tally(kind),
+            ]);
+            colours.push(None);
+        }
+        for r in &group.results {
+            let resource = match group.parent {
+                Some(_) => child_name(r),
+                None => short_resource(&r.resource, with_subscription),
+            };
+            rows.push(vec![
+                r.status.as_str().to_string(),
+                r.playbook.clone(),
+                resource,
+                r.message.clone(),
+            ]);
+            colours.push(colour_on.then(|| colour(r.status)));
+        }
     }
     aligned(&rows, &colours)
 }
