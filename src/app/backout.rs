@@ -12,7 +12,6 @@ use crate::model::{ChangeReport, RunCommand};
 use crate::playbook::{self, Playbook};
 use crate::progress::Bar;
 use crate::report::{ChangeFormat, ChangeView, ReportFile};
-use crate::runner::Runner;
 use anyhow::{Context, Result, bail};
 use serde_json::json;
 use std::io::Write;
@@ -137,9 +136,7 @@ fn backout_run(
         )?))
     };
     let long_step = super::long_step_announcer(global);
-    let runner = Runner::new(&az, journal.as_ref())
-        .on_interrupt(&super::announce_interrupt)
-        .on_long_step(&long_step);
+    let runner = super::change_runner(&az, journal.as_ref(), &long_step);
     let (changes, stopped) = backout::execute(&runner, work, global.jobs, options.force, &bar);
     bar.finish();
     let own_run = journal.as_ref().map(|j| {

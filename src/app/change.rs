@@ -15,7 +15,7 @@ use crate::plan::{self, PlanFile, PlanKind};
 use crate::playbook::Playbook;
 use crate::progress::Bar;
 use crate::report::{self, ChangeFormat, ChangeView, ReportFile};
-use crate::runner::{INTERRUPTED, Runner};
+use crate::runner::INTERRUPTED;
 use crate::timefmt;
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
@@ -207,9 +207,7 @@ pub fn apply(
     session.az.share_with_children(lock.raw_fd());
     bar.restart("applying");
     let long_step = super::long_step_announcer(global);
-    let runner = Runner::new(&session.az, Some(&journal))
-        .on_interrupt(&super::announce_interrupt)
-        .on_long_step(&long_step);
+    let runner = super::change_runner(&session.az, Some(&journal), &long_step);
     let (done, stopped) = apply::execute(
         &runner,
         &session.playbooks,

@@ -129,6 +129,18 @@ pub(crate) fn announce_interrupt(running: &[String]) {
     }
 }
 
+/// The step runner of a change run (apply, backout): it announces interrupts and long-running
+/// steps on stderr.
+pub(crate) fn change_runner<'a>(
+    az: &'a Az<'a>,
+    journal: Option<&'a std::sync::Mutex<crate::journal::Journal>>,
+    long_step: &'a crate::runner::LongStep,
+) -> crate::runner::Runner<'a> {
+    crate::runner::Runner::new(az, journal)
+        .on_interrupt(&announce_interrupt)
+        .on_long_step(long_step)
+}
+
 /// What apply and backout say when a long-running step starts (a managed instance's protector):
 /// which resource, why it takes minutes, and how long azbook waits before it stops az.
 pub(crate) fn long_step_announcer(global: &Global) -> impl Fn(&str, &str, &str) + Sync + use<> {
@@ -139,7 +151,7 @@ pub(crate) fn long_step_announcer(global: &Global) -> impl Fn(&str, &str, &str) 
             return;
         }
         let name = crate::report::printable(resource.rsplit('/').next().unwrap_or(resource));
-        let limit = if timeout % 60 == 0 {
+        let limit = if timeout.is_multiple_of(60) {
             format!("{} min", timeout / 60)
         } else {
             format!("{timeout} s")

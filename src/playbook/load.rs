@@ -891,7 +891,7 @@ impl Loader<'_> {
             self.check_destructive(argv, raw_argv, step.reversible, step.warning.as_deref());
         }
         let reversible = step.reversible.unwrap_or(true);
-        let long_running = step.long_running.and_then(|text| {
+        let long_running = step.long_running.map(|text| {
             let manual = matches!(action, Some(Action::Manual(_)));
             if manual || text.get_ref().trim().is_empty() {
                 self.error(
@@ -899,7 +899,7 @@ impl Loader<'_> {
                     "`long_running` says, for an az step, why it can take minutes (plans and apply show it)",
                 );
             }
-            Some(text.into_inner())
+            text.into_inner()
         });
         Some(Step {
             name: step.name.into_inner(),
