@@ -586,6 +586,21 @@ impl DatabaseIdentity {
 }
 
 impl SqlDatabase {
+    /// Keeps `keys` as the set the service holds: each URI once (ignoring case), the
+    /// protector's among them, in one order (by URI, ignoring case) whatever order a world or
+    /// a request gave them in (a PUT's keys map arrives sorted, az's arguments do not).
+    pub fn tidy_keys(&mut self) {
+        let mut seen = HashSet::new();
+        self.keys.retain(|k| seen.insert(k.to_ascii_lowercase()));
+        if let Some(protector) = &self.encryption_protector
+            && seen.insert(protector.to_ascii_lowercase())
+        {
+            self.keys.push(protector.clone());
+        }
+        self.keys
+            .sort_by_cached_key(|k| (k.to_ascii_lowercase(), k.clone()));
+    }
+
     /// `master` is the system database: listed by `az sql db list`, never a target.
     pub fn is_system(&self) -> bool {
         self.kind
@@ -915,9 +930,8 @@ fn fill_database_defaults(db: &mut SqlDatabase, server_location: &str) {
     }
 }
 
-/// A database's own keys as the service keeps them: each URI once (ignoring case), the
-/// protector's among them, an identity of the one type a database has, and none of it on the
-/// system database.
+/// A database's own keys as the service keeps them ([`SqlDatabase::tidy_keys`]), an identity
+/// of the one type a database has, and none of it on the system database.
 fn normalize_database_keys(db: &mut SqlDatabase) -> Result<()> {
     let what = format!("SQL database {} on {}", db.name, db.server);
     if db.is_system()
@@ -933,13 +947,7 @@ fn normalize_database_keys(db: &mut SqlDatabase) -> Result<()> {
         }
         identity.kind = database_identity_type();
     }
-    let mut seen = HashSet::new();
-    db.keys.retain(|k| seen.insert(k.to_ascii_lowercase()));
-    if let Some(protector) = &db.encryption_protector
-        && seen.insert(protector.to_ascii_lowercase())
-    {
-        db.keys.push(protector.clone());
-    }
+    db.tidy_keys();
     Ok(())
 }
 

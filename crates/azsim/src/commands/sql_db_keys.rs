@@ -230,7 +230,8 @@ fn check_key_uri(uri: &str) -> Result<(), CommandError> {
 ///   sent stay. The spec's PATCH example removes a key by sending it as null, which only means
 ///   something if keys merge, and az never sends the keys it read (it reads without
 ///   `$expand`), so replacing would drop every key on any `az sql db update`. Removals apply
-///   before additions; URIs compare ignoring case.
+///   before additions; URIs compare ignoring case; the set is kept in one order
+///   ([`SqlDatabase::tidy_keys`]).
 /// - the protector is always among the keys (added when missing: the recorded
 ///   `-i --encryption-protector` update sent no keys and succeeded); removing the protector's
 ///   key is refused (azsim's wording: no capture).
@@ -274,15 +275,12 @@ pub fn apply_change(db: &mut SqlDatabase, change: &DatabaseChange) -> Result<(),
         ));
     }
     db.keys.retain(|k| !removed.iter().any(|uri| same(k, uri)));
-    for uri in added.into_iter().chain(protector.as_ref()) {
-        if !db.keys.iter().any(|k| same(k, uri)) {
-            db.keys.push(uri.clone());
-        }
-    }
+    db.keys.extend(added.into_iter().cloned());
     if let Some(ids) = &change.identity {
         db.identity = (!ids.is_empty()).then(|| DatabaseIdentity::of(ids, db.identity.as_ref()));
     }
     db.encryption_protector = protector;
+    db.tidy_keys();
     db.federated_client_id = change
         .federated_client_id
         .clone()
@@ -456,6 +454,18 @@ mod tests {
         let e = apply_change(&mut db, &bad).unwrap_err();
         assert!(e.render().contains("(AzureKeyVaultInvalidUri)"));
         assert_eq!(db.keys, [K2], "a refused change changes nothing");
+    }
+
+    #[test]
+    fn the_key_set_does_not_depend_on_the_order_sent() {
+        let (mut a, mut b) = (database("db"), database("db"));
+        let change = |keys: &[&str]| DatabaseChange {
+            keys: keys.iter().map(|k| (k.to_string(), true)).collect(),
+            ..DatabaseChange::default()
+        };
+        apply_change(&mut a, &change(&[K2, K1])).unwrap();
+        apply_change(&mut b, &change(&[K1, K2])).unwrap();
+        assert_eq!(a, b, "az's argument order and a PUT's sorted map agree");
     }
 
     #[test]

@@ -1263,6 +1263,36 @@ mod tests {
     }
 
     #[test]
+    fn database_key_routes_and_the_commands_they_serve() {
+        let revert = parse(&segs(
+            "resourceGroups/rg/providers/Microsoft.Sql/servers/s1/databases/db1/encryptionProtector/current/revert",
+        ))
+        .unwrap();
+        assert_eq!(
+            revert,
+            Resource::DatabaseProtectorRevert {
+                rg: "rg".into(),
+                server: "s1".into(),
+                db: "db1".into(),
+                name: "current".into()
+            }
+        );
+        assert_eq!(command(&revert, "POST"), Some("sql db tde key revert"));
+        assert_eq!(command(&revert, "GET"), None);
+        let links = parse(&segs(
+            "resourcegroups/rg/providers/microsoft.sql/servers/s1/databases/db1/replicationlinks",
+        ))
+        .unwrap();
+        assert_eq!(command(&links, "GET"), Some("sql db replica list-links"));
+        let db = parse(&segs(
+            "resourceGroups/rg/providers/Microsoft.Sql/servers/s1/databases/db1",
+        ))
+        .unwrap();
+        assert_eq!(command(&db, "PUT"), Some("sql db update"));
+        assert_eq!(command(&db, "GET"), Some("sql db show"));
+    }
+
+    #[test]
     fn commands_for_fault_matching() {
         let acct = Resource::StorageAccount {
             rg: "rg".into(),
