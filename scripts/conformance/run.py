@@ -19,7 +19,8 @@ Stages, each a function below, in this order:
              world: stdout JSON, exit code and stderr must be equal, or the difference listed in
              allowlist.json;
   mutations  every mutating argv of azbook's plan (each change's implementation then backout
-             steps), plus the changes and errors the playbooks do not reach on this fleet, with
+             steps), plus the changes and errors the playbooks do not reach on this fleet (among
+             them database-level keys: `sql db tde key revert`, `sql db update` with keys), with
              both faces on identical worlds: printed output, exit codes, stderr, and in the end
              the two worlds (`azsim dump`) must agree;
   argcheck   every argv of azbook's plan (implementation and backout), the skip_if and precheck
@@ -75,6 +76,17 @@ ROTATE_SERVER = "sql-rotate-dev"
 
 class Failure(Exception):
     pass
+
+
+def command_words(argv):
+    """The az command words of an argv: the words before its first option (the values of
+    options given as separate words, such as `--keys A B`, are not command words)."""
+    words = []
+    for a in argv[1:]:
+        if a.startswith("-"):
+            break
+        words.append(a)
+    return " ".join(words)
 
 
 class Suite:
@@ -361,6 +373,10 @@ class Suite:
             where = [f"--server={d['server']}", f"--resource-group={d['resourceGroup']}"]
             reads += [(["az", "sql", "db", "show", f"--name={d['name']}", *where], d["subscription"]),
                       (["az", "sql", "db", "tde", "show", f"--database={d['name']}", *where], d["subscription"])]
+            if d.get("encryptionProtector"):
+                # A database with its own key: its keys map ($expand=keys), as a record reads it.
+                reads.append((["az", "sql", "db", "show", f"--name={d['name']}", *where, "--expand-keys"],
+                              d["subscription"]))
         # Errors az reports from the service: the exit codes and texts must agree too.
         prod = default
         reads += [
@@ -377,7 +393,7 @@ class Suite:
 
     def compare_call(self, stage, scope, argv, real, sim):
         """Compares (exit code, stdout, stderr) of the real az and the CLI face."""
-        command = " ".join(a for a in argv[1:] if not a.startswith("-"))
+        command = command_words(argv)
         label = " ".join(argv[1:])
         (rc_r, out_r, err_r), (rc_s, out_s, err_s) = real, sim
         record = {"argv": argv, "real": {"exit": rc_r, "stderr": err_r},
@@ -414,7 +430,7 @@ class Suite:
 
         records = self.parallel(one, argvs)
         (self.work / "reads.json").write_text(json.dumps(records, indent=1))
-        commands = sorted({" ".join(a for a in r["argv"][1:] if not a.startswith("-")) for r in records})
+        commands = sorted({command_words(r["argv"]) for r in records})
         self.notes.append(f"reads: {len(records)} calls of {len(commands)} commands compared: "
                           + ", ".join(commands))
 
@@ -487,10 +503,53 @@ class Suite:
             ]},
         ]
 
+    def database_key_chains(self):
+        """Database-level keys, which the playbooks do not change: `az sql db tde key revert` and
+        the `az sql db update` that gives a database its key back (az's GET, full PUT and final
+        GET), with az's client-side rules (`--umi` ignored without `-i`) and refusals."""
+        dbs = {d["name"]: d for d in self.world["sqlDatabases"]}
+        customers, orders = dbs["customers"], dbs["orders"]
+
+        def on(db, *argv, name="--name"):
+            return plan.finish(["az", "sql", "db", *argv, f"{name}={db['name']}", f"--server={db['server']}",
+                                f"--resource-group={db['resourceGroup']}"], db["subscription"])
+
+        def revert(db):
+            return on(db, "tde", "key", "revert", name="--database")
+
+        def restore(db, *extra):
+            umi = list(db["identity"]["userAssignedIdentities"])
+            return on(db, "update", f"--encryption-protector={db['encryptionProtector']}",
+                      "--keys", *db["keys"], "-i", "--umi", *umi, *extra)
+        master = dict(customers, name="master")
+        # Each chain ends as it started but for what its last updates set; the worlds of both
+        # faces must agree after them.
+        return [
+            {"resource": "database-level key of customers", "steps": [
+                revert(customers),
+                revert(customers),
+                on(customers, "show", "--expand-keys"),
+                restore(customers),
+                on(customers, "update", f"--keys-to-remove={customers['keys'][0]}", "--epauto", "true",
+                   "--federated-client-id=0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9"),
+                on(customers, "show", "--expand-keys"),
+            ]},
+            {"resource": "database-level key of orders", "steps": [
+                # --umi without -i: az ignores it, so only the rotation flag changes.
+                on(orders, "update", "--umi", *customers["identity"]["userAssignedIdentities"], "--epauto=false"),
+                revert(orders),
+                restore(orders, f"--federated-client-id={orders['federatedClientId']}", "--epauto"),
+                on(orders, "update", f"--keys-to-remove={orders['encryptionProtector']}"),
+                on(orders, "update", "--keys", "https://example.com/k"),
+                revert(master),
+                on(orders, "show", "--expand-keys"),
+            ]},
+        ]
+
     def mutations(self):
         self.need_plan()
         chains = [{"resource": c["resource"], "steps": c["steps"]}
-                  for c in self.plan_chains(self.plan_json)] + self.extra_chains()
+                  for c in self.plan_chains(self.plan_json)] + self.extra_chains() + self.database_key_chains()
         world = json.loads(json.dumps(self.world))
         st = next(a for a in self.world["storageAccounts"] if a["name"] == "stfinance02")
         fin_account = (f"/subscriptions/{st['subscription']}/resourceGroups/{st['resourceGroup']}"
@@ -525,7 +584,7 @@ class Suite:
             self.fail("mutations", f"worlds differ at {path}: after the real az {json.dumps(va)}, "
                       f"after the CLI face {json.dumps(vc)}")
         steps = sum(len(c["steps"]) for c in chains)
-        kinds = sorted({" ".join(a for a in s[1:] if not a.startswith("-")) for c in chains for s in c["steps"]})
+        kinds = sorted({command_words(s) for c in chains for s in c["steps"]})
         self.notes.append(f"mutations: {steps} argvs in {len(chains)} chains ({', '.join(kinds)}); "
                           f"worlds compared after them")
         restored = compare.differences(start, cli)
@@ -599,7 +658,7 @@ class Suite:
                 rc, _, err = self.cli_face(r["argv"], self.cli_world)
                 if rc != r["exit_code"] or err != r["stderr"]:
                     diffs = [("stderr", r["stderr"], err)]
-                    bad, _ = self.allow.split("stderr", " ".join(a for a in r["argv"][1:] if not a.startswith("-")), diffs)
+                    bad, _ = self.allow.split("stderr", command_words(r["argv"]), diffs)
                     if bad or rc != r["exit_code"]:
                         self.fail("argcheck", f"{' '.join(r['argv'][1:])}: the real az exits {r['exit_code']} "
                                   f"with {r['stderr']!r}, the CLI face {rc} with {err!r}")

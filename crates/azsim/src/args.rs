@@ -123,6 +123,10 @@ impl Parsed {
             .and_then(|v| v.last())
             .map(String::as_str)
     }
+    /// The values of a multi-value option (`nargs='+'`), in the order given; None when absent.
+    pub fn many(&self, dest: &str) -> Option<&[String]> {
+        self.values.get(dest).map(Vec::as_slice)
+    }
     pub fn flag(&self, dest: &str) -> bool {
         self.values.contains_key(dest)
     }
@@ -200,11 +204,17 @@ fn check_choice(
 }
 
 /// The option names of an argument list in azure-cli's standard form (each argument's longest
-/// option), unknown ones left out: `CommandRecommender._normalize_parameters`.
-fn normalized_options(spec: &CommandSpec, args: &[&str]) -> Vec<&'static str> {
+/// option), unknown ones left out: `CommandRecommender._normalize_parameters`. A help example
+/// may use options of the real command that azsim does not model (`--max-size`): az knows them,
+/// so they count, under their own name (`keep_unknown`).
+fn normalized_options<'a>(
+    spec: &CommandSpec,
+    args: &[&'a str],
+    keep_unknown: bool,
+) -> Vec<&'a str> {
     let mut all: Vec<&Param> = spec.params.iter().collect();
     all.extend([&OUTPUT, &QUERY, &HELP, &SUBSCRIPTION, &IDS]);
-    let mut out: Vec<&'static str> = args
+    let mut out: Vec<&'a str> = args
         .iter()
         .filter(|a| a.starts_with('-') && !a.starts_with("---") && a.len() > 1)
         .map(|a| {
@@ -218,6 +228,7 @@ fn normalized_options(spec: &CommandSpec, args: &[&str]) -> Vec<&'static str> {
             all.iter()
                 .find(|p| p.options.contains(&name))
                 .and_then(|p| p.options.iter().max_by_key(|o| o.len()).copied())
+                .or(keep_unknown.then_some(name))
         })
         .collect();
     out.sort_unstable();
@@ -230,14 +241,14 @@ fn normalized_options(spec: &CommandSpec, args: &[&str]) -> Vec<&'static str> {
 /// first, then fewest options, in help order otherwise) above its reference link.
 pub fn command_usage(spec: &CommandSpec, tokens: &[String], message: String) -> CommandError {
     let given: Vec<&str> = tokens.iter().map(String::as_str).collect();
-    let given = normalized_options(spec, &given);
+    let given = normalized_options(spec, &given, false);
     let mut ranked: Vec<(i64, usize, usize)> = spec
         .examples
         .iter()
         .enumerate()
         .map(|(i, (command, _))| {
             let words: Vec<&str> = command.split(' ').collect();
-            let options = normalized_options(spec, &words);
+            let options = normalized_options(spec, &words, true);
             let matches = options.iter().filter(|o| given.contains(o)).count() as i64;
             (matches, options.len(), i)
         })
@@ -412,7 +423,8 @@ fn check_target(spec: &CommandSpec, target: &Parsed) -> Result<(), CommandError>
         .map(|p| p.options[0])
         .collect();
     if !missing.is_empty() {
-        return Err(CommandError::validation(format!(
+        // azure-cli raises this one as a CLIError once parsing is done: exit 1 (az 2.91).
+        return Err(CommandError::client(format!(
             "({} | --ids) are required",
             missing.join(" ")
         )));
@@ -462,10 +474,13 @@ pub fn help_text(spec: &CommandSpec) -> String {
     );
     for p in spec.params {
         let required = if p.required { " [Required]" } else { "" };
-        let allowed = if p.choices.is_empty() {
+        // az's help lists the allowed values sorted; its errors list them in their own order.
+        let mut choices = p.choices.to_vec();
+        choices.sort_unstable();
+        let allowed = if choices.is_empty() {
             String::new()
         } else {
-            format!("  Allowed values: {}.", p.choices.join(", "))
+            format!("  Allowed values: {}.", choices.join(", "))
         };
         out.push_str(&format!("    {}{required}{allowed}\n", p.options.join(" ")));
     }
@@ -502,7 +517,7 @@ mod tests {
             .choices(&["Enabled", "Disabled"]),
         Param::one("rotate", &["--auto-rotation-enabled"])
             .arity(Arity::OptionalBool)
-            .choices(&["false", "true"]),
+            .choices(&["true", "false"]),
     ];
     const SPEC: CommandSpec = CommandSpec {
         words: &["thing", "set"],
@@ -593,7 +608,7 @@ mod tests {
         let e = run(&["-g", "rg", "-n", "x", "--status", "Enabled", "--bogus", "1"]).unwrap_err();
         assert_eq!(message(e), "ERROR: unrecognized arguments: --bogus 1");
         let e = run(&["--status", "Enabled"]).unwrap_err();
-        assert_eq!(e.exit_code(), 2);
+        assert_eq!(e.exit_code(), 1);
         assert_eq!(
             message(e),
             "ERROR: (--resource-group --name | --ids) are required"
@@ -623,6 +638,52 @@ mod tests {
                 t[1].one("name")
             ),
             (Some("S2"), Some("rgB"), Some("b"))
+        );
+    }
+
+    #[test]
+    fn many_values_run_to_the_next_option() {
+        const MANY: &[Param] = &[
+            Param::one("keys", &["--keys"]).arity(Arity::Many),
+            Param::one("flag", &["-i"])
+                .arity(Arity::OptionalBool)
+                .choices(&["true", "false"]),
+        ];
+        let spec = CommandSpec {
+            params: MANY,
+            ids: false,
+            ..SPEC
+        };
+        let parse_many = |args: &[&str]| {
+            let tokens: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+            match parse(&spec, &tokens) {
+                Ok(ParseResult::Run(t)) => Ok(t[0].clone()),
+                Ok(ParseResult::Help) => panic!("help"),
+                Err(e) => Err(message(e)),
+            }
+        };
+        let t = parse_many(&["--keys", "a", "b", "-5", "-i", "--keys=c"]).unwrap();
+        assert_eq!(
+            t.many("keys"),
+            Some(&["c".to_string()][..]),
+            "the last one wins"
+        );
+        let t = parse_many(&["--keys", "a", "b", "-5", "-i"]).unwrap();
+        let want: Vec<String> = ["a", "b", "-5"].iter().map(|s| s.to_string()).collect();
+        assert_eq!(
+            t.many("keys"),
+            Some(&want[..]),
+            "a negative number is a value"
+        );
+        assert_eq!(t.bool3("flag"), Some(true));
+        assert_eq!(t.many("flag"), Some(&["true".to_string()][..]));
+        assert_eq!(
+            parse_many(&["--keys", "-i"]).unwrap_err(),
+            "ERROR: argument --keys: expected at least one argument"
+        );
+        assert_eq!(
+            parse_many(&["--keys", "a", "extra", "--bogus"]).unwrap_err(),
+            "ERROR: unrecognized arguments: --bogus"
         );
     }
 

@@ -160,11 +160,13 @@ fn execute(command: Command, world: Option<PathBuf>) -> Result<i32> {
             let generated = seed::generate(fleet, subscriptions, noncompliant_percent, seed)?;
             Store::create(&world_path(world)?)?.replace_world(&generated)?;
             eprintln!(
-                "azsim: seeded {} subscriptions, {} storage accounts, {} SQL servers, {} databases",
+                "azsim: seeded {} subscriptions, {} storage accounts ({} encryption scopes), {} SQL servers, {} databases, {} managed instances",
                 generated.subscriptions.len(),
                 generated.storage_accounts.len(),
+                generated.encryption_scopes.len(),
                 generated.sql_servers.len(),
-                generated.sql_databases.len()
+                generated.sql_databases.len(),
+                generated.sql_managed_instances.len()
             );
         }
         Command::Settings { pairs } => {

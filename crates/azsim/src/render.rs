@@ -5,8 +5,8 @@
 use crate::armid;
 use crate::synth;
 use crate::world::{
-    Encryption, EncryptionScope, ServerKey, ServerKeyType, SqlDatabase, SqlManagedInstance,
-    SqlServer, StorageAccount, Subscription, TdeField, User,
+    DatabaseIdentity, Encryption, EncryptionScope, ServerKey, ServerKeyType, SqlDatabase,
+    SqlManagedInstance, SqlServer, StorageAccount, Subscription, TdeField, User,
 };
 use serde_json::{Map, Value, json};
 
@@ -382,13 +382,9 @@ const DATABASE_NULLS: &[&str] = &[
     "earliestRestoreDate",
     "elasticPoolId",
     "elasticPoolName",
-    "encryptionProtectorAutoRotation",
     "failoverGroupId",
-    "federatedClientId",
     "freeLimitExhaustionBehavior",
     "highAvailabilityReplicaCount",
-    "identity",
-    "keys",
     "ledgerOn",
     "licenseType",
     "longTermRetentionBackupResourceId",
@@ -445,8 +441,35 @@ pub fn service_objective(sku: &Value) -> Value {
     json!(objective.unwrap_or_else(|| name.to_string()))
 }
 
-/// `az sql db show/list`: `encryptionProtector` is a plain string (a database-level key) or null.
-pub fn database(db: &SqlDatabase) -> Value {
+/// A database's identity as az prints the SDK's `DatabaseIdentity`: type, tenantId (which the
+/// service does not send for a database: null) and each identity's client and principal ids.
+fn database_identity(identity: Option<&DatabaseIdentity>) -> Value {
+    identity.map_or(Value::Null, |i| {
+        json!({
+            "tenantId": null,
+            "type": i.kind,
+            "userAssignedIdentities": i.user_assigned_identities,
+        })
+    })
+}
+
+/// One entry of a database's `keys` as az prints the SDK's `DatabaseKey`: what the service
+/// sends (see `serve::wire::database_key`) and null for `subregion` and `keyVersion`, which it
+/// does not send.
+pub fn database_key(uri: &str) -> Value {
+    json!({
+        "creationDate": CREATED,
+        "keyVersion": null,
+        "subregion": null,
+        "thumbprint": synth::thumbprint(uri),
+        "type": "AzureKeyVault",
+    })
+}
+
+/// `az sql db show/list/update`: `encryptionProtector` is a plain string (a database-level key)
+/// or null. `keys` is printed only when asked for (`--expand-keys`: the service sends them only
+/// for `$expand=keys`), as a map from key URI to key, null when the database has none.
+pub fn database(db: &SqlDatabase, expand_keys: bool) -> Value {
     let sku = db.sku.clone().unwrap_or(Value::Null);
     let printed_sku = json!({
         "capacity": sku.get("capacity").cloned().unwrap_or(Value::Null),
@@ -464,8 +487,12 @@ pub fn database(db: &SqlDatabase) -> Value {
             "databaseId": synth::guid(&id),
             "edition": sku.get("tier").cloned().unwrap_or(Value::Null),
             "encryptionProtector": db.encryption_protector,
+            "encryptionProtectorAutoRotation": db.encryption_protector_auto_rotation,
+            "federatedClientId": db.federated_client_id,
             "id": id,
+            "identity": database_identity(db.identity.as_ref()),
             "isInfraEncryptionEnabled": false,
+            "keys": printed_keys(db, expand_keys),
             "kind": db.kind,
             "location": db.location,
             "name": db.name,
@@ -477,6 +504,18 @@ pub fn database(db: &SqlDatabase) -> Value {
             "zoneRedundant": false,
         }),
         DATABASE_NULLS,
+    )
+}
+
+fn printed_keys(db: &SqlDatabase, expand: bool) -> Value {
+    if !expand || db.keys.is_empty() {
+        return Value::Null;
+    }
+    Value::Object(
+        db.keys
+            .iter()
+            .map(|k| (k.clone(), database_key(k)))
+            .collect(),
     )
 }
 

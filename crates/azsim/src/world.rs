@@ -8,7 +8,7 @@
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 /// The whole simulated tenant.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -505,9 +505,102 @@ pub struct SqlDatabase {
     pub encryption_protector: Option<String>,
     #[serde(default)]
     pub tde_state: TdeState,
+    /// Whether the database-level protector follows its key's newest version; null when never
+    /// set (the service then leaves the field out, as the recorded `db_show_perdb_cmk` shows).
+    /// The four per-database key fields are left out of `dump` when unset, so worlds written
+    /// before them load and dump unchanged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption_protector_auto_rotation: Option<bool>,
+    /// The Key Vault key URIs of the database (`keys` with `$expand=keys`): the protector's and
+    /// any older ones that backups still need. `normalize` adds the protector's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keys: Vec<String>,
+    /// The user-assigned identity through which the database reaches its keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<DatabaseIdentity>,
+    /// The multi-tenant application's client id for a key in another tenant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub federated_client_id: Option<String>,
+}
+
+pub const DATABASE_IDENTITY_TYPE: &str = "UserAssigned";
+
+/// A database's managed identity (the SDK's `DatabaseIdentity`): always `UserAssigned` (az
+/// sends no other type for a database), each identity id kept exactly as it was given (the
+/// recordings print `resourcegroups` in lower case) with the ids Entra ID gave it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DatabaseIdentity {
+    #[serde(rename = "type", default = "database_identity_type")]
+    pub kind: String,
+    #[serde(default)]
+    pub user_assigned_identities: BTreeMap<String, UserIdentity>,
+}
+
+fn database_identity_type() -> String {
+    DATABASE_IDENTITY_TYPE.to_string()
+}
+
+/// One user-assigned identity of a database: the ids Entra ID assigned it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UserIdentity {
+    pub client_id: String,
+    pub principal_id: String,
+}
+
+impl UserIdentity {
+    /// The ids Entra ID would give the identity `id` (derived from it, so both faces agree).
+    pub fn assigned(id: &str) -> UserIdentity {
+        UserIdentity {
+            client_id: crate::synth::guid(&format!("client|{id}")),
+            principal_id: crate::synth::guid(&format!("principal|{id}")),
+        }
+    }
+}
+
+impl DatabaseIdentity {
+    /// The identity of exactly `ids`, keeping the Entra ids of those the database already had
+    /// (matched ignoring case, as Azure compares resource ids).
+    pub fn of(ids: &[String], current: Option<&DatabaseIdentity>) -> DatabaseIdentity {
+        let known = |id: &str| {
+            current
+                .into_iter()
+                .flat_map(|c| c.user_assigned_identities.iter())
+                .find(|(k, _)| k.eq_ignore_ascii_case(id))
+                .map(|(_, v)| v.clone())
+        };
+        DatabaseIdentity {
+            kind: database_identity_type(),
+            user_assigned_identities: ids
+                .iter()
+                .map(|id| {
+                    (
+                        id.clone(),
+                        known(id).unwrap_or_else(|| UserIdentity::assigned(id)),
+                    )
+                })
+                .collect(),
+        }
+    }
 }
 
 impl SqlDatabase {
+    /// Keeps `keys` as the set the service holds: each URI once (ignoring case), the
+    /// protector's among them, in one order (by URI, ignoring case) whatever order a world or
+    /// a request gave them in (a PUT's keys map arrives sorted, az's arguments do not).
+    pub fn tidy_keys(&mut self) {
+        let mut seen = HashSet::new();
+        self.keys.retain(|k| seen.insert(k.to_ascii_lowercase()));
+        if let Some(protector) = &self.encryption_protector
+            && seen.insert(protector.to_ascii_lowercase())
+        {
+            self.keys.push(protector.clone());
+        }
+        self.keys
+            .sort_by_cached_key(|k| (k.to_ascii_lowercase(), k.clone()));
+    }
+
     /// `master` is the system database: listed by `az sql db list`, never a target.
     pub fn is_system(&self) -> bool {
         self.kind
@@ -713,6 +806,7 @@ impl World {
                 bail!("duplicate SQL database {} on {}", db.name, db.server);
             }
             fill_database_defaults(db, &server.location);
+            normalize_database_keys(db)?;
         }
         Ok(())
     }
@@ -834,6 +928,27 @@ fn fill_database_defaults(db: &mut SqlDatabase, server_location: &str) {
             json!({"name": "GP_S_Gen5", "tier": "GeneralPurpose", "family": "Gen5", "capacity": 1})
         });
     }
+}
+
+/// A database's own keys as the service keeps them ([`SqlDatabase::tidy_keys`]), an identity
+/// of the one type a database has, and none of it on the system database.
+fn normalize_database_keys(db: &mut SqlDatabase) -> Result<()> {
+    let what = format!("SQL database {} on {}", db.name, db.server);
+    if db.is_system()
+        && (db.encryption_protector.is_some() || !db.keys.is_empty() || db.identity.is_some())
+    {
+        bail!("{what}: the system database has no database-level keys or identity");
+    }
+    if let Some(identity) = &mut db.identity {
+        if !identity.kind.eq_ignore_ascii_case(DATABASE_IDENTITY_TYPE)
+            || identity.user_assigned_identities.is_empty()
+        {
+            bail!("{what}: a database identity is UserAssigned with at least one identity");
+        }
+        identity.kind = database_identity_type();
+    }
+    db.tidy_keys();
+    Ok(())
 }
 
 /// A case-insensitive composite key: Azure names compare case-insensitively.
@@ -966,6 +1081,76 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn database_keys_are_normalized_and_optional() {
+        let base = r#"{"subscriptions":[{"id":"s1","name":"one"}],
+            "sqlServers":[{"resourceGroup":"rg","name":"srv"}],"sqlDatabases":"#;
+        let old = World::from_json(&format!(
+            r#"{base}[{{"resourceGroup":"rg","server":"srv","name":"db"}}]}}"#
+        ))
+        .unwrap();
+        let dumped = serde_json::to_value(&old).unwrap();
+        let db = &dumped["sqlDatabases"][0];
+        for field in [
+            "keys",
+            "identity",
+            "federatedClientId",
+            "encryptionProtectorAutoRotation",
+        ] {
+            assert!(
+                db.get(field).is_none(),
+                "{field} left out of an old world's dump"
+            );
+        }
+        let uai = "/subscriptions/s1/resourcegroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/u";
+        let w = World::from_json(&format!(
+            r#"{base}[{{"resourceGroup":"rg","server":"srv","name":"db",
+                "encryptionProtector":"https://kv.vault.azure.net/keys/k/2",
+                "keys":["https://kv.vault.azure.net/keys/k/1","HTTPS://kv.vault.azure.net/keys/k/1"],
+                "identity":{{"type":"userassigned","userAssignedIdentities":{{"{uai}":{{"clientId":"c","principalId":"p"}}}}}}}}]}}"#
+        ))
+        .unwrap();
+        let db = &w.sql_databases[0];
+        assert_eq!(
+            db.keys,
+            [
+                "https://kv.vault.azure.net/keys/k/1",
+                "https://kv.vault.azure.net/keys/k/2"
+            ],
+            "duplicates dropped, the protector added"
+        );
+        let identity = db.identity.as_ref().unwrap();
+        assert_eq!(identity.kind, "UserAssigned");
+        assert!(
+            identity.user_assigned_identities.contains_key(uai),
+            "id kept as given"
+        );
+        for bad in [
+            r#"[{"resourceGroup":"rg","server":"srv","name":"master","keys":["https://kv.vault.azure.net/keys/k"]}]"#,
+            r#"[{"resourceGroup":"rg","server":"srv","name":"db","identity":{"type":"SystemAssigned"}}]"#,
+            r#"[{"resourceGroup":"rg","server":"srv","name":"db","identity":{"type":"UserAssigned"}}]"#,
+        ] {
+            assert!(
+                World::from_json(&format!("{base}{bad}}}")).is_err(),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn database_identity_keeps_known_entra_ids() {
+        let current = DatabaseIdentity::of(&["/x/A".to_string()], None);
+        let next = DatabaseIdentity::of(&["/x/a".to_string(), "/x/b".to_string()], Some(&current));
+        assert_eq!(
+            next.user_assigned_identities["/x/a"],
+            current.user_assigned_identities["/x/A"]
+        );
+        assert_eq!(
+            next.user_assigned_identities["/x/b"],
+            UserIdentity::assigned("/x/b")
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@ pub mod encryption_scope;
 mod keyvault;
 pub mod resource_group;
 pub mod sql_db;
+pub mod sql_db_keys;
 pub mod sql_mi;
 pub mod sql_server;
 mod storage;
@@ -48,6 +49,7 @@ fn all() -> impl Iterator<Item = &'static Command> {
         .chain(encryption_scope::COMMANDS)
         .chain(sql_server::COMMANDS)
         .chain(sql_db::COMMANDS)
+        .chain(sql_db_keys::COMMANDS)
         .chain(sql_mi::COMMANDS)
         .chain(keyvault::COMMANDS)
         .chain(resource_group::COMMANDS)

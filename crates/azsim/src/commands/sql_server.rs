@@ -103,7 +103,7 @@ pub const COMMANDS: &[Command] = &[
                 Param::one("kid", &["--kid", "-k"]),
                 Param::one("auto_rotation_enabled", &["--auto-rotation-enabled"])
                     .arity(Arity::OptionalBool)
-                    .choices(&["false", "true"]),
+                    .choices(&["true", "false"]),
             ],
             true,
         ),

@@ -3,9 +3,10 @@
 
 use super::{cmk, critical, key_id, mmk, system_identity, uai_id, user_identity};
 use crate::world::{
-    EncryptionIdentity, EncryptionScope, Protector, SCOPE_KEYVAULT, SCOPE_STORAGE,
-    ScopeKeyVaultProperties, ScopeState, ServerKey, ServerKeyType, Settings, SqlDatabase,
-    SqlManagedInstance, SqlServer, StorageAccount, Subscription, TdeState, User, World,
+    DatabaseIdentity, EncryptionIdentity, EncryptionScope, Protector, SCOPE_KEYVAULT,
+    SCOPE_STORAGE, ScopeKeyVaultProperties, ScopeState, ServerKey, ServerKeyType, Settings,
+    SqlDatabase, SqlManagedInstance, SqlServer, StorageAccount, Subscription, TdeState, User,
+    World,
 };
 use serde_json::{Value, json};
 
@@ -21,6 +22,11 @@ const V_SQL_PAY: &str = "9a4e7c1f3b8d4a2e6c0f5b9d1e3a7c48";
 const V_SQL_HR: &str = "e2c8a5f1b7d34e9a0c6f2b8d4a1e7c93";
 const V_SQL_HR_OLD: &str = "5d1b9e3a7c2f4e8b0a6d3c9f1e5b7a24";
 const V_DB_KEY: &str = "c6f0a3e9d2b74c1e8a5f9b0d3e7c2a61";
+const V_DB_KEY_OLD: &str = "1a7d4c9e2f5b48e3a0c6d1f8b3e9a572";
+const V_ORDERS_OLD: &str = "8e2b5d0a3c7f41e6b9d2a5c8f0e3b716";
+const V_SCOPE_LOGS: &str = "f3a6c9e2b5d84f17a0c3e6b9d2f5a841";
+/// The multi-tenant application through which `orders` reaches its key in a partner's tenant.
+const ORDERS_FEDERATED_CLIENT: &str = "d7b2e9a4-6c1f-4e83-b5a0-3f8c2d6e9b14";
 const V_MI_PAY: &str = "4b8e2d6a0c9f4e1b7a3d5c8f2e6b0a97";
 
 fn account(sub: &str, rg: &str, name: &str, tags: Value) -> StorageAccount {
@@ -308,6 +314,10 @@ fn database(srv: &SqlServer, name: &str, tde: TdeState) -> SqlDatabase {
         sku: None,
         encryption_protector: None,
         tde_state: tde,
+        encryption_protector_auto_rotation: None,
+        keys: Vec::new(),
+        identity: None,
+        federated_client_id: None,
     }
 }
 
@@ -340,18 +350,57 @@ fn sql_databases(servers: &[SqlServer]) -> Vec<SqlDatabase> {
         database(&hr, "hr", TdeState::Enabled),
         database(&web, "web", TdeState::Enabled),
         database(&web, "sessions", TdeState::Disabled),
-        // A database-level customer key on a service-managed server: not on MMK.
-        SqlDatabase {
-            tags: Some(critical()),
-            sku: Some(json!({"name": "Standard", "tier": "Standard", "capacity": 10})),
-            encryption_protector: Some(key_id("kv-web-prod", "sql-customers-cmk", V_DB_KEY)),
-            ..database(&web, "customers", TdeState::Enabled)
-        },
+        customers(&web),
+        orders(&pay),
         database(&ops, "opsdb", TdeState::Disabled),
         database(&fin, "finance", TdeState::Enabled),
         database(&fin, "reporting", TdeState::Disabled),
     ]);
     dbs
+}
+
+/// A database-level customer key on a service-managed server: not on MMK. The key was rotated
+/// once by hand, so the database holds two keys; it reaches them through a user-assigned
+/// identity whose id spells `resourcegroups` in lower case, as the SQL RP printed it in the
+/// recorded `db_show_perdb_cmk`. Auto-rotation never set (the field absent, as recorded).
+fn customers(web: &SqlServer) -> SqlDatabase {
+    let uai = format!(
+        "/subscriptions/{PROD}/resourcegroups/rg-identity/providers/Microsoft.ManagedIdentity/userAssignedIdentities/id-sql-customers-cmk"
+    );
+    let protector = key_id("kv-web-prod", "sql-customers-cmk", V_DB_KEY);
+    SqlDatabase {
+        tags: Some(critical()),
+        sku: Some(json!({"name": "Standard", "tier": "Standard", "capacity": 10})),
+        keys: vec![
+            key_id("kv-web-prod", "sql-customers-cmk", V_DB_KEY_OLD),
+            protector.clone(),
+        ],
+        encryption_protector: Some(protector),
+        identity: Some(DatabaseIdentity::of(&[uai], None)),
+        ..database(web, "customers", TdeState::Enabled)
+    }
+}
+
+/// A database-level key on a server whose own protector is in Key Vault: a versionless key in a
+/// partner's tenant (auto-rotation on, the form rotation uses), reached through a user-assigned
+/// identity and a federated client id, with the version it replaced still among its keys.
+fn orders(pay: &SqlServer) -> SqlDatabase {
+    let uai = uai_id(PROD, "rg-identity", "id-sql-orders-cmk");
+    let protector = "https://kv-partner-shared.vault.azure.net/keys/sql-orders-cmk".to_string();
+    SqlDatabase {
+        sku: Some(
+            json!({"name": "GP_Gen5", "tier": "GeneralPurpose", "family": "Gen5", "capacity": 2}),
+        ),
+        keys: vec![
+            key_id("kv-partner-shared", "sql-orders-cmk", V_ORDERS_OLD),
+            protector.clone(),
+        ],
+        encryption_protector: Some(protector),
+        encryption_protector_auto_rotation: Some(true),
+        identity: Some(DatabaseIdentity::of(&[uai], None)),
+        federated_client_id: Some(ORDERS_FEDERATED_CLIENT.into()),
+        ..database(pay, "orders", TdeState::Enabled)
+    }
 }
 
 fn managed_instance(rg: &str, name: &str, protector: Protector) -> SqlManagedInstance {
@@ -438,6 +487,29 @@ fn encryption_scopes() -> Vec<EncryptionScope> {
     ]
 }
 
+/// stlogs01's scopes (an MMK account, key source in lower case): five, of which only the last
+/// by name is on a customer key (pinned to a version), alone on the third page of a list at
+/// the default page size, so that only a reader that follows every page finds it.
+fn log_scopes() -> Vec<EncryptionScope> {
+    let on_logs = |s: EncryptionScope| EncryptionScope {
+        resource_group: "rg-ops".into(),
+        account: "stlogs01".into(),
+        ..s
+    };
+    let pinned = key_id("kv-ops-prod", "scope-logs-cmk", V_SCOPE_LOGS);
+    ["app", "billing", "diagnostics", "metrics"]
+        .into_iter()
+        .map(|n| scope(n, SCOPE_STORAGE, None, ScopeState::Enabled))
+        .chain([scope(
+            "tenant-keyed",
+            SCOPE_KEYVAULT,
+            Some(&pinned),
+            ScopeState::Enabled,
+        )])
+        .map(on_logs)
+        .collect()
+}
+
 pub fn world() -> World {
     let servers = sql_servers();
     World {
@@ -465,7 +537,7 @@ pub fn world() -> World {
         sql_databases: sql_databases(&servers),
         sql_servers: servers,
         sql_managed_instances: sql_managed_instances(),
-        encryption_scopes: encryption_scopes(),
+        encryption_scopes: [encryption_scopes(), log_scopes()].concat(),
         faults: Vec::new(),
     }
 }

@@ -1,12 +1,18 @@
 //! Generated fleets for benchmarks: sizes as in the brief, resources spread round-robin over the
 //! subscriptions, about `noncompliant_percent` of each kind off Microsoft-managed keys, with the
 //! same variety of shapes as the demo fleet.
+//!
+//! Encryption scopes, managed instances and the identities and key sets of databases with their
+//! own key come from a second random stream (`EXTRA_STREAM`), so that adding them left every
+//! account, server and database a given `--seed` made before exactly as it was.
 
 use super::{cmk, key_id, mmk, system_identity, uai_id, user_identity};
 use crate::synth::{self, SplitMix64};
 use crate::world::{
-    EncryptionIdentity, Protector, ServerKey, ServerKeyType, Settings, SqlDatabase, SqlServer,
-    StorageAccount, Subscription, TdeState, User, World,
+    DatabaseIdentity, EncryptionIdentity, EncryptionScope, Protector, SCOPE_KEYVAULT,
+    SCOPE_STORAGE, ScopeKeyVaultProperties, ScopeState, ServerKey, ServerKeyType, Settings,
+    SqlDatabase, SqlManagedInstance, SqlServer, StorageAccount, Subscription, TdeState, User,
+    World,
 };
 use serde_json::{Value, json};
 
@@ -14,6 +20,7 @@ pub struct Size {
     storage_accounts: usize,
     servers: usize,
     databases_per_server: usize,
+    managed_instances: usize,
     default_subscriptions: u32,
 }
 
@@ -21,18 +28,21 @@ pub const SMALL: Size = Size {
     storage_accounts: 30,
     servers: 3,
     databases_per_server: 4,
+    managed_instances: 2,
     default_subscriptions: 1,
 };
 pub const MEDIUM: Size = Size {
     storage_accounts: 1_000,
     servers: 50,
     databases_per_server: 10,
+    managed_instances: 10,
     default_subscriptions: 2,
 };
 pub const LARGE: Size = Size {
     storage_accounts: 10_000,
     servers: 200,
     databases_per_server: 20,
+    managed_instances: 40,
     default_subscriptions: 4,
 };
 
@@ -44,6 +54,13 @@ const WORDS: &[&str] = &[
 const ACCOUNTS_PER_GROUP: usize = 20;
 const SERVERS_PER_GROUP: usize = 4;
 const VAULTS: usize = 50;
+const INSTANCES_PER_GROUP: usize = 4;
+/// The seed of the second random stream (see the module's doc).
+const EXTRA_STREAM: u64 = 0x5c0e_d1a7_e5ca_1e01;
+/// Scope names; an account has up to five (more than two make a list page at the default
+/// page size).
+const SCOPE_NAMES: &[&str] = &["app", "archive", "billing", "exports", "telemetry"];
+const CREATED: &str = "2024-01-01T00:00:00+00:00";
 
 pub fn world(size: &Size, subscriptions: Option<u32>, percent: u64, seed: u64) -> World {
     let mut rng = SplitMix64(seed);
@@ -56,7 +73,8 @@ pub fn world(size: &Size, subscriptions: Option<u32>, percent: u64, seed: u64) -
             is_default: k == 0,
         })
         .collect();
-    let storage_accounts = (0..size.storage_accounts)
+    let mut extra = SplitMix64(seed ^ EXTRA_STREAM);
+    let storage_accounts: Vec<StorageAccount> = (0..size.storage_accounts)
         .map(|i| storage_account(&mut rng, &subs[i % n_subs].id, i, percent))
         .collect();
     let mut sql_servers = Vec::with_capacity(size.servers);
@@ -65,28 +83,19 @@ pub fn world(size: &Size, subscriptions: Option<u32>, percent: u64, seed: u64) -
         let server = sql_server(&mut rng, &subs[j % n_subs].id, j, percent);
         sql_databases.push(database(&server, "master".into(), TdeState::Enabled, None));
         for d in 0..size.databases_per_server {
-            let name = format!("db-{}-{d:02}", WORDS[(j + d) % WORDS.len()]);
-            let (tde, key) = if rng.percent(percent) {
-                // Mostly TDE switched off; one in five with a database-level customer key.
-                if rng.percent(20) {
-                    (
-                        TdeState::Enabled,
-                        Some(key_id(
-                            &vault(j + d),
-                            &format!("sql-{name}-cmk"),
-                            &synth::hex(&format!("{j}|{name}"), 32),
-                        )),
-                    )
-                } else {
-                    (TdeState::Disabled, None)
-                }
-            } else {
-                (TdeState::Enabled, None)
-            };
-            sql_databases.push(database(&server, name, tde, key));
+            let db = user_database(&mut rng, &server, (j, d), percent);
+            sql_databases.push(with_own_key_setup(&mut extra, db));
         }
         sql_servers.push(server);
     }
+    let encryption_scopes = storage_accounts
+        .iter()
+        .enumerate()
+        .flat_map(|(i, a)| scopes(&mut extra, a, i, percent))
+        .collect();
+    let sql_managed_instances = (0..size.managed_instances)
+        .map(|m| managed_instance(&mut extra, &subs[m % n_subs].id, m, percent))
+        .collect();
     World {
         tenant_id: TENANT.into(),
         user: User {
@@ -98,9 +107,151 @@ pub fn world(size: &Size, subscriptions: Option<u32>, percent: u64, seed: u64) -
         storage_accounts,
         sql_servers,
         sql_databases,
-        sql_managed_instances: Vec::new(),
-        encryption_scopes: Vec::new(),
+        sql_managed_instances,
+        encryption_scopes,
         faults: Vec::new(),
+    }
+}
+
+/// User database `d` of server `j`: about `percent` off MMK, mostly with TDE switched off, one
+/// in five with a database-level customer key.
+fn user_database(
+    rng: &mut SplitMix64,
+    server: &SqlServer,
+    (j, d): (usize, usize),
+    percent: u64,
+) -> SqlDatabase {
+    let name = format!("db-{}-{d:02}", WORDS[(j + d) % WORDS.len()]);
+    let (tde, key) = if rng.percent(percent) {
+        if rng.percent(20) {
+            (
+                TdeState::Enabled,
+                Some(key_id(
+                    &vault(j + d),
+                    &format!("sql-{name}-cmk"),
+                    &synth::hex(&format!("{j}|{name}"), 32),
+                )),
+            )
+        } else {
+            (TdeState::Disabled, None)
+        }
+    } else {
+        (TdeState::Enabled, None)
+    };
+    database(server, name, tde, key)
+}
+
+/// A database with its own key gets what Azure requires with it: a user-assigned identity
+/// (`id-{server}-{database}`), its keys (half the time also the version it replaced), and in
+/// turn auto-rotation unset, on or off; one in five reaches its key across tenants through a
+/// federated client id.
+fn with_own_key_setup(rng: &mut SplitMix64, mut db: SqlDatabase) -> SqlDatabase {
+    let Some(protector) = db.encryption_protector.clone() else {
+        return db;
+    };
+    let identity = uai_id(
+        &db.subscription,
+        "rg-identity",
+        &format!("id-{}-{}", db.server, db.name),
+    );
+    if rng.percent(50)
+        && let Some((key, _)) = protector.rsplit_once('/')
+    {
+        let older = synth::hex(&format!("{protector}|older"), 32);
+        db.keys.push(format!("{key}/{older}"));
+    }
+    db.keys.push(protector.clone());
+    db.identity = Some(DatabaseIdentity::of(&[identity], None));
+    db.encryption_protector_auto_rotation = [None, Some(true), Some(false)][rng.below(3) as usize];
+    db.federated_client_id = rng
+        .percent(20)
+        .then(|| synth::guid(&format!("federated|{protector}")));
+    db
+}
+
+/// Up to five scopes on account `i`, about `percent` / 2 of them on a Key Vault key (pinned to
+/// a version or versionless, in turn), one in ten disabled.
+fn scopes(
+    rng: &mut SplitMix64,
+    account: &StorageAccount,
+    i: usize,
+    percent: u64,
+) -> Vec<EncryptionScope> {
+    let count = rng.below(SCOPE_NAMES.len() as u64 + 1) as usize;
+    SCOPE_NAMES[..count]
+        .iter()
+        .map(|name| {
+            let key_uri = rng.percent(percent / 2).then(|| {
+                let key = format!("{}-{name}", account.name);
+                if rng.percent(50) {
+                    key_id(&vault(i), &key, &synth::hex(&format!("{key}|scope"), 32))
+                } else {
+                    format!("https://{}.vault.azure.net/keys/{key}", vault(i))
+                }
+            });
+            EncryptionScope {
+                subscription: account.subscription.clone(),
+                resource_group: account.resource_group.clone(),
+                account: account.name.clone(),
+                name: name.to_string(),
+                source: if key_uri.is_some() {
+                    SCOPE_KEYVAULT
+                } else {
+                    SCOPE_STORAGE
+                }
+                .into(),
+                key_vault_properties: key_uri.map(|u| ScopeKeyVaultProperties {
+                    key_uri: Some(u),
+                    ..Default::default()
+                }),
+                state: if rng.percent(10) {
+                    ScopeState::Disabled
+                } else {
+                    ScopeState::Enabled
+                },
+                require_infrastructure_encryption: None,
+                creation_time: CREATED.into(),
+                last_modified_time: CREATED.into(),
+            }
+        })
+        .collect()
+}
+
+/// Managed instance `m`: about `percent` on a Key Vault key (registered, as Azure requires),
+/// half of those with auto-rotation.
+fn managed_instance(rng: &mut SplitMix64, sub: &str, m: usize, percent: u64) -> SqlManagedInstance {
+    let name = format!("sqlmi-{}-{m:03}", WORDS[m % WORDS.len()]);
+    let (protector, keys) = if rng.percent(percent) {
+        let uri = key_id(
+            &vault(m),
+            "sqlmi-tde",
+            &synth::hex(&format!("{name}|tde"), 32),
+        );
+        let rotate = rng.percent(50);
+        (
+            Protector {
+                server_key_type: ServerKeyType::AzureKeyVault,
+                uri: Some(uri.clone()),
+                auto_rotation_enabled: rotate,
+            },
+            vec![ServerKey {
+                uri,
+                auto_rotation_enabled: rotate,
+            }],
+        )
+    } else {
+        (Protector::default(), Vec::new())
+    };
+    SqlManagedInstance {
+        subscription: sub.into(),
+        resource_group: format!("rg-sqlmi-{:03}", m / INSTANCES_PER_GROUP),
+        name: name.clone(),
+        location: "eastus".into(),
+        tags: None,
+        identity: Some(system_identity(TENANT, &name)),
+        sku: json!({"name": "GP_Gen5", "tier": "GeneralPurpose", "family": "Gen5", "capacity": 4}),
+        protector,
+        keys,
     }
 }
 
@@ -232,5 +383,9 @@ fn database(server: &SqlServer, name: String, tde: TdeState, key: Option<String>
         sku: None,
         encryption_protector: key,
         tde_state: tde,
+        encryption_protector_auto_rotation: None,
+        keys: Vec::new(),
+        identity: None,
+        federated_client_id: None,
     }
 }

@@ -140,7 +140,7 @@ impl Server {
             _ => None,
         };
         let command = resource.as_ref().and_then(|r| routes::command(r, &method));
-        let mutating = command.is_some() && matches!(method.as_str(), "PUT" | "PATCH");
+        let mutating = command.is_some() && matches!(method.as_str(), "PUT" | "PATCH" | "POST");
         let target = request.target();
         if let Err(e) = invocation_log::append_arm(
             &self.log,

@@ -7,6 +7,7 @@ use super::wire;
 use crate::commands::encryption_scope as scope;
 use crate::commands::resource_group;
 use crate::commands::sql_db::set_tde;
+use crate::commands::sql_db_keys::{apply_change, revert_protector};
 use crate::commands::sql_server::{find_key, register_key, set_protector};
 use crate::errors::{self, CommandError};
 use crate::store::{
@@ -71,6 +72,19 @@ pub enum Resource {
         rg: String,
         server: String,
         name: String,
+    },
+    /// A database's encryption protector action `.../encryptionProtector/{name}/revert`.
+    DatabaseProtectorRevert {
+        rg: String,
+        server: String,
+        db: String,
+        name: String,
+    },
+    /// A database's geo-replication links (`az sql db update` reads them; azsim has none).
+    ReplicationLinks {
+        rg: String,
+        server: String,
+        db: String,
     },
     Tdes {
         rg: String,
@@ -224,6 +238,23 @@ fn parse_server_path(rg: String, server: String, rest: &[&str]) -> Option<Resour
             server,
             name: owned(n),
         },
+        [c, d, t, n, a]
+            if is(c, "databases") && is(t, "encryptionProtector") && is(a, "revert") =>
+        {
+            Resource::DatabaseProtectorRevert {
+                rg,
+                server,
+                db: owned(d),
+                name: owned(n),
+            }
+        }
+        [c, d, t] if is(c, "databases") && is(t, "replicationLinks") => {
+            Resource::ReplicationLinks {
+                rg,
+                server,
+                db: owned(d),
+            }
+        }
         [c, d, t] if is(c, "databases") && is(t, "transparentDataEncryption") => Resource::Tdes {
             rg,
             server,
@@ -289,6 +320,11 @@ pub fn command(resource: &Resource, method: &str) -> Option<&'static str> {
         Resource::Key { .. } if change => "sql server key create",
         Resource::Databases { .. } if get => "sql db list",
         Resource::Database { .. } if get => "sql db show",
+        Resource::Database { .. } if method.eq_ignore_ascii_case("PUT") => "sql db update",
+        Resource::DatabaseProtectorRevert { .. } if method.eq_ignore_ascii_case("POST") => {
+            "sql db tde key revert"
+        }
+        Resource::ReplicationLinks { .. } if get => "sql db replica list-links",
         Resource::Tdes { .. } | Resource::Tde { .. } if get => "sql db tde show",
         Resource::Tde { .. } if change => "sql db tde set",
         Resource::ManagedInstances { .. } if get => "sql mi list",
@@ -586,14 +622,46 @@ impl Ctx<'_> {
                 name,
             } => self.key(method, rg, s, name, request),
             Resource::Databases { rg, server: s } if get => self.databases(rg, s),
+            Resource::Database { .. }
+            | Resource::DatabaseProtectorRevert { .. }
+            | Resource::ReplicationLinks { .. }
+            | Resource::Tdes { .. }
+            | Resource::Tde { .. } => self.handle_database(method, resource, request),
+            Resource::ManagedInstances { .. }
+            | Resource::ManagedInstance { .. }
+            | Resource::MiProtectors { .. }
+            | Resource::MiProtector { .. }
+            | Resource::MiKeys { .. }
+            | Resource::MiKey { .. } => self.handle_instance(method, resource, request),
+            Resource::Operation { id, result } => self.operation(id, *result, request),
+            _ => method_not_allowed(method),
+        }
+    }
+
+    /// The routes of [`Ctx::handle`] for one database and what is under it.
+    fn handle_database(
+        &mut self,
+        method: &str,
+        resource: &Resource,
+        request: &Request,
+    ) -> Result<Reply, CommandError> {
+        let get = method.eq_ignore_ascii_case("GET");
+        match resource {
             Resource::Database {
                 rg,
                 server: s,
                 name,
-            } if get => Ok(ok(wire::database(
-                &database(&self.store.db(), &self.sub.id, rg, s, name)?,
-                true,
-            ))),
+            } => self.database(method, rg, s, name, request),
+            Resource::DatabaseProtectorRevert {
+                rg,
+                server: s,
+                db,
+                name,
+            } if method.eq_ignore_ascii_case("POST") => self.revert(rg, s, db, name),
+            Resource::ReplicationLinks { rg, server: s, db } if get => {
+                database(&self.store.db(), &self.sub.id, rg, s, db)?;
+                Ok(list(Vec::new()))
+            }
             Resource::Tdes { rg, server: s, db } if get => {
                 let d = database(&self.store.db(), &self.sub.id, rg, s, db)?;
                 Ok(list(vec![wire::tde(&d, self.legacy_tde())]))
@@ -604,13 +672,6 @@ impl Ctx<'_> {
                 db,
                 name,
             } => self.tde(method, rg, s, db, name, request),
-            Resource::ManagedInstances { .. }
-            | Resource::ManagedInstance { .. }
-            | Resource::MiProtectors { .. }
-            | Resource::MiProtector { .. }
-            | Resource::MiKeys { .. }
-            | Resource::MiKey { .. } => self.handle_instance(method, resource, request),
-            Resource::Operation { id, result } => self.operation(id, *result, request),
             _ => method_not_allowed(method),
         }
     }
@@ -958,7 +1019,69 @@ impl Ctx<'_> {
         )?;
         let protector = self.list_db_protector;
         Ok(list(
-            dbs.iter().map(|d| wire::database(d, protector)).collect(),
+            dbs.iter()
+                .map(|d| wire::database(d, protector, false))
+                .collect(),
+        ))
+    }
+
+    /// A database: GET shows it (with its keys for `$expand=keys`, or az's
+    /// `keys($filter=pointInTime(...))`: azsim keeps no key history, so the current keys);
+    /// PUT (az's `sql db update`: everything it read, changed) updates its per-database key
+    /// fields as a long-running operation (202 `UpdateLogicalDatabase`, as recorded; polled at
+    /// `databaseAzureAsyncOperation`, the spec's `databaseOperationResults` Location). A
+    /// refused change answers 400 at once. azsim creates no database.
+    fn database(
+        &mut self,
+        method: &str,
+        rg: &str,
+        s: &str,
+        name: &str,
+        request: &Request,
+    ) -> Result<Reply, CommandError> {
+        let sub = self.sub.id.clone();
+        if method.eq_ignore_ascii_case("GET") {
+            let expand = request
+                .query_param("$expand")
+                .is_some_and(|e| e.to_ascii_lowercase().starts_with("keys"));
+            let d = database(&self.store.db(), &sub, rg, s, name)?;
+            return Ok(ok(wire::database(&d, true, expand)));
+        }
+        if !method.eq_ignore_ascii_case("PUT") {
+            return method_not_allowed(method);
+        }
+        let change = wire::parse_database_put(&body_json(request)?)?;
+        let (location, value) = self.store.immediate(|store| {
+            let mut d = database(store, &sub, rg, s, name)?;
+            apply_change(&mut d, &change)?;
+            store.put(Kind::SqlDatabase, database_loc(&d), &d)?;
+            Ok::<_, CommandError>((
+                d.location.clone().unwrap_or_default(),
+                wire::database(&d, true, false),
+            ))
+        })?;
+        Ok(self.accepted_as(&location, "database", "UpdateLogicalDatabase", Ok(value)))
+    }
+
+    /// Database Encryption Protectors - Revert: a POST on `.../encryptionProtector/current/
+    /// revert`, long-running (202 with Azure-AsyncOperation and the spec's
+    /// `databaseEncryptionProtectorRevertOperationResults` Location, which az reads at the end:
+    /// an empty 200, the spec's answer). The 202 body's `operation` name is azsim's: no
+    /// recording of a revert exists. A refused revert answers 400 at once.
+    fn revert(&mut self, rg: &str, s: &str, db: &str, name: &str) -> Result<Reply, CommandError> {
+        let sub = self.sub.id.clone();
+        current("Microsoft.Sql/servers/databases/encryptionProtector", name)?;
+        let location = self.store.immediate(|store| {
+            let mut d = database(store, &sub, rg, s, db)?;
+            revert_protector(&mut d)?;
+            store.put(Kind::SqlDatabase, database_loc(&d), &d)?;
+            Ok::<_, CommandError>(d.location.clone().unwrap_or_default())
+        })?;
+        Ok(self.accepted_as(
+            &location,
+            "databaseEncryptionProtectorRevert",
+            "RevertDatabaseEncryptionProtector",
+            Ok(Value::Null),
         ))
     }
 
@@ -1022,6 +1145,8 @@ impl Ctx<'_> {
                         format!("{}{}?{}", self.base, request.path, request.query),
                     )
                     .with_header("Retry-After", retry),
+                // An operation whose result has no body (a revert) answers an empty 200.
+                (_, Ok(Value::Null)) => Response::empty(200),
                 (_, Ok(value)) => Response::json(200, value),
                 (_, Err((code, message))) => {
                     error_response(&CommandError::service(code, message.clone()), None)
@@ -1135,6 +1260,36 @@ mod tests {
             )),
             None
         );
+    }
+
+    #[test]
+    fn database_key_routes_and_the_commands_they_serve() {
+        let revert = parse(&segs(
+            "resourceGroups/rg/providers/Microsoft.Sql/servers/s1/databases/db1/encryptionProtector/current/revert",
+        ))
+        .unwrap();
+        assert_eq!(
+            revert,
+            Resource::DatabaseProtectorRevert {
+                rg: "rg".into(),
+                server: "s1".into(),
+                db: "db1".into(),
+                name: "current".into()
+            }
+        );
+        assert_eq!(command(&revert, "POST"), Some("sql db tde key revert"));
+        assert_eq!(command(&revert, "GET"), None);
+        let links = parse(&segs(
+            "resourcegroups/rg/providers/microsoft.sql/servers/s1/databases/db1/replicationlinks",
+        ))
+        .unwrap();
+        assert_eq!(command(&links, "GET"), Some("sql db replica list-links"));
+        let db = parse(&segs(
+            "resourceGroups/rg/providers/Microsoft.Sql/servers/s1/databases/db1",
+        ))
+        .unwrap();
+        assert_eq!(command(&db, "PUT"), Some("sql db update"));
+        assert_eq!(command(&db, "GET"), Some("sql db show"));
     }
 
     #[test]

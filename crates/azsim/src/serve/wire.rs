@@ -8,6 +8,7 @@
 
 use crate::armid;
 use crate::commands::encryption_scope::ScopeChange;
+use crate::commands::sql_db_keys::DatabaseChange;
 use crate::errors::CommandError;
 use crate::synth;
 use crate::world::{
@@ -472,10 +473,25 @@ pub fn mi_key(mi: &SqlManagedInstance, key: Option<&ServerKey>) -> Value {
     }
 }
 
+/// One entry of a database's `keys` (`$expand=keys`): the key type, a thumbprint derived from
+/// the URI and azsim's creation date. The spec's example sends `{}`; azsim sends the read-only
+/// fields the SDK's `DatabaseKey` has, as a server key does (recorded
+/// `tdebyok_2021_server_key_get_akv`: no subregion there either); no capture shows a real one.
+pub fn database_key(uri: &str) -> Value {
+    json!({
+        "type": "AzureKeyVault",
+        "thumbprint": synth::thumbprint(uri),
+        "creationDate": wire_time(CREATED),
+    })
+}
+
 /// Databases - Get / ListByServer. `encryptionProtector` (a database-level key URI) is carried
 /// when set, in lists too unless `list_protector` is false (the conformance suite serves both
-/// forms to see what az prints).
-pub fn database(db: &SqlDatabase, list_protector: bool) -> Value {
+/// forms to see what az prints). The identity, `federatedClientId` and
+/// `encryptionProtectorAutoRotation` are carried when set (the recorded `db_show_perdb_cmk`
+/// has no rotation field); `keys` only for `$expand=keys` (`expand_keys`), and not when the
+/// database has none.
+pub fn database(db: &SqlDatabase, list_protector: bool, expand_keys: bool) -> Value {
     let id = armid::database_id(&db.subscription, &db.resource_group, &db.server, &db.name);
     let sku = db.sku.as_ref().map(compact).unwrap_or(Value::Null);
     let mut props = json!({
@@ -494,6 +510,20 @@ pub fn database(db: &SqlDatabase, list_protector: bool) -> Value {
     {
         props["encryptionProtector"] = json!(key);
     }
+    if let Some(rotate) = db.encryption_protector_auto_rotation {
+        props["encryptionProtectorAutoRotation"] = json!(rotate);
+    }
+    if let Some(client) = &db.federated_client_id {
+        props["federatedClientId"] = json!(client);
+    }
+    if expand_keys && !db.keys.is_empty() {
+        let keys: Map<String, Value> = db
+            .keys
+            .iter()
+            .map(|k| (k.clone(), database_key(k)))
+            .collect();
+        props["keys"] = Value::Object(keys);
+    }
     let mut out = json!({
         "id": id,
         "name": db.name,
@@ -506,7 +536,82 @@ pub fn database(db: &SqlDatabase, list_protector: bool) -> Value {
     if let Some(tags) = db.tags.as_ref().filter(|t| !t.is_null()) {
         out["tags"] = tags.clone();
     }
+    if let Some(identity) = &db.identity {
+        out["identity"] = json!({
+            "type": identity.kind,
+            "userAssignedIdentities": identity.user_assigned_identities,
+        });
+    }
     out
+}
+
+/// What a Databases - CreateOrUpdate body asks of the per-database key fields (the body az's
+/// `sql db update` sends: everything it read, changed). An absent field leaves the database's
+/// as it is; see [`crate::commands::sql_db_keys::apply_change`] for what the service makes
+/// of each.
+pub fn parse_database_put(body: &Value) -> Result<DatabaseChange, CommandError> {
+    let props = body.get("properties").cloned().unwrap_or(Value::Null);
+    let malformed = || {
+        bad_request(
+            "InvalidRequestContent",
+            "The request content was invalid and could not be deserialized.",
+        )
+    };
+    let identity = match body.get("identity") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(identity)) => Some(sent_identities(identity)?),
+        Some(_) => return Err(malformed()),
+    };
+    let keys = match props.get("keys") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Object(keys)) => keys
+            .iter()
+            .map(|(k, v)| (k.clone(), !v.is_null()))
+            .collect(),
+        Some(_) => return Err(malformed()),
+    };
+    let auto_rotation = match props.get("encryptionProtectorAutoRotation") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(v.as_bool().ok_or_else(malformed)?),
+    };
+    Ok(DatabaseChange {
+        identity,
+        keys,
+        encryption_protector: opt_str(&props, "encryptionProtector"),
+        federated_client_id: opt_str(&props, "federatedClientId"),
+        auto_rotation,
+    })
+}
+
+/// The user-assigned identities a database PUT gives the database: those sent with a value
+/// (null removes one, as in the spec's PATCH example); type `None` removes them all. Any other
+/// type than UserAssigned is refused (azsim's wording: the SQL RP's text is not captured).
+fn sent_identities(identity: &Map<String, Value>) -> Result<Vec<String>, CommandError> {
+    let kind = identity
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    if kind.eq_ignore_ascii_case("None") {
+        return Ok(Vec::new());
+    }
+    if !kind.eq_ignore_ascii_case(crate::world::DATABASE_IDENTITY_TYPE) {
+        return Err(bad_request(
+            "InvalidIdentityType",
+            format!(
+                "The identity type '{kind}' is not supported for a database: use UserAssigned."
+            ),
+        ));
+    }
+    Ok(identity
+        .get("userAssignedIdentities")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, _)| k.clone())
+                .collect()
+        })
+        .unwrap_or_default())
 }
 
 /// Transparent Data Encryptions - Get / CreateOrUpdate. `legacy` is api-version 2014-04-01,
@@ -1193,6 +1298,10 @@ mod tests {
             sku: Some(example["sku"].clone()),
             encryption_protector: protector.map(str::to_string),
             tde_state: TdeState::Enabled,
+            encryption_protector_auto_rotation: None,
+            keys: Vec::new(),
+            identity: None,
+            federated_client_id: None,
         }
     }
 
@@ -1217,18 +1326,18 @@ mod tests {
         let key = example["properties"]["encryptionProtector"]
             .as_str()
             .unwrap();
-        let db = database(&example, "clitestserver000004", Some(key));
+        let mut db = database(&example, "clitestserver000004", Some(key));
+        db.identity = Some(serde_json::from_value(example["identity"].clone()).unwrap());
+        db.encryption_protector_auto_rotation = Some(true);
         check(
             "database-level CMK",
-            &super::database(&db, true),
+            &super::database(&db, true, false),
             &example,
             &[
                 DB_NOT_MODELED,
                 &[
-                    "identity",
                     "properties.maintenanceConfigurationId",
                     "properties.availabilityZone",
-                    "properties.encryptionProtectorAutoRotation",
                 ],
             ]
             .concat(),
@@ -1248,7 +1357,7 @@ mod tests {
             .as_array()
             .unwrap()
             .iter()
-            .map(|d| super::database(&database(d, "testsvr", None), true))
+            .map(|d| super::database(&database(d, "testsvr", None), true, false))
             .collect();
         assert_eq!(dbs[1]["name"], "master");
         assert_eq!(dbs[1]["kind"], "v12.0,system");
@@ -1296,6 +1405,10 @@ mod tests {
             sku: None,
             encryption_protector: None,
             tde_state: TdeState::Enabled,
+            encryption_protector_auto_rotation: None,
+            keys: Vec::new(),
+            identity: None,
+            federated_client_id: None,
         };
         // The 2022 recording spells the name "Current"; ARM names compare case-insensitively
         // and az 2.91 prints whatever came.
@@ -1536,5 +1649,108 @@ mod tests {
 
     fn spec_body_text(text: &str) -> Value {
         serde_json::from_str(text).unwrap()
+    }
+
+    /// `recordings/sql/db_show_perdb_cmk.get200.json` of the shared reference (INDEX-2.md:
+    /// azure-cli's `test_sql_per_db_cmk.yaml` @02bdc7c7, `az sql db show` without
+    /// `--expand-keys`), verbatim.
+    const PERDB_CMK_SHOW: &str = r#"{"sku":{"name":"GP_Gen5","tier":"GeneralPurpose","family":"Gen5","capacity":2},"kind":"v12.0,user,vcore","identity":{"type":"UserAssigned","userAssignedIdentities":{"/subscriptions/00000000-0000-0000-0000-000000000000/resourcegroups/pstest/providers/Microsoft.ManagedIdentity/userAssignedIdentities/pstestumi":{"principalId":"781be676-54b8-46e5-ba30-4d9a18b13bf6","clientId":"6c97fcb9-7792-4aa9-b1e3-69d6d3857e68"}}},"properties":{"collation":"SQL_Latin1_General_CP1_CI_AS","maxSizeBytes":34359738368,"status":"Online","databaseId":"7720f878-65a9-442b-a13d-2426e5e78b06","creationDate":"2023-02-25T05:10:16.07Z","currentServiceObjectiveName":"GP_Gen5_2","requestedServiceObjectiveName":"GP_Gen5_2","defaultSecondaryLocation":"westus","catalogCollation":"SQL_Latin1_General_CP1_CI_AS","zoneRedundant":false,"licenseType":"LicenseIncluded","maxLogSizeBytes":193273528320,"readScale":"Disabled","currentSku":{"name":"GP_Gen5","tier":"GeneralPurpose","family":"Gen5","capacity":2},"currentBackupStorageRedundancy":"Geo","requestedBackupStorageRedundancy":"Geo","maintenanceConfigurationId":"/subscriptions/00000000-0000-0000-0000-000000000000/providers/Microsoft.Maintenance/publicMaintenanceConfigurations/SQL_Default","isLedgerOn":false,"isInfraEncryptionEnabled":false,"encryptionProtector":"https://pstestkv.vault.azure.net/keys/testkey4/6638b3667e384aefa31364f94d230361","availabilityZone":"NoPreference"},"location":"eastus","id":"/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/pstest/providers/Microsoft.Sql/servers/pstestsvr/databases/cliautomationdb04","name":"cliautomationdb04","type":"Microsoft.Sql/servers/databases"}"#;
+
+    /// The request of the spec example `PatchVCoreDatabaseWithKeysAndEncryptionProtector`
+    /// (2024-11-01-preview): a key and an identity sent as null to remove them.
+    const PATCH_KEYS_REQUEST: &str = r#"{"identity": {"userAssignedIdentities": {"/subscriptions/00000000-1111-2222-3333-444444444444/resourcegroups/Default-SQL-SouthEastAsia/providers/Microsoft.ManagedIdentity/userAssignedIdentities/umi": {}, "/subscriptions/00000000-1111-2222-3333-444444444444/resourcegroups/Default-SQL-SouthEastAsia/providers/Microsoft.ManagedIdentity/userAssignedIdentities/umiToDelete": null}, "type": "UserAssigned"}, "sku": {"name": "S0", "tier": "Standard"}, "properties": {"keys": {"https://your-key-vault-name.vault.azure.net/yourKey/yourKeyVersion": {}, "https://your-key-vault-name.vault.azure.net/yourKey2/yourKey2VersionToDelete": null}, "encryptionProtector": "https://your-key-vault-name.vault.azure.net/yourKey/yourKeyVersion"}}"#;
+
+    #[test]
+    fn database_with_its_identity_and_without_keys_as_recorded() {
+        let example: Value = serde_json::from_str(PERDB_CMK_SHOW).unwrap();
+        let key = example["properties"]["encryptionProtector"]
+            .as_str()
+            .unwrap();
+        let mut db = database(&example, "pstestsvr", Some(key));
+        db.identity = Some(serde_json::from_value(example["identity"].clone()).unwrap());
+        db.keys = vec![
+            key.to_string(),
+            "https://pstestkv.vault.azure.net/keys/testkey/1".into(),
+        ];
+        check(
+            "per-database CMK show",
+            &super::database(&db, true, false),
+            &example,
+            &[
+                DB_NOT_MODELED,
+                &[
+                    "properties.licenseType",
+                    "properties.maxLogSizeBytes",
+                    "properties.maintenanceConfigurationId",
+                    "properties.availabilityZone",
+                ],
+            ]
+            .concat(),
+            &["properties.databaseId", "properties.creationDate"],
+            &[],
+        );
+        let expanded = super::database(&db, true, true);
+        let keys = expanded["properties"]["keys"].as_object().unwrap();
+        assert_eq!(keys.len(), 2, "$expand=keys carries every key");
+        assert_eq!(keys[key]["type"], "AzureKeyVault");
+        assert_eq!(keys[key]["thumbprint"], synth::thumbprint(key));
+        db.keys.clear();
+        assert!(
+            super::database(&db, true, true)["properties"]
+                .get("keys")
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn database_put_bodies_as_specified() {
+        let change =
+            parse_database_put(&serde_json::from_str(PATCH_KEYS_REQUEST).unwrap()).unwrap();
+        assert_eq!(
+            change.identity,
+            Some(vec!["/subscriptions/00000000-1111-2222-3333-444444444444/resourcegroups/Default-SQL-SouthEastAsia/providers/Microsoft.ManagedIdentity/userAssignedIdentities/umi".to_string()])
+        );
+        assert_eq!(
+            change.keys,
+            [
+                (
+                    "https://your-key-vault-name.vault.azure.net/yourKey/yourKeyVersion"
+                        .to_string(),
+                    true
+                ),
+                (
+                    "https://your-key-vault-name.vault.azure.net/yourKey2/yourKey2VersionToDelete"
+                        .to_string(),
+                    false
+                ),
+            ]
+        );
+        assert_eq!(
+            change.encryption_protector.as_deref(),
+            Some("https://your-key-vault-name.vault.azure.net/yourKey/yourKeyVersion")
+        );
+        assert_eq!(
+            (change.auto_rotation, change.federated_client_id),
+            (None, None)
+        );
+        let az_body = json!({"location": "eastus", "identity": {"type": "None"},
+            "properties": {"encryptionProtectorAutoRotation": true, "federatedClientId": "f"}});
+        let change = parse_database_put(&az_body).unwrap();
+        assert_eq!(
+            change.identity,
+            Some(Vec::new()),
+            "type None removes the identities"
+        );
+        assert_eq!(
+            (change.auto_rotation, change.federated_client_id.as_deref()),
+            (Some(true), Some("f"))
+        );
+        for bad in [
+            json!({"identity": {"type": "SystemAssigned"}}),
+            json!({"properties": {"keys": []}}),
+            json!({"properties": {"encryptionProtectorAutoRotation": "yes"}}),
+        ] {
+            assert!(parse_database_put(&bad).is_err(), "{bad}");
+        }
     }
 }

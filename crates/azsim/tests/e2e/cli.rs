@@ -910,7 +910,7 @@ fn ids_instead_of_names() {
     let out = sim.az("storage account show --ids /subscriptions/x/resourceGroups/rg");
     assert_eq!(
         failure(&out),
-        fails(2, "ERROR: (--name | --ids) are required")
+        fails(1, "ERROR: (--name | --ids) are required")
     );
 }
 
@@ -936,7 +936,7 @@ fn parser_errors_as_azure_cli() {
     let out = sim.az("sql db show -s sql-web-prod -g rg-web");
     assert_eq!(
         failure(&out),
-        fails(2, "ERROR: (--name | --ids) are required")
+        fails(1, "ERROR: (--name | --ids) are required")
     );
     let out = sim.az("sql server key create -s sql-web-prod");
     assert_eq!(
@@ -1338,6 +1338,100 @@ fn seed_demo_covers_the_edge_cases() {
         world["sqlServers"].as_array().expect("servers"),
         world["sqlDatabases"].as_array().expect("dbs"),
     );
+    demo_database_key_edge_cases(world["sqlDatabases"].as_array().expect("dbs"));
+    demo_scope_and_instance_edge_cases(&world);
+}
+
+/// Databases with their own key: each with a user-assigned identity and its keys (the
+/// protector's among them, an older version too); one reached through an id spelling
+/// `resourcegroups` in lower case, one with auto-rotation on, a versionless key and a federated
+/// client id; one never set auto-rotation.
+fn demo_database_key_edge_cases(dbs: &[Value]) {
+    let own: Vec<&Value> = dbs
+        .iter()
+        .filter(|d| d["encryptionProtector"].is_string())
+        .collect();
+    assert!(own.len() >= 2);
+    for d in &own {
+        let keys = d["keys"].as_array().expect("keys");
+        assert!(keys.contains(&d["encryptionProtector"]), "{}", d["name"]);
+        assert!(keys.len() >= 2, "an older key kept: {}", d["name"]);
+        assert_eq!(d["identity"]["type"], "UserAssigned");
+    }
+    let ids = |d: &Value| -> Vec<String> {
+        d["identity"]["userAssignedIdentities"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect()
+    };
+    assert!(own.iter().any(|d| ids(d)[0].contains("/resourcegroups/")));
+    assert!(
+        own.iter()
+            .any(|d| d.get("encryptionProtectorAutoRotation").is_none())
+    );
+    assert!(own.iter().any(|d| {
+        d["encryptionProtectorAutoRotation"] == true
+            && d["federatedClientId"].is_string()
+            && d["encryptionProtector"]
+                .as_str()
+                .unwrap()
+                .matches('/')
+                .count()
+                == 4
+    }));
+    let plain: Vec<&Value> = dbs
+        .iter()
+        .filter(|d| d["encryptionProtector"].is_null())
+        .collect();
+    assert!(
+        plain
+            .iter()
+            .all(|d| d.get("keys").is_none() && d.get("identity").is_none())
+    );
+}
+
+/// An MMK account whose only customer-key scope is alone on a later page, a disabled
+/// customer-key scope, versioned and versionless scope keys, and a managed instance on a
+/// customer key with auto-rotation.
+fn demo_scope_and_instance_edge_cases(world: &Value) {
+    let scopes = world["encryptionScopes"].as_array().expect("scopes");
+    let kv = |s: &Value| s["source"] == "Microsoft.KeyVault";
+    let mut logs: Vec<&Value> = scopes
+        .iter()
+        .filter(|s| s["account"] == "stlogs01")
+        .collect();
+    logs.sort_by_key(|s| s["name"].as_str().unwrap().to_string());
+    assert!(logs.len() > 2);
+    assert_eq!(logs.iter().filter(|s| kv(s)).count(), 1);
+    assert!(
+        kv(logs[logs.len() - 1]),
+        "the customer-key scope is last by name"
+    );
+    assert!(scopes.iter().any(|s| kv(s) && s["state"] == "Disabled"));
+    let slashes = |s: &Value| {
+        s["keyVaultProperties"]["keyUri"]
+            .as_str()
+            .unwrap()
+            .matches('/')
+            .count()
+    };
+    assert!(scopes.iter().any(|s| kv(s) && slashes(s) == 5), "versioned");
+    assert!(
+        scopes.iter().any(|s| kv(s) && slashes(s) == 4),
+        "versionless"
+    );
+    let accounts = world["storageAccounts"].as_array().unwrap();
+    let mmk = accounts.iter().find(|a| a["name"] == "stlogs01").unwrap();
+    assert!(mmk["encryption"]["keyVaultProperties"].is_null());
+    let instances = world["sqlManagedInstances"].as_array().expect("instances");
+    assert!(
+        instances
+            .iter()
+            .any(|m| m["protector"]["serverKeyType"] == "AzureKeyVault"
+                && m["protector"]["autoRotationEnabled"] == true)
+    );
 }
 
 /// Every form of key source, key version and encryption identity the runbooks must read.
@@ -1424,16 +1518,20 @@ fn demo_sql_edge_cases(servers: &[Value], dbs: &[Value]) {
         && d["tdeState"] == "Enabled"
         && d["encryptionProtector"].is_null()));
     assert!(dbs.iter().any(|d| d["tdeState"] == "Disabled"));
-    let db_key = dbs
+    // Database-level keys on a service-managed server and on a Key Vault one.
+    let hosts: Vec<Value> = dbs
         .iter()
-        .find(|d| d["encryptionProtector"].is_string())
-        .expect("database-level key");
-    assert_eq!(db_key["tdeState"], "Enabled");
-    let host = servers
-        .iter()
-        .find(|s| s["name"] == db_key["server"])
-        .expect("server");
-    assert_eq!(protector(host)["serverKeyType"], "ServiceManaged");
+        .filter(|d| d["encryptionProtector"].is_string())
+        .map(|d| {
+            assert_eq!(d["tdeState"], "Enabled");
+            let host = servers
+                .iter()
+                .find(|s| s["name"] == d["server"])
+                .expect("server");
+            protector(host)["serverKeyType"].clone()
+        })
+        .collect();
+    assert!(hosts.contains(&json!("ServiceManaged")) && hosts.contains(&json!("AzureKeyVault")));
 }
 
 #[test]
@@ -1470,6 +1568,51 @@ fn seeded_fleets_are_deterministic_and_sized() {
         .filter(|d| d["name"] == "master")
         .count();
     assert_eq!(masters, 50);
+    fleet_keys_scopes_and_instances(&medium);
+}
+
+/// The medium fleet's databases with their own key each have an identity and keys, in every
+/// state of auto-rotation; some accounts have scopes that page, some on Key Vault keys; some
+/// managed instances are on customer keys with auto-rotation.
+fn fleet_keys_scopes_and_instances(fleet: &Value) {
+    let own: Vec<&Value> = fleet["sqlDatabases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["encryptionProtector"].is_string())
+        .collect();
+    assert!(!own.is_empty());
+    assert!(own.iter().all(|d| {
+        d["identity"]["type"] == "UserAssigned"
+            && d["keys"]
+                .as_array()
+                .unwrap()
+                .contains(&d["encryptionProtector"])
+    }));
+    for state in [json!(true), json!(false), Value::Null] {
+        let rotation = |d: &Value| {
+            d.get("encryptionProtectorAutoRotation")
+                .cloned()
+                .unwrap_or(Value::Null)
+        };
+        assert!(own.iter().any(|d| rotation(d) == state), "{state}");
+    }
+    let scopes = fleet["encryptionScopes"].as_array().unwrap();
+    let mut per_account = std::collections::HashMap::new();
+    for s in scopes {
+        *per_account
+            .entry(s["account"].as_str().unwrap())
+            .or_insert(0) += 1;
+    }
+    assert!(per_account.values().any(|n| *n > 2), "some lists page");
+    assert!(scopes.iter().any(|s| s["source"] == "Microsoft.KeyVault"));
+    let instances = fleet["sqlManagedInstances"].as_array().unwrap();
+    assert_eq!(instances.len(), 10);
+    assert!(
+        instances
+            .iter()
+            .any(|m| m["protector"]["autoRotationEnabled"] == true)
+    );
 }
 
 #[test]
@@ -1790,7 +1933,15 @@ fn encryption_scope_create_and_list_validation() {
     assert_eq!(names.len(), 6);
     // The world dumps the scopes; a world without any dumps no encryptionScopes key.
     let world = sim.dump();
-    assert_eq!(world["encryptionScopes"].as_array().unwrap().len(), 6);
+    let on_account = |w: &Value| {
+        w["encryptionScopes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["account"] == "stfinance01")
+            .count()
+    };
+    assert_eq!(on_account(&world), 6);
     let plain = Sim::new(&json!({"subscriptions": [{"id": SUB, "name": "one"}]}));
     assert!(plain.dump().get("encryptionScopes").is_none());
 }

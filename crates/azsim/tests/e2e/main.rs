@@ -3,5 +3,6 @@
 //! dependencies once.
 
 mod cli;
+mod db_keys;
 mod harness;
 mod serve;

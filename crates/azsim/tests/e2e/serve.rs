@@ -477,11 +477,7 @@ fn poll(s: &Serve, reply: &Reply) -> Vec<Value> {
     let url = reply
         .header("Azure-AsyncOperation")
         .expect("Azure-AsyncOperation header");
-    let target = url
-        .split_once(&format!("127.0.0.1:{}", s.port))
-        .unwrap()
-        .1
-        .to_string();
+    let target = local(s, url);
     let mut seen = Vec::new();
     for _ in 0..10 {
         let status = s.get(&target).json();
@@ -840,6 +836,109 @@ fn database_lists_can_omit_the_protector() {
     assert!(one["properties"]["encryptionProtector"].is_string());
 }
 
+/// The host-relative target of a URL the server handed out (an operation or its result).
+fn local(s: &Serve, url: &str) -> String {
+    url.split_once(&format!("127.0.0.1:{}", s.port))
+        .unwrap()
+        .1
+        .to_string()
+}
+
+#[test]
+fn database_keys_expanded_and_updated_by_put() {
+    let s = Serve::start(|_| {}, &["--lro-polls", "1"]);
+    let path =
+        "/resourceGroups/rg-web/providers/Microsoft.Sql/servers/sql-web-prod/databases/customers";
+    let customers = arm(path);
+    let plain = s.get(&customers).json();
+    assert!(
+        plain["properties"].get("keys").is_none(),
+        "keys need $expand"
+    );
+    assert_eq!(plain["identity"]["type"], "UserAssigned");
+    assert!(plain["identity"].get("tenantId").is_none(), "as recorded");
+    assert!(
+        plain["properties"]
+            .get("encryptionProtectorAutoRotation")
+            .is_none()
+    );
+    let expanded = s.get(&arm(&format!("{path}?%24expand=keys"))).json();
+    let keys = expanded["properties"]["keys"].as_object().unwrap();
+    assert_eq!(keys.len(), 2);
+    assert!(keys.values().all(|k| k["type"] == "AzureKeyVault"));
+
+    // What az's `sql db update --keys NEW --epauto true` sends: all it read, changed.
+    let new = "https://kv-web-prod.vault.azure.net/keys/sql-customers-cmk/0123456789abcdef0123456789abcdef";
+    let mut body = plain.clone();
+    body["properties"]["keys"] = json!({ new: {} });
+    body["properties"]["encryptionProtectorAutoRotation"] = json!(true);
+    let put = s.send("PUT", &customers, Some(&body.to_string()));
+    assert_eq!(put.status, 202, "{}", put.body);
+    assert_eq!(put.json()["operation"], "UpdateLogicalDatabase");
+    assert!(
+        put.header("Location")
+            .is_some_and(|l| l.contains("/databaseOperationResults/"))
+    );
+    assert!(
+        put.header("Azure-AsyncOperation")
+            .is_some_and(|l| l.contains("/databaseAzureAsyncOperation/"))
+    );
+    assert_eq!(poll(&s, &put).pop().unwrap()["status"], "Succeeded");
+    let after = s.get(&arm(&format!("{path}?%24expand=keys"))).json();
+    assert_eq!(
+        after["properties"]["keys"].as_object().unwrap().len(),
+        3,
+        "keys merge"
+    );
+    assert_eq!(after["properties"]["encryptionProtectorAutoRotation"], true);
+
+    let links = s.get(&arm(&format!("{path}/replicationLinks"))).json();
+    assert_eq!(links, json!({"value": []}));
+}
+
+#[test]
+fn database_protector_revert_is_long_running() {
+    let s = Serve::start(|_| {}, &["--lro-polls", "1"]);
+    let path =
+        "/resourceGroups/rg-web/providers/Microsoft.Sql/servers/sql-web-prod/databases/customers";
+    let plain = s.get(&arm(path)).json();
+    let revert_path = arm(&format!("{path}/encryptionProtector/current/revert"));
+    let revert = s.send("POST", &revert_path, None);
+    assert_eq!(revert.status, 202, "{}", revert.body);
+    assert_eq!(poll(&s, &revert).pop().unwrap()["status"], "Succeeded");
+    let result = s.get(&local(&s, revert.header("Location").unwrap()));
+    assert_eq!(
+        (result.status, result.body.as_str()),
+        (200, ""),
+        "the spec's empty 200"
+    );
+    let reverted = s.get(&arm(&format!("{path}?%24expand=keys"))).json();
+    for field in [
+        "encryptionProtector",
+        "encryptionProtectorAutoRotation",
+        "keys",
+    ] {
+        assert!(reverted["properties"].get(field).is_none(), "{field}");
+    }
+    assert_eq!(reverted["identity"], plain["identity"]);
+    let again = s.send("POST", &revert_path, None);
+    assert_eq!(
+        (again.status, error_code(&again)),
+        (400, "DatabaseEncryptionProtectorNotSet".to_string())
+    );
+    let mutating: Vec<Value> = s
+        .sim
+        .calls("--mutating")
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let commands: Vec<&str> = mutating
+        .iter()
+        .filter_map(|l| l["command"].as_str())
+        .collect();
+    assert_eq!(commands, ["sql db tde key revert", "sql db tde key revert"]);
+}
+
 const SCOPES_PATH: &str = "/resourceGroups/rg-finance/providers/Microsoft.Storage/storageAccounts/stfinance01/encryptionScopes";
 
 #[test]
@@ -985,7 +1084,15 @@ fn encryption_scope_patch_and_put() {
     let again = s.send("PUT", &new, Some("{}"));
     assert_eq!(again.status, 200, "{}", again.body);
     let world = s.sim.dump();
-    assert_eq!(world["encryptionScopes"].as_array().unwrap().len(), 6);
+    let on_account = |w: &Value| {
+        w["encryptionScopes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["account"] == "stfinance01")
+            .count()
+    };
+    assert_eq!(on_account(&world), 6);
     let mutating = s.sim.calls("--mutating");
     let commands: Vec<String> = mutating
         .lines()
