@@ -8,6 +8,7 @@ mod harness;
 mod change_window;
 mod cli_help;
 mod dangerous;
+mod database_keys;
 mod drift;
 mod encryption_scopes;
 mod exit_codes;
