@@ -451,7 +451,38 @@ pub fn essentials(world: &Value) -> Value {
     for d in world["sqlDatabases"].as_array().unwrap() {
         out.insert(
             format!("db {} {}", d["server"], d["name"]),
-            pick(d, &["tdeState", "encryptionProtector"]),
+            pick(
+                d,
+                &[
+                    "tdeState",
+                    "encryptionProtector",
+                    "encryptionProtectorAutoRotation",
+                    "keys",
+                    "identity",
+                    "federatedClientId",
+                ],
+            ),
+        );
+    }
+    let none = Vec::new();
+    for s in world["encryptionScopes"].as_array().unwrap_or(&none) {
+        out.insert(
+            format!("scope {} {}", s["account"], s["name"]),
+            pick(s, &["source", "state", "keyVaultProperties.keyUri"]),
+        );
+    }
+    for m in world["sqlManagedInstances"].as_array().unwrap_or(&none) {
+        out.insert(
+            format!("instance {}", m["name"]),
+            pick(
+                m,
+                &[
+                    "protector.serverKeyType",
+                    "protector.uri",
+                    "protector.autoRotationEnabled",
+                    "keys",
+                ],
+            ),
         );
     }
     Value::Object(out)

@@ -80,13 +80,12 @@ fn apply_then_backout_restores_every_customer_key_variant() {
     );
     assert_eq!(
         change_status(&report, &db_id(SUB_A, "rg-sql", "sql-sm", "db-cmk")),
-        "skipped",
-        "a manual step only"
+        "done",
+        "its own key is reverted to the server's"
     );
 
     let changed = sim.dump();
     assert_ne!(essentials(&changed), original);
-    // Only the database with its own key is left: it needs a person.
     let after = sim
         .azbook()
         .args(["test", "--output", "json"])
@@ -98,10 +97,7 @@ fn apply_then_backout_restores_every_customer_key_variant() {
         .filter(|(_, r)| r["status"] == "noncompliant")
         .map(|(k, _)| k)
         .collect();
-    assert_eq!(
-        noncompliant,
-        [&db_id(SUB_A, "rg-sql", "sql-sm", "db-cmk").to_lowercase()]
-    );
+    assert!(noncompliant.is_empty(), "{noncompliant:?}");
 
     let backout = sim.azbook_json(&["backout", "--yes", "--output", "json"], 0);
     assert!(
@@ -214,21 +210,24 @@ fn plan_and_dry_runs_change_nothing_and_show_everything() {
     assert!(change["backout"][0].as_array().unwrap().contains(&json!(
         "--encryption-key-version=0123456789abcdef0123456789abcdef"
     )));
-    let manual = plan["changes"]
+    let own_key = plan["changes"]
         .as_array()
         .unwrap()
         .iter()
         .find(|c| c["resource"].as_str().unwrap().ends_with("/db-cmk"))
         .unwrap();
-    assert_eq!(manual["status"], "manual");
-    assert_eq!(manual["steps"][0]["kind"], "manual");
-    assert_eq!(manual["steps"][0]["reversible"], false);
-    assert_eq!(manual["steps"][0]["argv"], json!([]));
+    assert_eq!(own_key["status"], "pending");
+    assert_eq!(
+        own_key["steps"][0]["argv"].as_array().unwrap()[..6],
+        json!(["az", "sql", "db", "tde", "key", "revert"])
+            .as_array()
+            .unwrap()[..]
+    );
     assert!(
-        manual["steps"][0]["instructions"]
-            .as_str()
+        own_key["backout"][0]
+            .as_array()
             .unwrap()
-            .contains(DB_KEY_URI)
+            .contains(&json!(format!("--encryption-protector={DB_KEY_URI}")))
     );
     for c in plan["changes"].as_array().unwrap() {
         let was_cmk = c["before"].to_string().contains("Keyvault")
@@ -247,8 +246,14 @@ fn plan_and_dry_runs_change_nothing_and_show_everything() {
         "{text}"
     );
     assert!(
-        text.contains("manual: azbook never runs it, cannot be undone"),
+        text.contains("$ az sql db tde key revert --database=db-cmk"),
         "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "--encryption-protector={DB_KEY_URI} --keys {DB_KEY_URI}"
+        )),
+        "the restore lists the database's keys as separate arguments: {text}"
     );
     sim.azbook().args(["apply", "--dry-run"]).assert().code(0);
     assert!(
@@ -307,10 +312,16 @@ fn verification_reads_back_only_what_a_change_can_alter() {
             .filter(|c| c.contains(&"--database=db-off".to_string()))
             .count()
     };
+    let shows_of_db_off = |sim: &Sim| {
+        sim.calls_starting(&["sql", "db", "show"])
+            .iter()
+            .filter(|c| c.contains(&"--name=db-off".to_string()))
+            .count()
+    };
     sim.azbook().args(["apply", "--yes"]).assert().code(0);
     // The test read db-off's TDE once; turning TDE on cannot change the database's own key, so
-    // the change is verified by one more `tde show` and no `az sql db show` runs at all.
-    assert!(sim.calls_starting(&["sql", "db", "show"]).is_empty());
+    // the change is verified by one more `tde show` and no `az sql db show` of db-off runs.
+    assert_eq!(shows_of_db_off(&sim), 0);
     assert_eq!(tde_reads_of_db_off(&sim), 2);
     let run = latest_apply_run(&sim);
     sim.azbook()
@@ -318,9 +329,7 @@ fn verification_reads_back_only_what_a_change_can_alter() {
         .assert()
         .code(0);
     // Backout reads db-off whole before restoring it (its key included), then only its TDE.
-    let shows = sim.calls_starting(&["sql", "db", "show"]);
-    assert_eq!(shows.len(), 1, "{shows:?}");
-    assert!(shows[0].contains(&"--name=db-off".to_string()));
+    assert_eq!(shows_of_db_off(&sim), 1);
     assert_eq!(tde_reads_of_db_off(&sim), 4);
 }
 

@@ -30,9 +30,11 @@ fn errors(out: &Output) -> Vec<(String, String, String)> {
         .collect()
 }
 
-const PLAYBOOKS: [&str; 3] = [
+const PLAYBOOKS: [&str; 5] = [
     "storage-account-mmk",
+    "storage-encryption-scope-mmk",
     "sql-server-tde-protector-mmk",
+    "sql-managed-instance-tde-protector-mmk",
     "sql-database-tde-mmk",
 ];
 
@@ -43,7 +45,7 @@ fn a_resource_group_that_does_not_exist_is_an_error_naming_it() {
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     let group = format!("/subscriptions/{SUB_A}/resourceGroups/rg-doesnotexist");
     let errors = errors(&out);
-    assert_eq!(errors.len(), 3, "one per playbook: {errors:?}");
+    assert_eq!(errors.len(), 5, "one per playbook: {errors:?}");
     for ((playbook, resource, message), expected) in errors.iter().zip(PLAYBOOKS) {
         assert_eq!((playbook.as_str(), resource), (expected, &group));
         assert!(
@@ -53,7 +55,7 @@ fn a_resource_group_that_does_not_exist_is_an_error_naming_it() {
             "{message}"
         );
     }
-    assert_eq!(results(&out).len(), 3, "nothing else");
+    assert_eq!(results(&out).len(), 5, "nothing else");
     // Checked once, with the name as a value and the subscription's id.
     assert_eq!(
         sim.calls_starting(&["group", "exists"]),
@@ -77,7 +79,7 @@ fn a_resource_group_that_does_not_exist_is_an_error_naming_it() {
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     let plan = json_out(&out);
     assert_eq!(plan["changes"], json!([]));
-    assert_eq!(plan["errors"].as_array().unwrap().len(), 3);
+    assert_eq!(plan["errors"].as_array().unwrap().len(), 5);
     assert_eq!(plan["errors"][0]["resource"], group.as_str());
 }
 
@@ -251,7 +253,7 @@ fn a_disabled_subscription_is_not_a_scope() {
     let out = run(&sim, &["test", "--subscription", SUB_B, "--output", "json"]);
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     let errors = errors(&out);
-    assert_eq!(errors.len(), 3, "{errors:?}");
+    assert_eq!(errors.len(), 5, "one per built-in playbook: {errors:?}");
     assert!(
         errors
             .iter()

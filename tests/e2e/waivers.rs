@@ -64,8 +64,13 @@ fn waived_targets_are_reported_and_never_changed() {
         "noncompliant",
         "an expired waiver is ignored"
     );
+    assert_eq!(
+        results[&db_id(SUB_A, "rg-sql", "sql-akv", "db-x").to_lowercase()]["status"],
+        "waived",
+        "a `*` waiver on a server covers the databases under it"
+    );
     let report = json_out(&out);
-    assert_eq!(report["summary"]["waived"], 2);
+    assert_eq!(report["summary"]["waived"], 3);
 
     let plan = json_out(
         &sim.azbook()
@@ -74,7 +79,7 @@ fn waived_targets_are_reported_and_never_changed() {
             .unwrap(),
     );
     assert!(!plan["changes"].to_string().contains("stcmkpinned"));
-    assert_eq!(plan["waived"].as_array().unwrap().len(), 2);
+    assert_eq!(plan["waived"].as_array().unwrap().len(), 3);
     sim.azbook().args(["apply", "--yes"]).assert().code(0);
     for call in sim.calls() {
         let line = call.join(" ");
