@@ -32,6 +32,7 @@ Examples:
   azbook test --subscription 1111... --subscription 2222...
   azbook test --tag data-classification=critical
   azbook test --playbook sql-database-tde-mmk --resource-group rg-payments
+  azbook test --playbook storage-encryption-scope-mmk --name '*/stfinance01/*'
   azbook test --name 'st*' --exclude 'sttmp*' --output json
   azbook test --playbook ./my-control.toml      a playbook of your own
 
@@ -84,7 +85,8 @@ struct GlobalArgs {
     #[arg(long, global = true, default_value_t = 10.0, value_name = "SECONDS")]
     retry_delay: f64,
 
-    /// Seconds a change may take before az is killed (SQL changes can take minutes)
+    /// Seconds a change may take before az is killed (a managed instance's protector change
+    /// can take many minutes: plans mark such steps long-running)
     #[arg(long, global = true, default_value_t = 1200.0, value_name = "SECONDS")]
     change_timeout: f64,
 
