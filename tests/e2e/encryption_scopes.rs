@@ -237,3 +237,36 @@ expires = 2099-12-31
     );
     assert!(sim.mutating_calls().is_empty());
 }
+
+#[test]
+fn apply_warns_when_a_scope_key_cannot_be_found_in_key_vault() {
+    let mut world = scope_world();
+    world["faults"] = json!([{"command": "keyvault key show", "argvContains": "0123456789abcdef",
+        "error": {"code": "KeyNotFound", "exitCode": 3, "message": "A key with (name/id) scope-key was not found in this key vault."}}]);
+    let sim = Sim::new(&world);
+    let report = sim.azbook_json(
+        &[
+            "apply",
+            "--yes",
+            "--output",
+            "json",
+            PLAYBOOK[0],
+            PLAYBOOK[1],
+        ],
+        0,
+    );
+    let warned: Vec<&str> = report["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c.get("warnings").is_some())
+        .map(|c| c["resource"].as_str().unwrap())
+        .collect();
+    assert_eq!(warned, [scope_id("zz-pinned-off")], "{report}");
+    let checks = sim.calls_starting(&["keyvault", "key", "show"]);
+    assert!(
+        checks
+            .iter()
+            .any(|c| c.contains(&format!("--id={VERSIONLESS}")))
+    );
+}
