@@ -4,7 +4,11 @@
 //!
 //! `shapes.json` was built from the outputs of azure-cli 2.91 in `tests/reference/az_cli_2.91/`
 //! (every key az printed, merged over the captured resources; `*` marks maps with free keys such
-//! as `tags`). Commands not listed there have an unknown shape and accept any field.
+//! as `tags`). The commands of encryption scopes and managed instances, and a database's `keys`
+//! and `identity`, have no such capture: their entries were built from azsim's output, which
+//! follows azure-cli 2.91's models (`DatabaseKey`, `DatabaseIdentity`, `EncryptionScope`,
+//! `ManagedInstanceEncryptionProtector`) field by field. Commands not listed there have an
+//! unknown shape and accept any field.
 
 use serde_json::Value;
 use std::collections::BTreeMap;
