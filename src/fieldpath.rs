@@ -10,13 +10,18 @@ use std::fmt;
 pub struct FieldPath(Vec<String>);
 
 impl FieldPath {
-    /// Parses `a.b.c`; each segment is an identifier as JMESPath spells an unquoted field.
+    /// Parses `a.b.c`; each segment is an identifier as JMESPath spells an unquoted field, or,
+    /// after the first, `*`: every key of a map (see [`FieldPath::project`]).
     pub fn parse(text: &str) -> Result<FieldPath, String> {
         if text.is_empty() {
             return Err("empty field path".into());
         }
         let mut segments = Vec::new();
-        for segment in text.split('.') {
+        for (i, segment) in text.split('.').enumerate() {
+            if segment == EVERY_KEY && i > 0 {
+                segments.push(segment.to_string());
+                continue;
+            }
             let valid = segment
                 .chars()
                 .next()
@@ -86,13 +91,63 @@ impl FieldPath {
     }
 
     /// A document holding only these paths, each with its value in `source` (null if absent):
-    /// what a playbook's `record` list keeps of a resource's state.
+    /// what a playbook's `record` list keeps of a resource's state. A `*` segment keeps every
+    /// key of the map there, each with only what the rest of the path names (`keys.*` keeps
+    /// the keys alone, each with `{}`): a map keyed by data (a database's key URIs) is then
+    /// recorded and compared by its keys, not by attributes the service sets on each entry
+    /// (a key's creation date).
     pub fn project(paths: &[FieldPath], source: &Value) -> Value {
         let mut out = Value::Object(Map::new());
         for path in paths {
-            path.set(&mut out, path.get(source).clone());
+            match path.0.iter().position(|s| s == EVERY_KEY) {
+                None => path.set(&mut out, path.get(source).clone()),
+                Some(at) => {
+                    let map = FieldPath(path.0[..at].to_vec());
+                    let rest = FieldPath(path.0[at + 1..].to_vec());
+                    let kept = every_key(map.get(source), &rest);
+                    let mut current = map.get(&out).clone();
+                    merge(&mut current, kept);
+                    map.set(&mut out, current);
+                }
+            }
         }
         out
+    }
+
+    /// Whether the path keeps every key of a map (`*`): such a path is for `record` only.
+    pub fn has_every_key(&self) -> bool {
+        self.0.iter().any(|s| s == EVERY_KEY)
+    }
+}
+
+/// The segment that stands for every key of a map.
+const EVERY_KEY: &str = "*";
+
+/// `map`'s keys, each with what `rest` keeps of its value; null when `map` is not an object.
+fn every_key(map: &Value, rest: &FieldPath) -> Value {
+    let Some(entries) = map.as_object() else {
+        return Value::Null;
+    };
+    let kept = entries.iter().map(|(k, v)| {
+        let value = if rest.0.is_empty() {
+            Value::Object(Map::new())
+        } else {
+            FieldPath::project(std::slice::from_ref(rest), v)
+        };
+        (k.clone(), value)
+    });
+    Value::Object(kept.collect())
+}
+
+/// Merges `more` into `into`, object by object (two record paths under one map).
+fn merge(into: &mut Value, more: Value) {
+    match (into, more) {
+        (Value::Object(a), Value::Object(b)) => {
+            for (k, v) in b {
+                merge(a.entry(k).or_insert(Value::Null), v);
+            }
+        }
+        (slot, more) => *slot = more,
     }
 }
 
@@ -179,6 +234,27 @@ mod tests {
             FieldPath::project(&paths, &doc),
             json!({"kv": {"keyVersion": "", "keyName": null}})
         );
+    }
+
+    #[test]
+    fn every_key_keeps_a_map_by_its_keys() {
+        let doc = json!({"db": {"keys": {
+            "https://kv/keys/a/1": {"creationDate": "2024", "type": "AzureKeyVault"},
+            "https://kv/keys/b": {"creationDate": "2025", "type": "AzureKeyVault"}
+        }, "identity": null}});
+        let p = |s| FieldPath::parse(s).unwrap();
+        assert!(p("db.keys.*").has_every_key());
+        assert_eq!(
+            FieldPath::project(&[p("db.keys.*")], &doc),
+            json!({"db": {"keys": {"https://kv/keys/a/1": {}, "https://kv/keys/b": {}}}})
+        );
+        assert_eq!(
+            FieldPath::project(&[p("db.keys.*.type"), p("db.identity.*")], &doc),
+            json!({"db": {"keys": {"https://kv/keys/a/1": {"type": "AzureKeyVault"},
+                                   "https://kv/keys/b": {"type": "AzureKeyVault"}},
+                          "identity": null}})
+        );
+        assert!(FieldPath::parse("*.a").is_err(), "a root is a name");
     }
 
     #[test]

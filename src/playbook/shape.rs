@@ -138,15 +138,29 @@ impl Shape {
 }
 
 fn insert(shape: &mut Shape, path: &[String], leaf: Shape) {
-    if let Shape::Object(fields) = shape {
-        if path.len() == 1 {
-            fields.insert(path[0].clone(), leaf);
-        } else {
-            let child = fields
-                .entry(path[0].clone())
-                .or_insert_with(|| Shape::Object(BTreeMap::new()));
-            insert(child, &path[1..], leaf);
+    let every_key = path[0] == "*";
+    match shape {
+        Shape::Map(inner) if every_key => {
+            if path.len() == 1 {
+                **inner = leaf;
+            } else {
+                insert(inner, &path[1..], leaf);
+            }
         }
+        Shape::Object(fields) => {
+            let empty = if path.get(1).is_some_and(|s| s == "*") {
+                Shape::Map(Box::new(Shape::Object(BTreeMap::new())))
+            } else {
+                Shape::Object(BTreeMap::new())
+            };
+            if path.len() == 1 {
+                fields.insert(path[0].clone(), leaf);
+            } else {
+                let child = fields.entry(path[0].clone()).or_insert(empty);
+                insert(child, &path[1..], leaf);
+            }
+        }
+        _ => {}
     }
 }
 

@@ -613,9 +613,9 @@ impl Loader<'_> {
         let (reads, state_shape) = self.reads(&test, read_roots, target_shape);
         let refresh = self.refresh(&reads, &test, read_roots, has_implement);
         let compliant = self.condition(&test.compliant, &state_shape);
-        let evidence = self.paths(&test.evidence, &state_shape);
+        let evidence = self.plain_paths(&test.evidence, &state_shape);
         let record = self.paths(&test.record, &state_shape);
-        let controlled = self.paths(&test.controlled, &state_shape);
+        let controlled = self.plain_paths(&test.controlled, &state_shape);
         if let (Reads::Named(_), None) = (&reads, &refresh)
             && reads_target(compliant.as_ref(), &evidence, &record)
             && has_implement
@@ -654,7 +654,7 @@ impl Loader<'_> {
         let mut out = Vec::new();
         for entry in raw {
             let Some(path) = self
-                .paths(std::slice::from_ref(&entry.field), state_shape)
+                .plain_paths(std::slice::from_ref(&entry.field), state_shape)
                 .pop()
             else {
                 continue;
@@ -853,6 +853,19 @@ impl Loader<'_> {
             }
         }
         ok.then_some(expr)
+    }
+
+    /// Paths that name one value each: `*` (every key of a map) belongs in `record` only.
+    fn plain_paths(&mut self, raw: &[Spanned<String>], shape: &Shape) -> Vec<FieldPath> {
+        for item in raw {
+            if FieldPath::parse(item.get_ref()).is_ok_and(|p| p.has_every_key()) {
+                self.error(
+                    &item.span(),
+                    format!("`{}`: `*` (every key of a map) is for `record` only, where it keeps a map by its keys", item.get_ref()),
+                );
+            }
+        }
+        self.paths(raw, shape)
     }
 
     fn paths(&mut self, raw: &[Spanned<String>], shape: &Shape) -> Vec<FieldPath> {

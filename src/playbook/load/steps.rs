@@ -210,6 +210,12 @@ impl Loader<'_> {
         let mut after = Vec::new();
         for (key, value) in raw.get_ref() {
             match FieldPath::parse(key) {
+                Ok(path) if path.has_every_key() => self.error(
+                    &raw.span(),
+                    format!(
+                        "`after` names `{path}`: `*` (every key of a map) is for `record` only"
+                    ),
+                ),
                 Ok(path) if record.iter().any(|r| path.starts_with(r)) => {
                     let json = serde_json::to_value(value).unwrap_or(serde_json::Value::Null);
                     after.push((path, json));

@@ -588,3 +588,23 @@ fn before_is_limited_to_recorded_fields() {
     let e = errors(&text);
     assert!(e[0].message.contains("record"), "{}", e[0].message);
 }
+
+#[test]
+fn every_key_of_a_map_is_for_record_only_and_only_on_a_map() {
+    let with = |field: &str, list: &str| {
+        GOOD.replace(
+            "record = [\"encryption.keySource\"]",
+            &format!("record = [\"encryption.keySource\"]\n{list} = [\"{field}\"]"),
+        )
+        .replace("record = [\"encryption.keySource\"]\nrecord", "record")
+    };
+    assert!(parse("p.toml", &with("tags.*", "record"), "p").is_ok());
+    let e = errors(&with("tags.*", "evidence"));
+    assert!(
+        e[0].message.contains("for `record` only"),
+        "{}",
+        e[0].message
+    );
+    let e = errors(&with("encryption.*", "record"));
+    assert!(e[0].message.contains("cannot exist"), "{}", e[0].message);
+}
