@@ -147,6 +147,15 @@ impl Progress for Bar {
 }
 
 impl Bar {
+    /// A line on stderr while the bar may be drawn: above the bar, never glued to it.
+    pub fn say(&self, line: &str) {
+        let phase = self.phase();
+        match &self.bar {
+            Some(bar) if *phase == Phase::Shown => bar.println(line),
+            _ => eprintln!("{line}"),
+        }
+    }
+
     fn show_running(&self, running: usize) {
         if let Some(bar) = &self.bar {
             let what = self.what.lock().expect("progress lock");
@@ -168,12 +177,7 @@ impl CallObserver for Bar {
             return;
         }
         // Values from Azure (a resource group's name) are in the argv: shown, never obeyed.
-        let line = format!("+ {}", command_line(argv));
-        let phase = self.phase();
-        match &self.bar {
-            Some(bar) if *phase == Phase::Shown => bar.println(line),
-            _ => eprintln!("{line}"),
-        }
+        self.say(&format!("+ {}", command_line(argv)));
     }
 }
 

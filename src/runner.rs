@@ -57,12 +57,12 @@ pub struct Runner<'a> {
     /// Told, once, which changes are still running when the first interrupt arrives.
     on_interrupt: Option<&'a Announce>,
     /// Told when a step that can take minutes starts, so that a person watching knows why.
-    on_long_step: Option<&'a LongStep>,
+    on_long_step: Option<&'a LongStep<'a>>,
 }
 
 /// What a run says when a long-running step starts: the resource, the step's name, and why it
 /// can take minutes.
-pub type LongStep = dyn Fn(&str, &str, &str) + Sync;
+pub type LongStep<'a> = dyn Fn(&str, &str, &str) + Sync + 'a;
 
 /// What a run says when the first interrupt arrives, given the changes still running.
 pub type Announce = dyn Fn(&[String]) + Sync;
@@ -91,7 +91,7 @@ impl<'a> Runner<'a> {
     }
 
     /// Calls `announce` when a long-running step starts.
-    pub fn on_long_step(mut self, announce: &'a LongStep) -> Runner<'a> {
+    pub fn on_long_step(mut self, announce: &'a LongStep<'a>) -> Runner<'a> {
         self.on_long_step = Some(announce);
         self
     }

@@ -101,6 +101,7 @@ fn backout_run(
     let start = log.start().expect("checked by read_apply_run").clone();
     let playbooks = recorded_playbooks(&log, &start)?;
     let bar = Bar::new(global.progress, global.verbose, "backing out");
+    let long_step = super::long_step_announcer(global, &bar);
     let az = Az::new(global.az.clone(), Some(&bar));
     let account = signed_in_where_it_ran(&az, &start, &run_id)?;
     let made_at = log.entries.first().map(|e| e.time.clone());
@@ -135,7 +136,6 @@ fn backout_run(
             &playbooks,
         )?))
     };
-    let long_step = super::long_step_announcer(global);
     let runner = super::change_runner(&az, journal.as_ref(), &long_step);
     let (changes, stopped) = backout::execute(&runner, work, global.jobs, options.force, &bar);
     bar.finish();

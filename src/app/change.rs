@@ -179,6 +179,7 @@ pub fn apply(
     let state = StateDir::new(&global.state_dir);
     let lock = state.lock()?;
     let bar = Bar::new(global.progress, global.verbose, "planning");
+    let long_step = super::long_step_announcer(global, &bar);
     let Prepared {
         session,
         changes,
@@ -206,7 +207,6 @@ pub fn apply(
     let journal = Mutex::new(open_apply_run(global, &session, &lock, scope, err)?);
     session.az.share_with_children(lock.raw_fd());
     bar.restart("applying");
-    let long_step = super::long_step_announcer(global);
     let runner = super::change_runner(&session.az, Some(&journal), &long_step);
     let (done, stopped) = apply::execute(
         &runner,

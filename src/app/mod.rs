@@ -134,7 +134,7 @@ pub(crate) fn announce_interrupt(running: &[String]) {
 pub(crate) fn change_runner<'a>(
     az: &'a Az<'a>,
     journal: Option<&'a std::sync::Mutex<crate::journal::Journal>>,
-    long_step: &'a crate::runner::LongStep,
+    long_step: &'a crate::runner::LongStep<'a>,
 ) -> crate::runner::Runner<'a> {
     crate::runner::Runner::new(az, journal)
         .on_interrupt(&announce_interrupt)
@@ -143,7 +143,10 @@ pub(crate) fn change_runner<'a>(
 
 /// What apply and backout say when a long-running step starts (a managed instance's protector):
 /// which resource, why it takes minutes, and how long azbook waits before it stops az.
-pub(crate) fn long_step_announcer(global: &Global) -> impl Fn(&str, &str, &str) + Sync + use<> {
+pub(crate) fn long_step_announcer<'b>(
+    global: &Global,
+    bar: &'b Bar,
+) -> impl Fn(&str, &str, &str) + Sync + use<'b> {
     let quiet = global.quiet;
     let timeout = global.az.change_timeout.as_secs();
     move |resource: &str, step: &str, why: &str| {
@@ -156,9 +159,9 @@ pub(crate) fn long_step_announcer(global: &Global) -> impl Fn(&str, &str, &str) 
         } else {
             format!("{timeout} s")
         };
-        eprintln!(
+        bar.say(&format!(
             "{name}: {step}: long-running ({why}); azbook waits up to {limit} for it (--change-timeout)"
-        );
+        ));
     }
 }
 
