@@ -114,6 +114,16 @@ fn the_table_lists_scopes_under_their_account() {
             "{name} is not under its account:\n{text}"
         );
     }
+    let markdown = sim
+        .azbook()
+        .args(["test", "--output", "markdown"])
+        .args(PLAYBOOK)
+        .output()
+        .unwrap();
+    let text = String::from_utf8(markdown.stdout).unwrap();
+    let account_row = "|  | **rg-data/stmmk** | **2 of 7 encryptionScopes noncompliant** |";
+    let at = text.find(account_row).unwrap_or_else(|| panic!("{text}"));
+    assert!(text[at..].contains("| noncompliant | rg-data/stmmk/zz-pinned-off |"));
 }
 
 #[test]
