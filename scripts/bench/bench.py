@@ -437,6 +437,19 @@ def fmt_mb(x):
     return "n/a" if x is None else f"{x:.1f} MB"
 
 
+def reproduce(meta):
+    """The command of the run, without its `--note` texts (they are under *Notes*)."""
+    command = meta["command"]
+    for note in meta.get("notes", []):
+        command = command.replace(f" --note {note}", "")
+    return command
+
+
+def started(seconds):
+    """A call kind's first start, or '-' for a kind this fleet never called."""
+    return "-" if seconds is None else f"{seconds:.2f}"
+
+
 def md_table(head, body):
     lines = ["| " + " | ".join(head) + " |", "| " + " | ".join("---" for _ in head) + " |"]
     lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in body]
@@ -609,7 +622,7 @@ def report(results_path, md_path):
               f"(each call sleeps {meta['latency_ms']} ms plus a uniform 0 to {meta['jitter_ms']} ms, so "
               f"L = {lmean * 1000:.0f} ms on average); azbook with `--jobs {jobs}`; about "
               f"{meta['noncompliant_percent']}% of each kind noncompliant.")
-    md.append(f"- To reproduce: `{meta['command']}`\n")
+    md.append(f"- To reproduce: `{reproduce(meta)}`\n")
 
     md.append("## Results\n")
     md.append(md_table(header, rows))
@@ -796,7 +809,9 @@ def report(results_path, md_path):
     md.append(md_table(["fleet", "target", "", "measured"], target_rows))
     md.append("")
     if why:
-        md.append("Why the missed targets are missed:\n")
+        missed = any(r[2] == "**missed**" for r in target_rows)
+        md.append("Why the missed targets are missed:\n" if missed else
+                  "Every target measured is met; where one command is over a target's limit:\n")
         md.extend(why)
         md.append("")
 
@@ -827,7 +842,7 @@ def report(results_path, md_path):
     kinds = sorted({k for f in order for k in fleets[f]["test"]["calls"]["first_start_of"]},
                    key=lambda k: min(fleets[f]["test"]["calls"]["first_start_of"].get(k, 1e9) for f in order))
     md.append(md_table(["fleet"] + [f"`{k}`" for k in kinds] + ["last call started", "test wall"],
-                       [[f] + [f"{fleets[f]['test']['calls']['first_start_of'].get(k, float('nan')):.2f}" for k in kinds]
+                       [[f] + [started(fleets[f]["test"]["calls"]["first_start_of"].get(k)) for k in kinds]
                         + [f"{fleets[f]['test']['calls']['last_start'] - fleets[f]['test']['calls']['first_start']:.2f}",
                            f"{fleets[f]['test']['wall']:.2f}"] for f in order]))
     md.append("")
