@@ -12,10 +12,14 @@
 #   --jobs N           azbook --jobs (default 16)
 #   --latency MS       azsim latencyMs (default 200; --quick 20)
 #   --jitter MS        azsim jitterMs (default 20; --quick 5)
-#   --seed-sample N    the seed's way runs N calls of each kind, evenly spread, and estimates
-#                      the rest (default: every call at small and medium, 100 of each kind at large;
-#                      0 means every call)
+#   --seed-sample N    the seed's way runs N calls of each kind (for scope lists: N accounts,
+#                      every page of each), evenly spread, and estimates the rest (default: every
+#                      call at small and medium, 100 of each kind at large; 0 means every call)
 #   --version-runs N   runs of `azbook --version` (default 200; --quick 20)
+#   --pairs N          pairs of `test` with every playbook and without the scope playbook, run in
+#                      turn to measure what the per-account scope list costs (default 3, 1 at
+#                      large; --quick 1)
+#   --note TEXT        a line for the report's Notes (repeatable): why a fleet was left out, say
 #   --real-az yes|no   also run the small fleet through the real az and `azsim serve`, when the
 #                      conformance tooling's azure-cli is installed (default yes; --quick no)
 #   --profile P        release (default) or debug (--quick's default)
@@ -34,7 +38,8 @@ root=$PWD
 command_line="scripts/bench.sh${*:+ $*}"
 
 fleets=() quick=0 render='' jobs=16 latency='' jitter='' seed_sample='' version_runs='' real_az='' profile='' out=''
-usage() { sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'; }
+pairs='' notes=()
+usage() { sed -n '2,35p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
   case $1 in
     --only) IFS=, read -r -a more <<<"$2"; fleets+=("${more[@]}"); shift 2 ;;
@@ -44,6 +49,8 @@ while [ $# -gt 0 ]; do
     --jitter) jitter=$2; shift 2 ;;
     --seed-sample) seed_sample=$2; shift 2 ;;
     --version-runs) version_runs=$2; shift 2 ;;
+    --pairs) pairs=$2; shift 2 ;;
+    --note) notes+=("$2"); shift 2 ;;
     --real-az) real_az=$2; shift 2 ;;
     --profile) profile=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
@@ -58,7 +65,7 @@ done
 target_dir=${CARGO_TARGET_DIR:-$root/target}
 if [ "$quick" = 1 ]; then
   [ ${#fleets[@]} -eq 0 ] && fleets=(small)
-  : "${latency:=20}" "${jitter:=5}" "${version_runs:=20}" "${real_az:=no}" "${profile:=debug}"
+  : "${latency:=20}" "${jitter:=5}" "${version_runs:=20}" "${real_az:=no}" "${profile:=debug}" "${pairs:=1}"
   work=$target_dir/bench-quick
   : "${out:=$work/BENCHMARKS.md}"
 else
@@ -117,7 +124,6 @@ if [ -n "$(git status --porcelain -- src Cargo.toml Cargo.lock playbooks 2>/dev/
 else
   git_desc="commit $git_desc"
 fi
-notes=()
 load_start=$(load1)
 
 # ---- azbook --version: start-up time, many runs, the median
@@ -176,47 +182,35 @@ measure() {
   printf '   %-8s %-8s %8ss  exit %s  %s\n' "$fleet" "$phase" "$wall" "$rc" "$(tail -n 2 "$dir/$phase.err" | head -n 1)" >&2
 }
 
-# ---- the seed's way: one az call per resource, in sequence
+# ---- the seed's way: one az call per resource, in sequence (bench.py seed-way runs and times
+# each call, following a paged list's markers)
 seed_way() {
-  local fleet=$1 dir=$work/$1 m0 m1 c0 c1 t0 t1 s e
-  local -a f
+  local fleet=$1 dir=$work/$1
   export AZSIM_LOG=$dir/seed-way.calls.jsonl
   : >"$AZSIM_LOG"
-  m0=$(machine_cpu)
-  snap_children "$work/.times0"
-  t0=$EPOCHREALTIME
-  while IFS=$'\t' read -r -a f; do
-    s=${EPOCHREALTIME/./}
-    "$az" "${f[@]:1}" >/dev/null </dev/null || fail "$fleet: the seed's way: az ${f[*]:1} failed"
-    e=${EPOCHREALTIME/./}
-    printf '%s\t%s\n' "${f[0]}" "$((e - s))"
-  done <"$dir/seed-way.argv" >"$dir/seed-way.times"
-  t1=$EPOCHREALTIME
-  snap_children "$work/.times1"
-  m1=$(machine_cpu)
-  c0=$(children_cpu "$work/.times0")
-  c1=$(children_cpu "$work/.times1")
+  py seed-way "$az" "$dir" "$fleet" >>"$results" || fail "$fleet: the seed's way failed"
   unset AZSIM_LOG
-  local wall children other
-  wall=$(sub "$t0" "$t1")
-  children=$(sub "$c0" "$c1")
-  other=$(awk -v m="$(sub "$m0" "$m1")" -v c="$children" 'BEGIN { o = m - c; if (o < 0) o = 0; printf "%.2f", o }')
-  python3 - "$dir/seed-way.times" "$dir/inventory.json" "$fleet" "$wall" "$other" >>"$results" <<'EOF'
-import json, sys
-from collections import defaultdict
-times, inv, fleet, wall, other = sys.argv[1], json.load(open(sys.argv[2])), sys.argv[3], float(sys.argv[4]), float(sys.argv[5])
-per = defaultdict(list)
-for line in open(times):
-    kind, us = line.rstrip("\n").split("\t")
-    per[kind].append(int(us) / 1e6)
-kinds = {k: {"total": v["total"], "run": len(per[k]), "mean": sum(per[k]) / max(1, len(per[k]))}
-         for k, v in inv["seed_way"].items()}
-estimated = any(k["run"] < k["total"] for k in kinds.values())
-total = sum(k["mean"] * k["total"] for k in kinds.values()) if estimated else wall
-print(json.dumps({"kind": "seed_way", "fleet": fleet, "total": total, "measured_wall": wall, "estimated": estimated,
-                  "run": sum(k["run"] for k in kinds.values()), "kinds": kinds, "other_cpu": other}))
-EOF
-  printf '   %-8s %-8s %8ss for %s calls\n' "$fleet" "seed-way" "$wall" "$(wc -l <"$dir/seed-way.times")" >&2
+  printf '   %-8s %-8s for %s calls\n' "$fleet" "seed-way" "$(wc -l <"$dir/seed-way.times")" >&2
+}
+
+# ---- the cost of the per-account scope list: `test` without the scope playbook (B), alternated
+# with `test` with every playbook (A), A B A B, so that each pair's ratio shares the machine's
+# state; the first A is the fleet's `test` measurement itself.
+without_scopes=(--playbook storage-account-mmk --playbook sql-server-tde-protector-mmk
+  --playbook sql-managed-instance-tde-protector-mmk --playbook sql-database-tde-mmk)
+scope_cost() {
+  local fleet=$1 dir=$work/$1 n=$2 i
+  shift 2
+  for ((i = 1; i <= n; i++)); do
+    if [ "$i" -gt 1 ]; then
+      measure "$fleet" "test-again-$i" "0 1" "$@" test --all-subscriptions --output json
+      py check-test "$dir/test-again-$i.out" "$dir/inventory.json" >/dev/null \
+        || fail "$fleet: azbook test (again) did not cover the fleet"
+    fi
+    measure "$fleet" "without-scopes-$i" "0 1" "$@" test --all-subscriptions --output json "${without_scopes[@]}"
+    py check-test "$dir/without-scopes-$i.out" "$dir/inventory.json" --without-scopes >/dev/null \
+      || fail "$fleet: azbook test without the scope playbook did not cover the rest of the fleet"
+  done
 }
 
 # ---- one fleet, every measurement
@@ -234,12 +228,16 @@ run_fleet() {
   py record inventory "$fleet" @"$dir/inventory.json" >>"$results"
   say "$fleet fleet: $inv"
   local targets
-  targets=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["A"]+d["V"]+d["D"])' "$dir/inventory.json")
+  targets=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(sum(d[k] for k in ("A", "scopes", "V", "M", "D")))' "$dir/inventory.json")
   local ab=("$azbook" --az "$az" --jobs "$jobs" --state-dir "$dir/state" -v)
 
   # test: exit 1 (noncompliant found) is the expected outcome on these fleets
   measure "$fleet" test "0 1" "${ab[@]}" test --all-subscriptions --output json
   py check-test "$dir/test.out" "$dir/inventory.json" >/dev/null || fail "$fleet: azbook test did not cover the fleet"
+  local n_pairs=$pairs
+  [ -z "$n_pairs" ] && { [ "$fleet" = large ] && n_pairs=1 || n_pairs=3; }
+  say "$fleet fleet: the scope lists' cost ($n_pairs pair(s): with every playbook, then without the scope playbook)"
+  scope_cost "$fleet" "$n_pairs" "${ab[@]}"
   say "$fleet fleet: the seed's way"
   seed_way "$fleet"
   measure "$fleet" plan "0" "${ab[@]}" plan --all-subscriptions

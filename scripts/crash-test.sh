@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The crash test (issue 5): kill `azbook apply` at 41 points spread over a run against azsim,
+# The crash test (issue 5): kill `azbook apply` at 52 points spread over a run against azsim,
 # back out after each, and prove that every resource it touched is restored. See
 # scripts/crash/crash_test.py for what each point does and checks; RELIABILITY.md for the
 # latest figures. Options (--only REGEX, --list, --latency MS, --jitter MS) go to the harness.

@@ -2,7 +2,7 @@
 """The crash test (issue 5, item 1): kill `azbook apply` at many points, back out, and prove
 that every resource the run touched is back as it was.
 
-For each kill point: a fresh world (world.py: 26 changes over two subscriptions) with azsim's
+For each kill point: a fresh world (world.py: 40 changes over two subscriptions) with azsim's
 latency, a fresh state directory, and `azbook apply --yes --all-subscriptions --max-changes 100
 --jobs 4` started in a session and process group of its own. When the point is reached the
 harness kills with SIGKILL either
@@ -16,8 +16,9 @@ harness kills with SIGKILL either
 Then `azbook backout --yes` (never --force) runs at once, and again while it exits 2 because
 az processes the killed run left are still running (they hold the state lock: ea0a6ca). When it
 has run, and every process the killed run left has ended, azsim's world must equal the original
-on every field the control reads or restores (world.essentials). The last two points kill the
-first backout too, in one of its az changes, and back out again.
+on every field the control reads or restores (world.essentials). The last four points kill the
+first backout too, in one of its az changes (two of them in the restoring `az sql db update` of
+a database's own key and the `az sql mi tde-key set` of an instance), and back out again.
 
 Checks beyond the world's equality, each of which fails the point:
   - a backout refused for the lock while no process of the killed run held the lock (stale lock);
@@ -34,8 +35,9 @@ Checks beyond the world's equality, each of which fails the point:
 
 Usage: scripts/crash-test.sh [--only REGEX] [--list] [--latency MS] [--jitter MS]
 (this file is run by scripts/crash-test.sh after `cargo build --workspace --bins`). Writes
-target/crash-test/report.json and keeps every point's world, logs and change log under
-target/crash-test/points/. Exit 0 when every point passed and nothing is left unrestored."""
+target/crash-test/report.json (under $CARGO_TARGET_DIR when set, where cargo built the
+binaries) and keeps every point's world, logs and change log under target/crash-test/points/.
+Exit 0 when every point passed and nothing is left unrestored."""
 
 import argparse
 import json
@@ -52,7 +54,9 @@ sys.path.insert(0, HERE)
 import world as W  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(HERE))
-WORK = os.path.join(ROOT, "target", "crash-test")
+# Where cargo built the binaries (crash-test.sh builds them), and where this test works.
+TARGET = os.path.join(ROOT, os.environ.get("CARGO_TARGET_DIR") or "target")
+WORK = os.path.join(TARGET, "crash-test")
 LOCK_MSG = "az commands it started are still running"
 NO_RUN_MSG = "there is no apply run"
 # A run killed before its first intent changed nothing: backout takes no run and no lock (an az
@@ -67,11 +71,16 @@ UNFINISHED_WARNING = "the run stopped before az answered"
 #   ("call", command, needle, ms) ms after azsim logged the start of that mutating az call
 #   ("outcome", command, needle)  once the change log holds the outcome of that call's intent
 # Faults are azsim's (`times` bounds each, so that a backout never meets one). An optional sixth
-# element (mode, n) kills the first backout too, 50 ms into its n-th az change.
+# element (mode, when) kills the first backout too, 50 ms into its n-th az change (when = n) or
+# into its change by that call (when = (command, needle)).
 
 STORAGE = "storage account update"
+SCOPE = "storage account encryption-scope update"
 SERVER = "sql server tde-key set"
+INSTANCE = "sql mi tde-key set"
 DATABASE = "sql db tde set"
+DBKEY = "sql db tde key revert"
+DBKEY_BACK = "sql db update"
 
 
 def hang(command, needle, seconds):
@@ -102,16 +111,16 @@ POINTS = [
     ("after-run-start", "group", ("journal", "run-start", 1), [], "the run exists, no intent yet"),
     ("after-intent-1", "all", ("journal", "intent", 1), [], ""),
     ("after-intent-3", "group", ("journal", "intent", 3), [], ""),
-    ("after-intent-8", "group", ("journal", "intent", 8), [], ""),
-    ("after-intent-13", "all", ("journal", "intent", 13), [], ""),
-    ("after-intent-19", "group", ("journal", "intent", 19), [], ""),
-    ("after-intent-26", "all", ("journal", "intent", 26), [], "the last intent"),
+    ("after-intent-10", "group", ("journal", "intent", 10), [], ""),
+    ("after-intent-19", "all", ("journal", "intent", 19), [], ""),
+    ("after-intent-29", "group", ("journal", "intent", 29), [], ""),
+    (f"after-intent-{W.CHANGES}", "all", ("journal", "intent", W.CHANGES), [], "the last intent"),
     ("after-outcome-1", "group", ("journal", "outcome", 1), [], ""),
-    ("after-outcome-6", "all", ("journal", "outcome", 6), [], ""),
-    ("after-outcome-12", "group", ("journal", "outcome", 12), [], ""),
-    ("after-outcome-18", "all", ("journal", "outcome", 18), [], ""),
-    ("after-outcome-24", "group", ("journal", "outcome", 24), [], ""),
-    ("after-outcome-26", "group", ("journal", "outcome", 26), [], "the last outcome"),
+    ("after-outcome-8", "all", ("journal", "outcome", 8), [], ""),
+    ("after-outcome-16", "group", ("journal", "outcome", 16), [], ""),
+    ("after-outcome-24", "all", ("journal", "outcome", 24), [], ""),
+    ("after-outcome-32", "group", ("journal", "outcome", 32), [], ""),
+    (f"after-outcome-{W.CHANGES}", "group", ("journal", "outcome", W.CHANGES), [], "the last outcome"),
     ("after-run-end", "group", ("journal", "run-end", 1), [], "the run is complete"),
     # Between an intent and its az call: az is held before it changes anything, and dies too.
     ("intent-then-hang-storage", "all", ("call", STORAGE, "--name=stcmknull1", 300),
@@ -120,6 +129,10 @@ POINTS = [
      [hang(SERVER, "--server=sql-akv-1", 30)], "az held before the change"),
     ("intent-then-hang-database", "all", ("call", DATABASE, "--database=db-akvoff-0", 300),
      [hang(DATABASE, "--database=db-akvoff-0", 30)], "az held before the change"),
+    ("intent-then-hang-scope", "all", ("call", SCOPE, "--name=kv-versionless-1", 300),
+     [hang(SCOPE, "--name=kv-versionless-1", 30)], "az held before the change"),
+    ("intent-then-hang-instance", "all", ("call", INSTANCE, "--managed-instance=sqlmi-akv-1", 300),
+     [hang(INSTANCE, "--managed-instance=sqlmi-akv-1", 30)], "az held before the change"),
     # While az runs, within azsim's latency: left running (it lands its change after azbook
     # is gone), or killed with azbook.
     ("az-running-storage", "group", ("call", STORAGE, "--name=stcmkuai0", 50), [],
@@ -132,6 +145,13 @@ POINTS = [
      [slow(STORAGE, "--name=ststage1", 1500)], "az left running 1.5 s: the lock holds"),
     ("az-hung-then-lands-server", "group", ("call", SERVER, "--server=sql-akv-0", 100),
      [hang(SERVER, "--server=sql-akv-0", 2)], "az left hanging 2 s, then it changes"),
+    ("az-running-scope", "group", ("call", SCOPE, "--name=kv-disabled-0", 50), [],
+     "az left running"),
+    ("az-running-slow-instance", "group", ("call", INSTANCE, "--managed-instance=sqlmi-akv-0", 100),
+     [slow(INSTANCE, "--managed-instance=sqlmi-akv-0", 1500)],
+     "a long-running change left running 1.5 s: the lock holds"),
+    ("az-running-dbkey", "all", ("call", DBKEY, "--database=db-uai-1", 50), [],
+     "az killed in its latency"),
     # azsim's crash: the change is made, az dies before answering. azbook sees it and is
     # killed after writing the outcome, or is already dead when it happens.
     ("crash-seen-storage", "group", ("outcome", STORAGE, "--name=stcmkpinned0"),
@@ -140,6 +160,10 @@ POINTS = [
      [crash(SERVER, "--server=sql-akv-norotate-1")], "outcome says failed; the change is there"),
     ("crash-seen-database", "group", ("outcome", DATABASE, "--database=db-off-0"),
      [crash(DATABASE, "--database=db-off-0")], "outcome says failed; the change is there"),
+    ("crash-seen-scope", "group", ("outcome", SCOPE, "--name=kv-versioned-1"),
+     [crash(SCOPE, "--name=kv-versioned-1")], "outcome says failed; the change is there"),
+    ("crash-seen-dbkey", "group", ("outcome", DBKEY, "--database=db-uai-0"),
+     [crash(DBKEY, "--database=db-uai-0")], "outcome says failed; the change is there"),
     ("crash-orphan-storage", "group", ("call", STORAGE, "--name=stcmkfederated1", 100),
      [slow(STORAGE, "--name=stcmkfederated1", 800), crash(STORAGE, "--name=stcmkfederated1")],
      "azbook dead; az changes, then dies"),
@@ -148,6 +172,13 @@ POINTS = [
      "azbook dead; az changes, then dies"),
     ("crash-orphan-database", "group", ("call", DATABASE, "--database=db-akvoff-1", 100),
      [slow(DATABASE, "--database=db-akvoff-1", 800), crash(DATABASE, "--database=db-akvoff-1")],
+     "azbook dead; az changes, then dies"),
+    ("crash-orphan-instance", "group", ("call", INSTANCE, "--managed-instance=sqlmi-akv-1", 100),
+     [slow(INSTANCE, "--managed-instance=sqlmi-akv-1", 800),
+      crash(INSTANCE, "--managed-instance=sqlmi-akv-1")],
+     "azbook dead; az changes, then dies"),
+    ("crash-orphan-scope", "group", ("call", SCOPE, "--name=kv-stage-0", 100),
+     [slow(SCOPE, "--name=kv-stage-0", 800), crash(SCOPE, "--name=kv-stage-0")],
      "azbook dead; az changes, then dies"),
     # The change is made, but az's answer is torn: azbook records it failed; then it is killed.
     ("torn-answer-server", "group", ("outcome", SERVER, "--server=sql-akv-1"),
@@ -158,6 +189,12 @@ POINTS = [
      "then backout killed (its group) in its 5th az change", ("group", 5)),
     ("backout-killed-too-all", "all", ("call", SERVER, "--server=sql-akv-0", 50), [],
      "then backout killed (everything) in its 9th az change", ("all", 9)),
+    ("backout-killed-in-dbkey", "group", ("journal", "run-end", 1), [],
+     "then backout killed (its group) in its `sql db update` of db-uai-0",
+     ("group", (DBKEY_BACK, "--name=db-uai-0"))),
+    ("backout-killed-in-instance", "all", ("journal", "run-end", 1), [],
+     "then backout killed (everything) in its `sql mi tde-key set` of sqlmi-akv-0",
+     ("all", (INSTANCE, "--managed-instance=sqlmi-akv-0"))),
 ]
 
 
@@ -373,17 +410,39 @@ def journal_summary(records):
 # --- ARM ids to world.py's names ----------------------------------------------------------
 
 def resource_key(arm_id):
+    """The name world.essentials gives the resource an ARM id names."""
     p = arm_id.split("/")
     low = [x.lower() for x in p]
-    sub, rg = p[low.index("subscriptions") + 1], p[low.index("resourcegroups") + 1]
+
+    def after(kind):
+        return p[low.index(kind) + 1]
+
+    sub, rg = after("subscriptions"), after("resourcegroups")
     if "databases" in low:
-        return f"db {p[low.index('servers') + 1]}/{p[low.index('databases') + 1]}"
+        return f"db {after('servers')}/{after('databases')}"
     if "servers" in low:
-        return f"server {rg}/{p[low.index('servers') + 1]}"
-    return f"storage {sub[-4:]}/{rg}/{p[low.index('storageaccounts') + 1]}"
+        return f"server {rg}/{after('servers')}"
+    if "managedinstances" in low:
+        return f"mi {rg}/{after('managedinstances')}"
+    if "encryptionscopes" in low:
+        return W.scope_name({"subscription": sub, "resourceGroup": rg,
+                             "account": after("storageaccounts"), "name": after("encryptionscopes")})
+    return f"storage {sub[-4:]}/{rg}/{after('storageaccounts')}"
 
 
 # --- one point ----------------------------------------------------------------------------
+
+def backout_reached(changes, when):
+    """Whether a backout's mutating calls so far reach `when`: its n-th az change (an int), or
+    its change by a given call ((command, needle))."""
+    if isinstance(when, int):
+        return len(changes) >= when
+    return any(call_matches(c["argv"], *when) for c in changes)
+
+
+def describe_when(when):
+    return f"number {when}" if isinstance(when, int) else f"`{when[0]}` {when[1]}"
+
 
 class PointError(Exception):
     pass
@@ -465,7 +524,7 @@ def run_point(index, point, args, calibrated, original):
 
     if backout_kill:
         # A second failure: the backout itself is killed part-way, then backout runs again.
-        bmode, bchanges = backout_kill
+        bmode, bwhen = backout_kill
         if not wait_sessions_empty(sessions, 60):
             res["errors"].append("the killed run's processes never ended")
         snapshot = W.essentials(w.dump())
@@ -477,17 +536,18 @@ def run_point(index, point, args, calibrated, original):
         sessions.append(first.pid)
         deadline = time.monotonic() + 60
         while True:
-            n = sum(1 for c in calls(w.env["AZSIM_LOG"])[seen:] if c["mutating"])
-            if n >= bchanges or first.poll() is not None or time.monotonic() > deadline:
+            changes = [c for c in calls(w.env["AZSIM_LOG"])[seen:] if c["mutating"]]
+            reached = backout_reached(changes, bwhen)
+            if reached or first.poll() is not None or time.monotonic() > deadline:
                 break
             time.sleep(0.003)
         time.sleep(0.05)  # within the latency of that az call
         if first.poll() is not None:
             res["errors"].append(f"the first backout ended (exit {first.returncode}) before "
-                                 f"its {bchanges}th change")
+                                 f"its change {describe_when(bwhen)}")
         bleft, bkilled = kill_run(first, bmode)
         w.settings("latencyMs=0", "jitterMs=0")
-        res["backoutKilled"] = f"{bmode}, in its az change {n}"
+        res["backoutKilled"] = f"{bmode}, in its az change {len(changes)}"
         res["azLeftRunning"] += len(bleft)
         res["azKilled"] += bkilled
 
@@ -623,7 +683,7 @@ def calibrate(args):
     bcode, _, berr = w.backout(1)
     btook = time.monotonic() - t1
     left = W.differences(original, W.essentials(w.dump()))
-    if bcode != 0 or left or done != 26 or changed != 26:
+    if bcode != 0 or left or done != W.CHANGES or changed != W.CHANGES:
         sys.exit(f"crash test: the calibration run is not as expected (apply: {done} done, "
                  f"{changed} changed; backout exit {bcode}, {len(left)} left): {berr[-400:]}")
     print(f"calibration: apply made {done} changes in {took:.2f}s "
@@ -649,7 +709,7 @@ def main():
     os.makedirs(f"{WORK}/bin")
     # Copies, so that a build elsewhere in target/ cannot swap the binaries mid-test.
     for b in ("azbook", "azsim"):
-        shutil.copy2(f"{ROOT}/target/debug/{b}", f"{WORK}/bin/{b}")
+        shutil.copy2(f"{TARGET}/debug/{b}", f"{WORK}/bin/{b}")
     os.symlink("azsim", f"{WORK}/bin/az")
 
     calibrated, original = calibrate(args)

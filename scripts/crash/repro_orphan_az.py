@@ -15,8 +15,9 @@ sys.path.insert(0, HERE)
 import world as W
 
 root = os.path.dirname(os.path.dirname(HERE))
-azsim, azbook = f"{root}/target/debug/azsim", f"{root}/target/debug/azbook"
-d = f"{root}/target/crash-repro"
+target = os.path.join(root, os.environ.get("CARGO_TARGET_DIR") or "target")  # where cargo built them
+azsim, azbook = f"{target}/debug/azsim", f"{target}/debug/azbook"
+d = f"{target}/crash-repro"
 shutil.rmtree(d, ignore_errors=True)
 os.makedirs(f"{d}/bin"); os.makedirs(f"{d}/azure-config")
 os.symlink(azsim, f"{d}/bin/az")
