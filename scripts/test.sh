@@ -15,7 +15,7 @@ cargo clippy --locked --workspace --all-targets -- -D warnings
 step "cargo test (unit and end-to-end)"
 cargo test --locked --workspace --all-targets
 
-step "crash test: apply killed at 41 points, then backout (scripts/crash-test.sh)"; scripts/crash-test.sh
+step "crash test: apply killed at 52 points, then backout (scripts/crash-test.sh)"; scripts/crash-test.sh
 
 # Benchmarks are not tests: this only checks that scripts/bench.sh still works (small fleet).
 step "benchmark script, small fleet (scripts/bench.sh --quick)"; scripts/bench.sh --quick
