@@ -83,7 +83,7 @@ def command_words(argv):
     options given as separate words, such as `--keys A B`, are not command words)."""
     words = []
     for a in argv[1:]:
-        if a.startswith("-"):
+        if not isinstance(a, str) or a.startswith("-"):
             break
         words.append(a)
     return " ".join(words)
@@ -319,10 +319,7 @@ class Suite:
         (self.work / "azbook-plan.json").write_text(json.dumps(plan_json, indent=1))
         self.plan_json = plan_json
         # The independent rendering (plan.py) must give the same argvs, change by change.
-        self.plan_world = self.work / "plan.db"
-        self.load(self.plan_world, self.world)
-        self.plan_changes = self.rendered_plan()
-        (self.work / "rendered-plan.json").write_text(json.dumps(self.plan_changes, indent=1))
+        self.render_plan()
         emitted = {(c["playbook"], c["resource"]): c["steps"] for c in self.plan_chains(plan_json)}
         rendered = {(c["playbook"], c["resource"]): [s["argv"] for s in c["steps"]] for c in self.plan_changes}
         for key in sorted(set(emitted) | set(rendered)):
@@ -334,6 +331,68 @@ class Suite:
         self.notes.append(f"plan: azbook plan over the conformance world: {len(plan_json['changes'])} changes "
                           f"({plan_json['summary']}), {steps} implementation and backout argvs; plan.py's "
                           "independent rendering of the playbooks gives the same argvs")
+        self.plan_calls_agree(world)
+
+    def render_plan(self):
+        """plan.py's rendering of every playbook over the conformance world, through the CLI
+        face: the changes (with their skip_if and precheck reads), the continuation pages it
+        asked for and the conditional reads it left out. Also what later stages take their
+        prechecks and pages from, so that they can run without the plan stage."""
+        if hasattr(self, "plan_changes"):
+            return
+        self.plan_world = self.work / "plan.db"
+        self.load(self.plan_world, self.world)
+        renderer = plan.Renderer(plan.cli_face(self.azsim, str(self.plan_world), str(self.plan_world) + ".calls.jsonl"))
+        enabled = [s["id"] for s in self.world["subscriptions"] if s.get("state", "Enabled") == "Enabled"]
+        try:
+            self.plan_changes = [change for pb in self.playbooks() for sub in enabled
+                                 for change in renderer.plan(pb, sub)]
+        except plan.PlanError as e:
+            raise Failure(f"plan.py cannot render the playbooks over the conformance world: {e}") from None
+        self.plan_pages, self.plan_skipped_reads = renderer.pages, renderer.skipped_reads
+        (self.work / "rendered-plan.json").write_text(json.dumps(
+            {"changes": self.plan_changes, "pages": self.plan_pages, "reads not made": self.plan_skipped_reads},
+            indent=1))
+
+    @staticmethod
+    def playbooks():
+        return plan.load_playbooks(sorted((HERE.parent.parent / "playbooks").glob("*.toml")))
+
+    def paged_and_conditional_commands(self):
+        """The command words of the lists that page (`next_marker`) and of the conditional reads
+        (`read_when`): the calls whose number depends on how the language is read."""
+        commands = set()
+        for pb in self.playbooks():
+            commands |= {command_words(level["argv"]) for level in pb["discover"] if level.get("next_marker")}
+            reads = pb["test"].get("reads", {})
+            commands |= {command_words(reads[name]) for name in pb["test"].get("read_when", {})}
+        return commands
+
+    def plan_calls_agree(self, azbook_world):
+        """azbook must have asked for exactly the pages and conditional reads plan.py did: every
+        page of a paged list, each with `--marker=<the link the page before gave>`, and the
+        conditional read (`sql db show --expand-keys=true`) of exactly the databases with their
+        own key, none of the others (its value there is null, with no call)."""
+        commands = self.paged_and_conditional_commands()
+
+        def calls(world):
+            lines = Path(str(world) + ".calls.jsonl").read_text().splitlines()
+            argvs = [["az", *json.loads(line)["argv"]] for line in lines]
+            return {json.dumps(a) for a in argvs if command_words(a) in commands}
+        by_azbook, by_plan = calls(azbook_world), calls(self.plan_world)
+        for argv in sorted(by_azbook ^ by_plan):
+            who = "azbook plan" if argv in by_azbook else "plan.py"
+            self.fail("plan", f"only {who} called {' '.join(json.loads(argv)[1:])}")
+        not_made = {json.dumps(a) for a in self.plan_skipped_reads}
+        for argv in sorted(not_made & by_azbook):
+            self.fail("plan", f"azbook made a read its read_when rules out: {' '.join(json.loads(argv)[1:])}")
+        if not self.plan_pages or not self.plan_skipped_reads:
+            self.fail("plan", "the conformance world no longer exercises paged lists and conditional reads: "
+                      f"{len(self.plan_pages)} continuation pages, {len(self.plan_skipped_reads)} reads left out")
+        self.notes.append(f"plan: azbook and plan.py asked for the same {len(by_plan)} calls of "
+                          f"{', '.join(sorted(commands))}: {len(self.plan_pages)} continuation pages "
+                          f"(--marker), and {len(self.plan_skipped_reads)} conditional reads left out as "
+                          "read_when says")
 
     def need_plan(self):
         if not hasattr(self, "plan_json"):
@@ -343,56 +402,162 @@ class Suite:
     # reads
 
     def read_argvs(self):
+        """Every read the playbooks make (discovery, test reads, refresh, skip_if reads) over
+        every resource of the world, the `--resource-group` lists, `az group exists` (azbook's
+        check of a --resource-group) and errors the service reports; each as azbook finishes
+        it. A paged list is here with its first page: `paged_reads` follows its markers."""
+        reads = (self.account_reads() + self.storage_reads() + self.sql_server_reads()
+                 + self.managed_instance_reads() + self.database_reads() + self.error_reads())
+        return [plan.finish(a, s) for a, s in reads]
+
+    def enabled_subscriptions(self):
+        return [s["id"] for s in self.world["subscriptions"] if s.get("state", "Enabled") == "Enabled"]
+
+    def default_subscription(self):
+        return next(s["id"] for s in self.world["subscriptions"] if s.get("isDefault"))
+
+    def account_reads(self):
+        """az's own account commands, and `az group exists` for every group of the world."""
+        default = self.default_subscription()
+        reads = [(a, default) for a in (["az", "account", "show"], ["az", "account", "list"],
+                                        ["az", "account", "list", "--all"])]
+        kinds = ("storageAccounts", "sqlServers", "sqlManagedInstances")
+        every_group = sorted({(r["subscription"], r["resourceGroup"]) for kind in kinds for r in self.world[kind]})
+        return reads + [(["az", "group", "exists", f"--name={g}"], s) for s, g in every_group]
+
+    def storage_reads(self):
+        """Accounts (listed, by group, shown), and each scope as the scope playbook's refresh
+        reads it; the scope lists themselves are `paged_reads`."""
         w = self.world
-        enabled = [s["id"] for s in w["subscriptions"] if s.get("state", "Enabled") == "Enabled"]
-        default = next(s["id"] for s in w["subscriptions"] if s.get("isDefault"))
-        argvs = [["az", "account", "show"], ["az", "account", "list"],
-                 ["az", "account", "list", "--all"]]
-        reads = [(a, default) for a in argvs]
-        for sub in enabled:
-            reads += [(["az", "storage", "account", "list"], sub),
-                      (["az", "sql", "server", "list"], sub)]
+        reads = [(["az", "storage", "account", "list"], sub) for sub in self.enabled_subscriptions()]
         groups = sorted({(a["subscription"], a["resourceGroup"]) for a in w["storageAccounts"]})
         reads += [(["az", "storage", "account", "list", f"--resource-group={g}"], s) for s, g in groups]
-        reads += [(["az", "sql", "server", "list", f"--resource-group={s['resourceGroup']}"],
-                   s["subscription"]) for s in w["sqlServers"]]
-        # azbook's check of --resource-group: every group of the world, in its subscription.
-        every_group = sorted({(r["subscription"], r["resourceGroup"])
-                              for kind in ("storageAccounts", "sqlServers") for r in w[kind]})
-        reads += [(["az", "group", "exists", f"--name={g}"], s) for s, g in every_group]
         for a in w["storageAccounts"]:
             reads.append((["az", "storage", "account", "show", f"--name={a['name']}",
                            f"--resource-group={a['resourceGroup']}"], a["subscription"]))
-        for s in w["sqlServers"]:
-            where = [f"--resource-group={s['resourceGroup']}"]
-            reads += [(["az", "sql", "server", "show", f"--name={s['name']}", *where], s["subscription"]),
-                      (["az", "sql", "server", "tde-key", "show", f"--server={s['name']}", *where], s["subscription"]),
-                      (["az", "sql", "server", "key", "list", f"--server={s['name']}", *where], s["subscription"]),
-                      (["az", "sql", "db", "list", f"--server={s['name']}", *where], s["subscription"])]
-        for d in w["sqlDatabases"]:
-            where = [f"--server={d['server']}", f"--resource-group={d['resourceGroup']}"]
-            reads += [(["az", "sql", "db", "show", f"--name={d['name']}", *where], d["subscription"]),
-                      (["az", "sql", "db", "tde", "show", f"--database={d['name']}", *where], d["subscription"])]
-            if d.get("encryptionProtector"):
-                # A database with its own key: its keys map ($expand=keys), as a record reads it.
-                reads.append((["az", "sql", "db", "show", f"--name={d['name']}", *where, "--expand-keys"],
-                              d["subscription"]))
-        # Errors az reports from the service: the exit codes and texts must agree too.
-        prod = default
-        reads += [
-            (["az", "storage", "account", "show", "--name=stnosuch01", "--resource-group=rg-payments"], prod),
-            (["az", "storage", "account", "list", "--resource-group=rg-nosuch"], prod),
-            (["az", "sql", "server", "tde-key", "show", "--server=sql-nosuch", "--resource-group=rg-web"], prod),
-            (["az", "sql", "db", "show", "--name=nosuch", "--server=sql-web-prod", "--resource-group=rg-web"], prod),
-            (["az", "sql", "db", "tde", "show", "--database=nosuch", "--server=sql-web-prod", "--resource-group=rg-web"], prod),
-            # A group that is nowhere, and one of another subscription: `false`, exit 0.
-            (["az", "group", "exists", "--name=rg-nosuch"], prod),
-            (["az", "group", "exists", "--name=RG-ROTATE"], prod),
-        ]
-        return [plan.finish(a, s) for a, s in reads]
+        for e in w["encryptionScopes"]:
+            reads.append((["az", "storage", "account", "encryption-scope", "show", f"--account-name={e['account']}",
+                           f"--resource-group={e['resourceGroup']}", f"--name={e['name']}"], e["subscription"]))
+        return reads
 
-    def compare_call(self, stage, scope, argv, real, sim):
-        """Compares (exit code, stdout, stderr) of the real az and the CLI face."""
+    def sql_server_reads(self):
+        reads = [(["az", "sql", "server", "list"], sub) for sub in self.enabled_subscriptions()]
+        for s in self.world["sqlServers"]:
+            where, sub = [f"--resource-group={s['resourceGroup']}"], s["subscription"]
+            reads += [(["az", "sql", "server", "list", *where], sub),
+                      (["az", "sql", "server", "show", f"--name={s['name']}", *where], sub),
+                      (["az", "sql", "server", "tde-key", "show", f"--server={s['name']}", *where], sub),
+                      (["az", "sql", "server", "key", "list", f"--server={s['name']}", *where], sub),
+                      (["az", "sql", "db", "list", f"--server={s['name']}", *where], sub)]
+        return reads
+
+    def managed_instance_reads(self):
+        """The managed-instance playbook's list, its read, and its skip_if read (`mi key list`)."""
+        reads = [(["az", "sql", "mi", "list"], sub) for sub in self.enabled_subscriptions()]
+        for mi in self.world["sqlManagedInstances"]:
+            where, sub = [f"--managed-instance={mi['name']}", f"--resource-group={mi['resourceGroup']}"], mi["subscription"]
+            reads += [(["az", "sql", "mi", "list", f"--resource-group={mi['resourceGroup']}"], sub),
+                      (["az", "sql", "mi", "tde-key", "show", *where], sub),
+                      (["az", "sql", "mi", "key", "list", *where], sub)]
+        return reads
+
+    def database_reads(self):
+        """Each database shown and its TDE read; a database with its own key also with its keys
+        map ($expand=keys), as the database playbook's conditional read `dbkey` makes it
+        (`--expand-keys=true`), and in the flag form (`--expand-keys`)."""
+        reads = []
+        for d in self.world["sqlDatabases"]:
+            where, sub = [f"--server={d['server']}", f"--resource-group={d['resourceGroup']}"], d["subscription"]
+            reads += [(["az", "sql", "db", "show", f"--name={d['name']}", *where], sub),
+                      (["az", "sql", "db", "tde", "show", f"--database={d['name']}", *where], sub)]
+            if d.get("encryptionProtector"):
+                reads += [(["az", "sql", "db", "show", f"--name={d['name']}", *where, flag], sub)
+                          for flag in ("--expand-keys=true", "--expand-keys")]
+        return reads
+
+    def error_reads(self):
+        """Errors az reports from the service: the exit codes and texts must agree too."""
+        prod = self.default_subscription()
+        mi = ["--resource-group=rg-sqlmi"]
+        scopes = ["--account-name=stfinance01", "--resource-group=rg-finance"]
+        return [(argv, prod) for argv in (
+            ["az", "storage", "account", "show", "--name=stnosuch01", "--resource-group=rg-payments"],
+            ["az", "storage", "account", "list", "--resource-group=rg-nosuch"],
+            ["az", "storage", "account", "encryption-scope", "show", *scopes, "--name=nosuch"],
+            ["az", "storage", "account", "encryption-scope", "list", "--account-name=stnosuch01",
+             "--resource-group=rg-finance", "--include=All"],
+            ["az", "sql", "server", "tde-key", "show", "--server=sql-nosuch", "--resource-group=rg-web"],
+            ["az", "sql", "mi", "tde-key", "show", "--managed-instance=sqlmi-nosuch", *mi],
+            ["az", "sql", "mi", "key", "list", "--managed-instance=sqlmi-nosuch", *mi],
+            ["az", "sql", "db", "show", "--name=nosuch", "--server=sql-web-prod", "--resource-group=rg-web"],
+            ["az", "sql", "db", "show", "--name=nosuch", "--server=sql-web-prod", "--resource-group=rg-web",
+             "--expand-keys=true"],
+            ["az", "sql", "db", "tde", "show", "--database=nosuch", "--server=sql-web-prod", "--resource-group=rg-web"],
+            # A group that is nowhere, and one of another subscription: `false`, exit 0.
+            ["az", "group", "exists", "--name=rg-nosuch"],
+            ["az", "group", "exists", "--name=RG-ROTATE"],
+        )]
+
+    def paged_lists(self):
+        """(argv without what azbook adds, subscription) of each paged list the playbooks make:
+        every account's encryption scopes, as the scope playbook's discovery lists them."""
+        argvs = []
+        for pb in self.playbooks():
+            for level in pb["discover"]:
+                if level.get("next_marker") and command_words(level["argv"]) == "storage account encryption-scope list":
+                    argvs += [(plan.render_argv(level["argv"], {"account": a}), a["subscription"])
+                              for a in self.world["storageAccounts"] if a["subscription"] != RETIRED["id"]]
+        if not argvs:
+            raise Failure("no playbook pages `az storage account encryption-scope list` any more: update the suite")
+        return argvs
+
+    def paged_reads(self, argv, subscription):
+        """Every page of one paged list through both faces, each face given the marker its own
+        previous page printed (`--marker=<link>` appended as azbook appends it). A link names
+        the host that answered, so the real az's is compared after compare.azure_host."""
+        records, real_argv, sim_argv = [], plan.finish(argv, subscription), plan.finish(argv, subscription)
+        for _ in range(50):
+            real, sim = self.real_az(real_argv), self.cli_face(sim_argv, self.cli_world)
+            records.append(self.compare_call("reads", "read", sim_argv, real, sim,
+                                             normalize=lambda doc: compare.azure_host(doc, self.base)))
+            markers = [self.next_marker(out) for _, out, _ in (real, sim)]
+            if not all(markers):
+                return records
+            real_argv, sim_argv = (plan.finish([*argv, f"--marker={m}"], subscription) for m in markers)
+        self.fail("reads", f"{' '.join(argv[1:])}: more than 50 pages")
+        return records
+
+    @staticmethod
+    def next_marker(out):
+        """The marker of a page's trailing `{"nextMarker": ...}` item, or None."""
+        try:
+            page = json.loads(out)
+        except json.JSONDecodeError:
+            return None
+        if isinstance(page, list) and page and isinstance(page[-1], dict) and set(page[-1]) == {"nextMarker"}:
+            return page[-1]["nextMarker"] or None
+        return None
+
+    def precheck_reads(self, argv):
+        """A precheck (`az keyvault key show --id=...`, Key Vault's data plane, which azsim serve
+        does not simulate): the real az, logged in, must fail only at the network (the dead
+        proxy), having accepted the argv; the CLI face must print the key it names."""
+        real, sim = self.real_az(argv), self.cli_face(argv, self.cli_world)
+        record = {"argv": argv, "real": {"exit": real[0], "stderr": real[2]},
+                  "cli": {"exit": sim[0], "stderr": sim[2]}}
+        if real[0] != 1 or "Unable to connect to proxy" not in real[2]:
+            self.fail("reads", f"{' '.join(argv[1:])}: the real az should fail only at the dead proxy: "
+                      f"exit {real[0]}: {real[2].strip()[-500:]}")
+        key_id = next(a.split("=", 1)[1] for a in argv if a.startswith("--id="))
+        kid = (json.loads(sim[1]).get("key") or {}).get("kid", "") if sim[0] == 0 else ""
+        if not kid.lower().startswith(key_id.lower()):
+            self.fail("reads", f"{' '.join(argv[1:])}: the CLI face exits {sim[0]} with the key {kid!r}: "
+                      f"{sim[2].strip()}")
+        return record
+
+    def compare_call(self, stage, scope, argv, real, sim, normalize=None):
+        """Compares (exit code, stdout, stderr) of the real az and the CLI face; `normalize`
+        is applied to the real az's JSON first."""
         command = command_words(argv)
         label = " ".join(argv[1:])
         (rc_r, out_r, err_r), (rc_s, out_s, err_s) = real, sim
@@ -411,6 +576,7 @@ class Suite:
         if rc_r == 0 and (out_r.strip() or out_s.strip()):
             try:
                 jr, js = json.loads(out_r), json.loads(out_s)
+                jr = normalize(jr) if normalize else jr
             except json.JSONDecodeError as e:
                 self.fail(stage, f"{label}: output is not JSON ({e})")
                 return record
@@ -421,31 +587,30 @@ class Suite:
         return record
 
     def reads(self):
+        """Every read through both faces (outputs compared), every page of every paged list, and
+        every precheck plan.py renders."""
+        self.render_plan()
         argvs = self.read_argvs()
 
         def one(argv):
-            real = self.real_az(argv)
-            sim = self.cli_face(argv, self.cli_world)
-            return self.compare_call("reads", "read", argv, real, sim)
+            return self.compare_call("reads", "read", argv, self.real_az(argv), self.cli_face(argv, self.cli_world))
 
         records = self.parallel(one, argvs)
-        (self.work / "reads.json").write_text(json.dumps(records, indent=1))
-        commands = sorted({command_words(r["argv"]) for r in records})
-        self.notes.append(f"reads: {len(records)} calls of {len(commands)} commands compared: "
-                          + ", ".join(commands))
+        pages = [r for chain in self.parallel(lambda a: self.paged_reads(*a), self.paged_lists()) for r in chain]
+        checks = sorted({json.dumps(a) for c in self.plan_changes for a in c["prechecks"]})
+        prechecks = self.parallel(self.precheck_reads, [json.loads(a) for a in checks])
+        (self.work / "reads.json").write_text(json.dumps(
+            {"reads": records, "pages": pages, "prechecks": prechecks}, indent=1))
+        commands = sorted({command_words(r["argv"]) for r in records + pages})
+        continued = sum(1 for r in pages if any(a.startswith("--marker=") for a in r["argv"]))
+        self.notes.append(f"reads: {len(records) + len(pages)} calls of {len(commands)} commands compared: "
+                          + ", ".join(commands) + f"; of them {len(pages)} pages of paged lists, {continued} "
+                          f"asked for with --marker (the link's host normalised); {len(prechecks)} distinct "
+                          "prechecks accepted by the real az (failing only at the dead proxy) and answered "
+                          "by the CLI face")
 
     # ----------------------------------------------------------------------------------------
     # mutations
-
-    def rendered_plan(self):
-        renderer = plan.Renderer(plan.cli_face(self.azsim, str(self.plan_world), str(self.work / "plan.calls.jsonl")))
-        playbooks = plan.load_playbooks(sorted((HERE.parent.parent / "playbooks").glob("*.toml")))
-        enabled = [s["id"] for s in self.world["subscriptions"] if s.get("state", "Enabled") == "Enabled"]
-        changes = []
-        for pb in playbooks:
-            for sub in enabled:
-                changes += renderer.plan(pb, sub)
-        return changes
 
     def extra_chains(self):
         """Changes and failures the playbooks do not reach on the demo fleet."""
@@ -523,9 +688,10 @@ class Suite:
                       "--keys", *db["keys"], "-i", "--umi", *umi, *extra)
         master = dict(customers, name="master")
         # Each chain ends as it started but for what its last updates set; the worlds of both
-        # faces must agree after them.
+        # faces must agree after them. Each is named by its database's id: the plan's change of
+        # the same database runs first, in the same chain (`serialized`).
         return [
-            {"resource": "database-level key of customers", "steps": [
+            {"resource": self.database_id(customers), "steps": [
                 revert(customers),
                 revert(customers),
                 on(customers, "show", "--expand-keys"),
@@ -534,7 +700,7 @@ class Suite:
                    "--federated-client-id=0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9"),
                 on(customers, "show", "--expand-keys"),
             ]},
-            {"resource": "database-level key of orders", "steps": [
+            {"resource": self.database_id(orders), "steps": [
                 # --umi without -i: az ignores it, so only the rotation flag changes.
                 on(orders, "update", "--umi", *customers["identity"]["userAssignedIdentities"], "--epauto=false"),
                 revert(orders),
@@ -546,10 +712,72 @@ class Suite:
             ]},
         ]
 
+    @staticmethod
+    def database_id(db):
+        return (f"/subscriptions/{db['subscription']}/resourceGroups/{db['resourceGroup']}/providers/"
+                f"Microsoft.Sql/servers/{db['server']}/databases/{db['name']}")
+
+    def managed_instance_chains(self):
+        """What the managed-instance playbook does not reach on this fleet: a customer key given
+        to the instance on the service-managed key (registered, made the protector without
+        auto-rotation, shown), and back; and the refusals: a key the instance does not have,
+        and AzureKeyVault without --kid (az's own check)."""
+        mi = next(m for m in self.world["sqlManagedInstances"] if m["protector"]["serverKeyType"] == "ServiceManaged")
+        kid = f"https://kv-ops-prod.vault.azure.net/keys/sqlmi-tde/{KEY}"
+
+        def on(*argv):
+            return plan.finish(["az", "sql", "mi", *argv, f"--managed-instance={mi['name']}",
+                                f"--resource-group={mi['resourceGroup']}"], mi["subscription"])
+        return [{"resource": f"customer key on {mi['name']}", "steps": [
+            on("tde-key", "set", "--server-key-type=AzureKeyVault",
+               "--kid=https://kv-ops-prod.vault.azure.net/keys/nosuch/" + KEY),
+            on("tde-key", "set", "--server-key-type=AzureKeyVault"),
+            on("key", "create", f"--kid={kid}"),
+            on("key", "list"),
+            on("tde-key", "set", "--server-key-type=AzureKeyVault", f"--kid={kid}"),
+            on("tde-key", "show"),
+            on("tde-key", "set", "--server-key-type=ServiceManaged"),
+        ]}]
+
+    def encryption_scope_chains(self):
+        """What the scope playbook does not reach on this fleet: a scope on Microsoft-managed
+        keys given a versionless Key Vault key (Azure computes the versioned identifier) and
+        back; and the refusals: Key Vault without --key-uri (az's own check), a scope that is
+        not there. (The update prints the scope as a show would; a show after it would only add
+        the time of the change, which the two faces stamp at different moments.)"""
+        scope = next(e for e in self.world["encryptionScopes"]
+                     if e["source"] == "Microsoft.Storage" and not e.get("requireInfrastructureEncryption"))
+
+        def on(*argv, name=scope["name"]):
+            return plan.finish(["az", "storage", "account", "encryption-scope", *argv,
+                                f"--account-name={scope['account']}", f"--resource-group={scope['resourceGroup']}",
+                                f"--name={name}"], scope["subscription"])
+        return [{"resource": f"encryption scope {scope['account']}/{scope['name']}", "steps": [
+            on("update", "--key-source=Microsoft.KeyVault"),
+            on("update", "--key-source=Microsoft.Storage", name="nosuch"),
+            on("update", "--key-source=Microsoft.KeyVault", "--key-uri=https://kv-ops-prod.vault.azure.net/keys/scope-new"),
+            on("update", "--key-source=Microsoft.Storage"),
+        ]}]
+
+    @staticmethod
+    def serialized(chains):
+        """Chains on the same resource (by id, ignoring case) joined into one, in order: run in
+        parallel they would interleave differently on the two faces."""
+        joined = {}
+        for chain in chains:
+            key = chain["resource"].lower()
+            if key in joined:
+                joined[key]["steps"] = joined[key]["steps"] + chain["steps"]
+            else:
+                joined[key] = {"resource": chain["resource"], "steps": list(chain["steps"])}
+        return list(joined.values())
+
     def mutations(self):
         self.need_plan()
-        chains = [{"resource": c["resource"], "steps": c["steps"]}
-                  for c in self.plan_chains(self.plan_json)] + self.extra_chains() + self.database_key_chains()
+        chains = self.serialized(
+            [{"resource": c["resource"], "steps": c["steps"]} for c in self.plan_chains(self.plan_json)]
+            + self.extra_chains() + self.database_key_chains() + self.managed_instance_chains()
+            + self.encryption_scope_chains())
         world = json.loads(json.dumps(self.world))
         st = next(a for a in self.world["storageAccounts"] if a["name"] == "stfinance02")
         fin_account = (f"/subscriptions/{st['subscription']}/resourceGroups/{st['resourceGroup']}"
@@ -583,6 +811,7 @@ class Suite:
         for path, va, vc in bad:
             self.fail("mutations", f"worlds differ at {path}: after the real az {json.dumps(va)}, "
                       f"after the CLI face {json.dumps(vc)}")
+        self.covered(chains)
         steps = sum(len(c["steps"]) for c in chains)
         kinds = sorted({command_words(s) for c in chains for s in c["steps"]})
         self.notes.append(f"mutations: {steps} argvs in {len(chains)} chains ({', '.join(kinds)}); "
@@ -597,6 +826,31 @@ class Suite:
             self.fail("mutations", "az never polled an Azure-AsyncOperation URL: the LRO path was not exercised")
         self.notes.append(f"ARM face: {accepted} SQL PUTs answered 202, {polled} operation polls")
 
+    # Argv shapes the mutations must include, so that a change to the world or the playbooks
+    # cannot quietly drop one: (command words, an argument that must be among the argv's).
+    MUST_MUTATE = [
+        ("storage account encryption-scope update", "--key-source=Microsoft.Storage"),
+        ("storage account encryption-scope update", "--key-source=Microsoft.KeyVault"),
+        ("sql mi tde-key set", "--server-key-type=ServiceManaged"),
+        ("sql mi tde-key set", "--server-key-type=AzureKeyVault"),
+        ("sql mi tde-key set", "--auto-rotation-enabled=true"),
+        ("sql mi key create", None),
+        ("sql db tde key revert", None),
+        ("sql db update", "--keys"),
+        ("sql db update", "--user-assigned-identity-id"),
+        ("sql db update", "--assign-identity=true"),
+        ("sql db update", "--encryption-protector-auto-rotation=true"),
+    ]
+
+    def covered(self, chains):
+        """Fails for each MUST_MUTATE shape that no argv of azbook's plan has (the plan's, not
+        the extra chains': these are the argvs azbook really runs)."""
+        planned = [argv for c in self.plan_chains(self.plan_json) for argv in c["steps"]]
+        for words, arg in self.MUST_MUTATE:
+            if not any(command_words(a) == words and (arg is None or arg in a) for a in planned):
+                self.fail("mutations", f"azbook's plan over the conformance world has no `{words}` "
+                          f"{'with ' + arg if arg else ''}: the suite no longer covers it")
+
     # ----------------------------------------------------------------------------------------
     # argcheck
 
@@ -610,12 +864,23 @@ class Suite:
          "--status=On", "--output=json"],
         ["az", "sql", "server", "list", "--bogus=1", "--output=json"],
         ["az", "sql", "server", "tde-key", "set", "--server=s", "--resource-group=rg", "--output=json"],
+        # Why a list-valued argument with no values gives nothing, not even its option, and why
+        # a value starting with `-` is never passed: az reads both as an option with no value.
+        ["az", "sql", "db", "update", "--name=d", "--server=s", "--resource-group=rg",
+         "--encryption-protector=https://kv.vault.azure.net/keys/k", "--keys", "--output=json"],
+        ["az", "sql", "db", "update", "--name=d", "--server=s", "--resource-group=rg",
+         "--keys", "-kv.vault.azure.net/keys/k", "--output=json"],
+        ["az", "sql", "db", "update", "--name=d", "--server=s", "--resource-group=rg", "--assign-identity=true",
+         "--user-assigned-identity-id", "--output=json"],
+        ["az", "sql", "db", "show", "--name=d", "--server=s", "--resource-group=rg", "--expand-keys=yes",
+         "--output=json"],
     ]
 
     def argcheck(self):
         """Every argv azbook's plan emits (implementation steps and backout), the reads of the
         steps' skip_if and of the prechecks (rendered by plan.py: a plan does not list them),
-        every read, and --argv-file's argvs: accepted by az's parser and validators."""
+        every read, the continuation pages of paged lists (`--marker=<link>`, as plan.py asked
+        for them), and --argv-file's argvs: accepted by az's parser and validators."""
         self.need_plan()
         sourced = []
         for change in self.plan_json["changes"]:
@@ -630,6 +895,7 @@ class Suite:
                     sourced.append((step["skip_if_read"], "skip_if read"))
             sourced += [(argv, "precheck") for argv in change.get("prechecks", [])]
         sourced += [(argv, "read") for argv in self.read_argvs()]
+        sourced += [(argv, "page") for argv in self.plan_pages]
         if self.args.argv_file:
             sourced += [(argv, "argv-file") for argv in plan.steps_from_plan_file(self.args.argv_file)]
         unique, seen = [], set()
