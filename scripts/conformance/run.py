@@ -15,8 +15,10 @@ Stages, each a function below, in this order:
              page 3; SQL servers on customer keys; databases with TDE off; two managed instances
              in rg-sqlmi, one on a customer key with auto-rotation; databases with their own key:
              customers with a user-assigned identity, orders also with auto-rotation and a
-             federated client id), plus a disabled subscription, a server whose TDE protector is a versionless Key
-             Vault key with auto-rotation, and the service principal as the signed-in user;
+             federated client id), plus a disabled subscription, a server (sql-rotate-dev) whose
+             TDE protector is a versionless Key Vault key with auto-rotation, a database on it
+             (archive) with its own key, no identity and auto-rotation off, and the service
+             principal as the signed-in user;
   plan       `azbook plan --output json` over that world (through the CLI face): the argvs azbook
              emits, which the later stages use; plan.py renders the playbooks independently
              (paged lists, read_when, list-valued arguments, precheck `when`) and must produce the
@@ -376,9 +378,8 @@ class Suite:
         self.plan_world = self.work / "plan.db"
         self.load(self.plan_world, self.world)
         renderer = plan.Renderer(plan.cli_face(self.azsim, str(self.plan_world), str(self.plan_world) + ".calls.jsonl"))
-        enabled = [s["id"] for s in self.world["subscriptions"] if s.get("state", "Enabled") == "Enabled"]
         try:
-            self.plan_changes = [change for pb in self.playbooks() for sub in enabled
+            self.plan_changes = [change for pb in self.playbooks() for sub in self.enabled_subscriptions()
                                  for change in renderer.plan(pb, sub)]
         except plan.PlanError as e:
             raise Failure(f"plan.py cannot render the playbooks over the conformance world: {e}") from None
@@ -536,11 +537,11 @@ class Suite:
         """(argv without what azbook adds, subscription) of each paged list the playbooks make:
         every account's encryption scopes, as the scope playbook's discovery lists them."""
         argvs = []
-        for pb in self.playbooks():
-            for level in pb["discover"]:
-                if level.get("next_marker") and command_words(level["argv"]) == "storage account encryption-scope list":
-                    argvs += [(plan.render_argv(level["argv"], {"account": a}), a["subscription"])
-                              for a in self.world["storageAccounts"] if a["subscription"] != RETIRED["id"]]
+        scope_lists = [level for pb in self.playbooks() for level in pb["discover"] if level.get("next_marker")
+                       and command_words(level["argv"]) == "storage account encryption-scope list"]
+        for level in scope_lists:
+            argvs += [(plan.render_argv(level["argv"], {"account": a}), a["subscription"])
+                      for a in self.world["storageAccounts"] if a["subscription"] != RETIRED["id"]]
         if not argvs:
             raise Failure("no playbook pages `az storage account encryption-scope list` any more: update the suite")
         return argvs
@@ -1476,6 +1477,7 @@ class Suite:
         found = self.dump(self.arm_world)
         calls_before = len(self.arm_calls())
         backed = self.drift_azbook(["backout", "--yes", "--output", "json"], 3, cwd)
+        (Path(cwd) / "backout.json").write_text(json.dumps(backed, indent=1))
         change = backed["changes"][0]
         fields = [d["field"] for d in change.get("differences") or []]
         if change["status"] != "drifted" or field not in fields:
