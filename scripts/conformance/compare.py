@@ -7,6 +7,9 @@ differences that are understood, each with a reason: an entry has a `scope` (`re
 limited to), a `path` pattern (`*` matches one segment, `**` any number) and a `reason`.
 Every entry must be used by the run, or the suite fails: a stale entry would hide a future
 difference.
+
+One difference is normalised before comparing instead of allowed: the host of a paged list's
+next link (`azure_host`), which is by nature the host az talked to.
 """
 
 import json
@@ -35,6 +38,30 @@ def differences(left, right):
         va, vb = a.get(path, "<absent>"), b.get(path, "<absent>")
         if va != vb or (path in a) != (path in b):
             out.append((".".join(path), va, vb))
+    return out
+
+
+AZURE_RESOURCE_MANAGER = "https://management.azure.com"
+
+
+def azure_host(value, serve_base):
+    """`value` with each `nextMarker` link that starts at `serve_base` (azsim serve's
+    https://127.0.0.1:PORT) moved to Azure Resource Manager's host.
+
+    Why: az 2.91 prints a paged list's next link (`az storage account encryption-scope list`'s
+    trailing `{"nextMarker": ...}`) as the service gave it, and the service names its own host:
+    through the real az that is azsim serve on loopback, while the CLI face answers as Azure
+    does, with https://management.azure.com. Only that prefix, only in `nextMarker`, is
+    rewritten, so that the rest of the link (path, api-version, $include, $skipToken) is still
+    compared exactly; a link to any other host is left as it is, and then differs."""
+    if isinstance(value, list):
+        return [azure_host(v, serve_base) for v in value]
+    if not isinstance(value, dict):
+        return value
+    out = {k: azure_host(v, serve_base) for k, v in value.items()}
+    link = out.get("nextMarker")
+    if isinstance(link, str) and link.startswith(serve_base.rstrip("/") + "/"):
+        out["nextMarker"] = AZURE_RESOURCE_MANAGER + link[len(serve_base.rstrip("/")):]
     return out
 
 
@@ -90,6 +117,10 @@ def _self_test():
     assert _match("x.*.z".split("."), "x.0.z".split("."))
     assert _match("**.ts".split("."), "a.b.ts".split("."))
     assert not _match("x.*".split("."), "x.0.z".split("."))
+    page = [{"name": "a"}, {"nextMarker": "https://127.0.0.1:8443/subscriptions/s?$skipToken=b"}]
+    assert azure_host(page, "https://127.0.0.1:8443")[1] == {
+        "nextMarker": "https://management.azure.com/subscriptions/s?$skipToken=b"}
+    assert azure_host(page, "https://127.0.0.1:9") == page
 
 
 _self_test()

@@ -3,7 +3,10 @@ azbook, the way ARCHITECTURE.md ("How to add a playbook", "The data flow of appl
 says azbook renders them: discovery per subscription, the test reads per target, the verdict, the
 prior state (`before`, the fields in `record`), and the implementation and backout steps of every
 noncompliant target (with the reads of `skip_if` and `precheck`), each argv ending in
-`--subscription=<id>` (resource commands) and `--output=json`.
+`--subscription=<id>` (resource commands) and `--output=json`. It reads the whole playbook
+language: paged lists (`next_marker`: every page through `--marker=<link>`), conditional named
+reads (`[test.read_when]`: null and no call where the condition is false), conditional and
+list-valued arguments (`{ arg, when }`, `{ arg, each }`) and conditional prechecks (`when`).
 
 The suite takes its argvs from `azbook plan --output json` itself (`steps_from_plan_file` reads
 that format, or a plain JSON list of argvs); this second rendering is the cross-check: run.py
@@ -49,6 +52,13 @@ class Unrenderable(Exception):
     """A placeholder whose value is null or missing: azbook would not emit this argv."""
 
 
+class PlanError(Exception):
+    """The playbooks cannot be rendered over this world the way azbook's loader and renderer
+    promise (a step with no value, a list-valued argument with a value az would misread, a
+    condition that is not a boolean, a list that pages for ever): run.py reports it as a
+    failure of the plan stage, never as a crash of the suite."""
+
+
 def evaluate(expression, data):
     return jmespath.search(expression, data, options=_OPTIONS)
 
@@ -72,14 +82,51 @@ def render_arg(template, roots):
     return _PLACEHOLDER.sub(fill, template)
 
 
+def condition(expression, roots):
+    """A `when`: azbook refuses one that gives anything but a boolean, so this does too
+    (treating it as false would drop an argument azbook's render would have failed on)."""
+    value = evaluate(expression, roots)
+    if not isinstance(value, bool):
+        raise PlanError(f"`{expression}` must give true or false, but gave {json.dumps(value)}")
+    return value
+
+
+def list_values(option, expression, roots):
+    """The values of a list-valued argument (`{ arg = "--keys", each = "..." }`): a list of
+    strings, null meaning none. A value that is empty or starts with `-` would be read by az as
+    nothing or as an option, and one with a control character is refused: azbook refuses to
+    render all three (README.md, "Playbooks"), so they are errors here, never arguments."""
+    values = evaluate(expression, roots)
+    if values is None:
+        return []
+    if not isinstance(values, list):
+        raise PlanError(f"`{expression}` (the values of {option}) gave {json.dumps(values)}, not a list")
+    for value in values:
+        if not isinstance(value, str):
+            raise PlanError(f"`{expression}` (the values of {option}) gave a non-string {json.dumps(value)}")
+        if value == "" or value.startswith("-") or any(ord(c) < 32 or ord(c) == 127 for c in value):
+            raise PlanError(f"{option} would get the value {value!r}, which az would misread")
+    return values
+
+
 def render_argv(argv, roots):
+    """Each element one argument; a conditional one (`when`) only where its condition holds;
+    a list-valued one (`each`) as its option then one argument per value, and nothing at all,
+    not even the option, for an empty list."""
     out = []
     for item in argv:
-        if isinstance(item, dict):
-            if evaluate(item["when"], roots) is not True:
-                continue
-            item = item["arg"]
-        out.append(render_arg(item, roots))
+        if not isinstance(item, dict):
+            out.append(render_arg(item, roots))
+            continue
+        if "when" in item and not condition(item["when"], roots):
+            continue
+        option = render_arg(item["arg"], roots)
+        if "each" not in item:
+            out.append(option)
+            continue
+        values = list_values(option, item["each"], roots)
+        if values:
+            out += [option, *values]
     return out
 
 
@@ -106,6 +153,36 @@ class Renderer:
 
     def __init__(self, az_json):
         self.az_json = az_json
+        # Every continuation page asked for (`--marker=<link>`): argvs the reads stage and
+        # argcheck check too.
+        self.pages = []
+        # The conditional reads not made (their condition was false): none may be called.
+        self.skipped_reads = []
+
+    def listed(self, level, roots, subscription):
+        """The items of one discovery level under `roots`. A paged level (`next_marker`, see
+        ARCHITECTURE.md, "Paged lists") is asked for every page: a last item that is an object
+        with `nextMarker` alone is dropped, and while its marker is neither null nor "", the same
+        argv runs again with `<option>=<marker>` appended (before what azbook adds)."""
+        argv = render_argv(level["argv"], roots)
+        option = level.get("next_marker")
+        items = self.az_json(finish(argv, subscription)) or []
+        if not option:
+            return items
+        out, seen = [], set()
+        while True:
+            marker = None
+            if items and isinstance(items[-1], dict) and set(items[-1]) == {"nextMarker"}:
+                marker = items.pop()["nextMarker"]
+            out += items
+            if not marker:
+                return out
+            if marker in seen:
+                raise PlanError(f"{' '.join(argv)}: the page marker {marker!r} came twice")
+            seen.add(marker)
+            page = finish([*argv, f"{option}={marker}"], subscription)
+            self.pages.append(page)
+            items = self.az_json(page) or []
 
     def targets(self, playbook, subscription):
         """(roots, target) pairs of the last discovery level, skipped ones left out."""
@@ -114,8 +191,7 @@ class Renderer:
         for i, level in enumerate(levels):
             next_frontier = []
             for roots in frontier:
-                argv = finish(render_argv(level["argv"], roots), subscription)
-                for item in self.az_json(argv) or []:
+                for item in self.listed(level, roots, subscription):
                     r = dict(roots)
                     r[level["name"]] = item
                     if i == len(levels) - 1:
@@ -127,15 +203,23 @@ class Renderer:
         return frontier
 
     def state(self, playbook, roots, subscription):
+        """The document the verdict sees: the read's output, the listed target, or, with named
+        reads, `{"target": <listed item>, <name>: <output>}`, where a read whose `read_when`
+        does not hold (judged on the listed target and the levels) is null and never made."""
         test = playbook["test"]
         if "read" in test:
             return self.az_json(finish(render_argv(test["read"], roots), subscription))
-        if "reads" in test:
-            return {
-                name: self.az_json(finish(render_argv(argv, roots), subscription))
-                for name, argv in test["reads"].items()
-            }
-        return roots["target"]
+        if "reads" not in test:
+            return roots["target"]
+        state = {"target": roots["target"]}
+        only_when = test.get("read_when", {})
+        for name, argv in test["reads"].items():
+            if name in only_when and not condition(only_when[name], roots):
+                state[name] = None
+                self.skipped_reads.append(finish(render_argv(argv, roots), subscription))
+                continue
+            state[name] = self.az_json(finish(render_argv(argv, roots), subscription))
+        return state
 
     def plan(self, playbook, subscription):
         """Per noncompliant target: its implementation then its backout steps, as azbook's
@@ -144,44 +228,57 @@ class Renderer:
         changes = []
         for roots in self.targets(playbook, subscription):
             state = self.state(playbook, roots, subscription)
-            if evaluate(playbook["test"]["compliant"], state) is True:
+            if condition(playbook["test"]["compliant"], state):
                 continue
-            before = {}
-            for path in playbook["test"].get("record", []):
-                set_path(before, path, lookup(path, state))
-            step_roots = dict(roots)
-            step_roots["before"] = before
-            steps = []
-            for phase in ("implement", "backout"):
-                for step in playbook.get(phase, []):
-                    if step.get("kind", "az") == "manual":
-                        continue
-                    if "when" in step and evaluate(step["when"], step_roots) is not True:
-                        continue
-                    try:
-                        argv = finish(render_argv(step["argv"], step_roots), subscription)
-                    except Unrenderable as missing:
-                        raise SystemExit(
-                            f"playbook {playbook['id']}: step '{step['name']}' has no value for "
-                            f"{{{missing}}} on {roots['target'].get('id')}"
-                        ) from None
-                    steps.append({"phase": phase, "name": step["name"], "argv": argv})
-                    if "skip_if" in step:
-                        read = finish(render_argv(step["skip_if"]["read"], step_roots), subscription)
-                        steps[-1]["skip_if_read"] = read
-            prechecks = []
-            for check in playbook.get("precheck", []):
-                sub = subscription if check.get("subscription", True) else None
-                try:
-                    prechecks.append(finish(render_argv(check["read"], step_roots), sub))
-                except Unrenderable:
-                    pass  # azbook turns this into a warning; no argv is emitted
+            step_roots = dict(roots, before=recorded(playbook, state))
+            steps = [step for phase in ("implement", "backout")
+                     for step in self.steps(playbook, phase, step_roots, subscription)]
             if steps:
-                changes.append(
-                    {"playbook": playbook["id"], "resource": roots["target"]["id"], "steps": steps,
-                     "prechecks": prechecks}
-                )
+                changes.append({"playbook": playbook["id"], "resource": roots["target"]["id"], "steps": steps,
+                                "prechecks": prechecks(playbook, step_roots, subscription)})
         return changes
+
+    @staticmethod
+    def steps(playbook, phase, roots, subscription):
+        """The az steps of one phase that apply to this change (manual steps have no argv)."""
+        steps = []
+        for step in playbook.get(phase, []):
+            if step.get("kind", "az") == "manual":
+                continue
+            if "when" in step and not condition(step["when"], roots):
+                continue
+            try:
+                argv = finish(render_argv(step["argv"], roots), subscription)
+            except Unrenderable as missing:
+                raise PlanError(f"playbook {playbook['id']}: step '{step['name']}' has no value for "
+                                f"{{{missing}}} on {roots['target'].get('id')}") from None
+            steps.append({"phase": phase, "name": step["name"], "argv": argv})
+            if "skip_if" in step:
+                steps[-1]["skip_if_read"] = finish(render_argv(step["skip_if"]["read"], roots), subscription)
+        return steps
+
+
+def recorded(playbook, state):
+    """`before`: only the fields in `record`, each at its path (null where the state has none)."""
+    before = {}
+    for path in playbook["test"].get("record", []):
+        set_path(before, path, lookup(path, state))
+    return before
+
+
+def prechecks(playbook, roots, subscription):
+    """The precheck reads azbook makes before this change: a check whose `when` is false is not
+    about this change and is skipped; one with no value is a warning in azbook, no argv."""
+    argvs = []
+    for check in playbook.get("precheck", []):
+        if "when" in check and not condition(check["when"], roots):
+            continue
+        sub = subscription if check.get("subscription", True) else None
+        try:
+            argvs.append(finish(render_argv(check["read"], roots), sub))
+        except Unrenderable:
+            pass
+    return argvs
 
 
 def load_playbooks(paths):
@@ -217,7 +314,7 @@ def cli_face(azsim, world, log):
         env = {"AZSIM_WORLD": world, "AZSIM_LOG": log, "PATH": "/usr/bin:/bin"}
         done = subprocess.run([azsim, "az", *argv[1:]], env=env, capture_output=True, text=True)
         if done.returncode != 0:
-            raise SystemExit(f"azsim CLI face failed on {argv}: {done.stderr}")
+            raise PlanError(f"azsim CLI face failed on {argv}: {done.stderr}")
         return json.loads(done.stdout) if done.stdout.strip() else None
 
     return az_json
