@@ -259,11 +259,36 @@ class Renderer:
 
 
 def recorded(playbook, state):
-    """`before`: only the fields in `record`, each at its path (null where the state has none)."""
+    """`before`: only the fields in `record`, each at its path (null where the state has none).
+    A `*` segment keeps every key of the map there, each with what the rest of the path names
+    (nothing: `{}`), as azbook's `FieldPath::project` does."""
     before = {}
     for path in playbook["test"].get("record", []):
-        set_path(before, path, lookup(path, state))
+        if ".*" not in path:
+            set_path(before, path, lookup(path, state))
+            continue
+        head, rest = path.split(".*", 1)
+        value = every_key(lookup(head, state), rest.lstrip("."))
+        current = lookup(head, before)
+        if isinstance(current, dict) and isinstance(value, dict):
+            for key, kept in value.items():
+                current.setdefault(key, {}).update(kept)
+        else:
+            set_path(before, head, value)
     return before
+
+
+def every_key(mapping, rest):
+    """A map's keys, each with only the field path `rest` of its value ({} for none)."""
+    if not isinstance(mapping, dict):
+        return None
+    out = {}
+    for key, value in mapping.items():
+        kept = {}
+        if rest:
+            set_path(kept, rest, lookup(rest, value))
+        out[key] = kept
+    return out
 
 
 def prechecks(playbook, roots, subscription):
