@@ -36,11 +36,19 @@ pub(crate) struct Group<'r> {
 }
 
 impl Group<'_> {
-    /// `2 of 5 encryptionScopes noncompliant` (and errors, when there are any).
+    /// `2 of 5 encryption scopes noncompliant` (and errors, when there are any), the kind as
+    /// the ARM id spells it (`encryptionScopes`) put into words.
     pub fn tally(&self, kind: &str) -> String {
         let count = |status: Status| self.results.iter().filter(|r| r.status == status).count();
+        let mut words = String::new();
+        for c in kind.chars() {
+            if c.is_ascii_uppercase() {
+                words.push(' ');
+            }
+            words.push(c.to_ascii_lowercase());
+        }
         let mut text = format!(
-            "{} of {} {kind} noncompliant",
+            "{} of {} {words} noncompliant",
             count(Status::Noncompliant),
             self.results.len()
         );
@@ -459,7 +467,7 @@ mod tests {
         assert_eq!(groups[1].results.len(), 3);
         assert_eq!(
             groups[1].tally(&kind),
-            "1 of 3 encryptionScopes noncompliant, 1 could not be read"
+            "1 of 3 encryption scopes noncompliant, 1 could not be read"
         );
         assert_eq!(groups[2].results.len(), 1, "another account, another group");
         assert_eq!(parent_of("/subscriptions/s"), None);

@@ -101,7 +101,7 @@ fn the_table_lists_scopes_under_their_account() {
     let header = lines
         .iter()
         .position(|l| {
-            l.contains("rg-data/stmmk") && l.contains("2 of 7 encryptionScopes noncompliant")
+            l.contains("rg-data/stmmk") && l.contains("2 of 7 encryption scopes noncompliant")
         })
         .unwrap_or_else(|| panic!("no account line:\n{text}"));
     for name in ["s1", "s5", "zz-pinned-off", "zz-versionless"] {
@@ -121,7 +121,7 @@ fn the_table_lists_scopes_under_their_account() {
         .output()
         .unwrap();
     let text = String::from_utf8(markdown.stdout).unwrap();
-    let account_row = "|  | **rg-data/stmmk** | **2 of 7 encryptionScopes noncompliant** |";
+    let account_row = "|  | **rg-data/stmmk** | **2 of 7 encryption scopes noncompliant** |";
     let at = text.find(account_row).unwrap_or_else(|| panic!("{text}"));
     assert!(text[at..].contains("| noncompliant | rg-data/stmmk/zz-pinned-off |"));
 }
