@@ -232,8 +232,11 @@ struct Listed {
     at: String,
     /// For a paged list: where each page after the first starts among the items, and the
     /// argv that read it (evidence names the call that printed each item).
-    pages: Vec<(usize, Vec<String>)>,
+    pages: Pages,
 }
+
+/// Where each page after the first starts among a list's items, with the argv that read it.
+type Pages = Vec<(usize, Vec<String>)>;
 
 type Shared = Arc<Listed>;
 /// A call's argv and subscription.
@@ -410,7 +413,7 @@ impl<'a> Discovery<'a> {
         option: &str,
         subscription: &str,
         keep: &FieldTree,
-        pages: &mut Vec<(usize, Vec<String>)>,
+        pages: &mut Pages,
     ) -> Result<Value, AzError> {
         let mut items = Vec::new();
         let mut seen = std::collections::HashSet::new();
@@ -426,18 +429,10 @@ impl<'a> Discovery<'a> {
                 return Ok(Value::Array(items));
             };
             if !seen.insert(marker.clone()) {
-                return Err(AzError {
-                    kind: ErrorKind::MalformedOutput,
-                    code: None,
-                    message: format!(
-                        "az gave the page marker {marker:?} twice; the list would never end"
-                    ),
-                    command: crate::az::display_command(&Az::full_argv(
-                        &page_argv,
-                        Some(subscription),
-                    )),
-                    exit_code: Some(0),
-                });
+                return Err(malformed(
+                    format!("az gave the page marker {marker:?} twice; the list would never end"),
+                    &Az::full_argv(&page_argv, Some(subscription)),
+                ));
             }
             page_argv = argv.to_vec();
             page_argv.push(format!("{option}={marker}"));
@@ -543,13 +538,10 @@ pub fn group_exists(az: &Az, subscription: &str, name: &str) -> Result<bool, AzE
     let argv = group_exists_argv(name);
     match az.run(&argv, Some(subscription), CallKind::Read)? {
         Value::Bool(exists) => Ok(exists),
-        other => Err(AzError {
-            kind: ErrorKind::MalformedOutput,
-            code: None,
-            message: format!("expected true or false, got {}", json_type(&other)),
-            command: crate::az::display_command(&Az::full_argv(&argv, Some(subscription))),
-            exit_code: Some(0),
-        }),
+        other => Err(malformed(
+            format!("expected true or false, got {}", json_type(&other)),
+            &Az::full_argv(&argv, Some(subscription)),
+        )),
     }
 }
 
@@ -563,10 +555,18 @@ fn group_exists_argv(name: &str) -> Vec<String> {
 
 /// What a list call that printed JSON other than a list failed with.
 fn not_a_list(output: &Value, argv: &[String]) -> AzError {
+    malformed(
+        format!("expected a JSON list, got {}", json_type(output)),
+        argv,
+    )
+}
+
+/// az exited 0 but printed what a list or a check cannot be read from.
+fn malformed(message: String, argv: &[String]) -> AzError {
     AzError {
         kind: ErrorKind::MalformedOutput,
         code: None,
-        message: format!("expected a JSON list, got {}", json_type(output)),
+        message,
         command: crate::az::display_command(argv),
         exit_code: Some(0),
     }
@@ -597,6 +597,51 @@ pub fn json_type(v: &Value) -> &'static str {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// Every page of a list through a fake `az` (`/bin/sh -c BODY az ...`).
+    fn pages_of(body: &str) -> (Result<Value, AzError>, Pages) {
+        let config = crate::az::AzConfig {
+            program: std::path::PathBuf::from("/bin/sh"),
+            ..crate::az::AzConfig::default()
+        };
+        let az = Az::new(config, None);
+        let (filters, abort) = (Filters::default(), Abort::default());
+        let discovery = Discovery::new(&az, &filters, &abort, &[], false);
+        let argv: Vec<String> = ["az", "-c", body, "az"].map(String::from).to_vec();
+        let mut pages = Vec::new();
+        let all = discovery.all_pages(&argv, "--marker", "s", &FieldTree::All, &mut pages);
+        (all, pages)
+    }
+
+    #[test]
+    fn every_page_is_read_and_each_item_knows_its_page() {
+        let body = r#"case "$*" in
+            *--marker=p3*) echo '[{"name":"e"}]' ;;
+            *--marker=p2*) echo '[{"name":"c"},{"name":"d"},{"nextMarker":"p3"}]' ;;
+            *) echo '[{"name":"a"},{"name":"b"},{"nextMarker":"p2"}]' ;;
+        esac"#;
+        let (all, pages) = pages_of(body);
+        let names: Vec<Value> = all
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["name"].clone())
+            .collect();
+        assert_eq!(names, ["a", "b", "c", "d", "e"]);
+        let starts: Vec<usize> = pages.iter().map(|(start, _)| *start).collect();
+        assert_eq!(starts, [2, 4]);
+        assert_eq!(pages[1].1.last().unwrap(), "--marker=p3");
+    }
+
+    #[test]
+    fn a_marker_given_twice_is_an_error_not_an_endless_list() {
+        let (all, _) = pages_of(r#"echo '[{"name":"a"},{"nextMarker":"same"}]'"#);
+        let error = all.unwrap_err();
+        assert_eq!(error.kind, ErrorKind::MalformedOutput);
+        assert!(error.message.contains("twice"), "{}", error.message);
+        assert!(error.command.contains("--marker=same"), "{}", error.command);
+    }
 
     #[test]
     fn a_trailing_marker_item_is_taken_off_the_page() {

@@ -5,6 +5,7 @@
 mod account;
 mod app;
 mod apply;
+mod armid;
 mod az;
 mod backout;
 pub mod cli;

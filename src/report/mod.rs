@@ -65,7 +65,8 @@ impl Group<'_> {
 pub(crate) fn grouped<'r>(results: impl IntoIterator<Item = &'r TestResult>) -> Vec<Group<'r>> {
     let mut groups: Vec<Group<'r>> = Vec::new();
     for result in results {
-        let parent = parent_of(&result.resource);
+        let parent = crate::armid::parent(&result.resource)
+            .map(|(id, kind)| (id.to_string(), kind.to_string()));
         match groups.last_mut() {
             Some(last)
                 if parent.is_some()
@@ -81,20 +82,6 @@ pub(crate) fn grouped<'r>(results: impl IntoIterator<Item = &'r TestResult>) -> 
         }
     }
     groups
-}
-
-/// `.../providers/NS/T1/N1/T2/N2` lies under `.../providers/NS/T1/N1`, as kind `T2`.
-fn parent_of(id: &str) -> Option<(String, String)> {
-    let parts: Vec<&str> = id.split('/').collect();
-    let providers = parts
-        .iter()
-        .rposition(|p| p.eq_ignore_ascii_case("providers"))?;
-    let pairs = parts.len().checked_sub(providers + 2)?;
-    if pairs < 4 || pairs % 2 != 0 {
-        return None;
-    }
-    let kind = parts[parts.len() - 2].to_string();
-    Some((parts[..parts.len() - 2].join("/"), kind))
 }
 
 /// A format that renders test results (`azbook test`, `azbook report merge`).
@@ -470,7 +457,6 @@ mod tests {
             "1 of 3 encryption scopes noncompliant, 1 could not be read"
         );
         assert_eq!(groups[2].results.len(), 1, "another account, another group");
-        assert_eq!(parent_of("/subscriptions/s"), None);
     }
 
     #[test]
